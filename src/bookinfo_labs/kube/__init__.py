@@ -1,0 +1,1 @@
+"""The kube backend: the same Mesh verbs against a real cluster."""

@@ -1,0 +1,1 @@
+"""Local implementations of the sample apps (Bookinfo, clients, httpbin...)."""

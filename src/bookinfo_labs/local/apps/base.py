@@ -1,0 +1,58 @@
+"""What a local sample app gets from the emulated pod it runs in.
+
+An app is an aiohttp ``web.Application`` built by a factory ``make(ctx: AppContext)``. It
+serves on its own loopback port; its outgoing calls go through ``ctx.outbound``, which
+hands them to the pod's sidecar exactly as iptables capture would: the app names
+``http://reviews:9080/...`` and never learns where the sidecar sends it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable, Mapping, Protocol, Sequence
+
+from aiohttp import web
+
+from ...versions import IstioVersion
+
+
+@dataclass
+class UpstreamResponse:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+
+class Outbound(Protocol):
+    """The pod's outbound path (its sidecar).
+
+    Raises ``asyncio.TimeoutError`` when no response arrives within ``timeout_s`` and
+    ``ConnectionError`` when the connection fails: what an HTTP client library would see.
+    """
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Sequence[tuple[str, str]] = (),
+        body: bytes | None = None,
+        timeout_s: float | None = None,
+    ) -> UpstreamResponse: ...
+
+
+@dataclass
+class AppContext:
+    pod_name: str  # the HOSTNAME the app reports (e.g. reviews-v2-5d8f7c9b6d-x2k4p)
+    labels: Mapping[str, str]
+    env: Mapping[str, str]  # the container's env from the Deployment
+    outbound: Outbound
+    istio: IstioVersion
+    log: Callable[[str], None]  # appends one line to the app's log (kubectl logs)
+    options: Mapping[str, str] = field(default_factory=dict)  # image build settings
+
+
+AppFactory = Callable[[AppContext], web.Application | Awaitable[web.Application]]

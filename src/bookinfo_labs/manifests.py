@@ -1,0 +1,137 @@
+"""Reading the labs' YAML: files, multi-document streams, inline docstrings.
+
+Every document is validated against the typed Istio models before any mesh sees it, so a
+typo fails with the file, the resource and the field path, and nothing is half-applied.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .istio import FieldError, parse_resource
+
+#: where the labs' manifests live, as the handouts name them
+MANIFESTS_ROOT = Path(__file__).resolve().parents[2] / "manifests"
+
+
+class ManifestError(Exception):
+    """A manifest cannot be applied. Says which file, which resource, which field, what to do."""
+
+    def __init__(self, source: str, message: str, *, resource: str | None = None,
+                 path: str | None = None, line: int | None = None):
+        self.source = source
+        self.resource = resource
+        self.path = path
+        self.line = line
+        self.reason = message
+        where = source + (f":{line}" if line else "")
+        parts = [where]
+        if resource:
+            parts.append(resource)
+        if path:
+            parts.append(path)
+        super().__init__(": ".join(parts) + f": {message}. Nothing from {source} was applied.")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """One YAML document: where it came from, the raw object, and its typed model."""
+
+    source: str  # file path relative to the project, or "<inline>"
+    line: int  # line of the document's start in that file
+    raw: dict[str, Any]
+    model: Any  # the pydantic model of its kind
+
+    @property
+    def kind(self) -> str:
+        return self.raw["kind"]
+
+    @property
+    def name(self) -> str:
+        return self.raw["metadata"]["name"]
+
+    @property
+    def namespace(self) -> str | None:
+        return self.raw["metadata"].get("namespace")
+
+    def describe(self) -> str:
+        return f'{self.kind} "{self.name}"'
+
+
+def parse_text(text: str, source: str = "<inline>") -> list[Manifest]:
+    """Parse a YAML stream into validated manifests; raise ManifestError on the first problem."""
+    documents = _load_documents(text, source)
+    manifests = []
+    for line, doc in documents:
+        if doc is None:  # an empty document, e.g. after a trailing "---"
+            continue
+        manifests.append(_validate(doc, source, line))
+    if not manifests:
+        raise ManifestError(source, "no Kubernetes objects found (the file is empty)")
+    return manifests
+
+
+def load_file(name: str | Path) -> list[Manifest]:
+    """Load a manifest by path, or by its lab file name anywhere under ``manifests/``."""
+    path = find_manifest(name)
+    try:
+        shown = str(path.relative_to(MANIFESTS_ROOT.parent))
+    except ValueError:
+        shown = str(path)
+    return parse_text(path.read_text(encoding="utf-8"), shown)
+
+
+def find_manifest(name: str | Path) -> Path:
+    """Resolve ``virtual-service-all-v1.yaml`` or ``bookinfo/networking/...`` to one file."""
+    candidate = Path(name)
+    for base in (Path.cwd(), MANIFESTS_ROOT):
+        path = candidate if candidate.is_absolute() else base / candidate
+        if path.is_file():
+            return path.resolve()
+    matches = sorted(MANIFESTS_ROOT.rglob(candidate.name))
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        listed = ", ".join(str(m.relative_to(MANIFESTS_ROOT)) for m in matches)
+        raise ManifestError(str(name), f"the name is ambiguous; say which one: {listed}")
+    known = [p.name for p in MANIFESTS_ROOT.rglob("*.yaml")]
+    close = difflib.get_close_matches(candidate.name, known, n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise ManifestError(str(name), f"no such manifest file under manifests/{hint}")
+
+
+def _load_documents(text: str, source: str) -> list[tuple[int, Any]]:
+    loader = yaml.SafeLoader(text)
+    documents = []
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            documents.append((node.start_mark.line + 1, loader.construct_document(node)))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        col = f", column {mark.column + 1}" if mark else ""
+        raise ManifestError(source, f"malformed YAML{col}: {problem}", line=line) from None
+    finally:
+        loader.dispose()
+    return documents
+
+
+def _validate(doc: Any, source: str, line: int) -> Manifest:
+    if not isinstance(doc, dict):
+        raise ManifestError(source, f"a document must be a mapping, not {type(doc).__name__}",
+                            line=line)
+    name = (doc.get("metadata") or {}).get("name") if isinstance(doc.get("metadata"), dict) else None
+    resource = f'{doc.get("kind", "<no kind>")} "{name or "<no name>"}"'
+    try:
+        model = parse_resource(doc)
+    except FieldError as exc:
+        raise ManifestError(source, exc.message, resource=resource, path=exc.path,
+                            line=line) from None
+    return Manifest(source=source, line=line, raw=doc, model=model)

@@ -1,0 +1,136 @@
+"""The Mesh interface: every step talks to one of these, never to a backend directly.
+
+Two implementations: ``bookinfo_labs.local.LocalMesh`` (the embedded emulator, the default)
+and ``bookinfo_labs.kube.KubeMesh`` (a real cluster). Each verb has an obvious meaning on
+both; see DESIGN.md "One suite, two meshes".
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Iterable, NamedTuple
+
+from .manifests import Manifest
+from .versions import IstioVersion
+
+
+class ResourceKey(NamedTuple):
+    """Identity of one applied object, as kubectl would name it."""
+
+    kind: str
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}/{self.name} (namespace {self.namespace})"
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """One HTTP request as a client pod would send it with curl.
+
+    ``cookie_jar`` names a jar kept inside the client (``curl -b jar -c jar``), so a login
+    followed by page views behaves like a browser session.
+    """
+
+    url: str
+    method: str = "GET"
+    headers: tuple[tuple[str, str], ...] = ()
+    data: str | None = None
+    cookie_jar: str | None = None
+    max_time_s: float | None = None
+
+    def curl_args(self) -> list[str]:
+        """The curl arguments (without the URL) both backends pass to a real curl."""
+        args = ["-sS", "-i"]
+        if self.method != "GET" or self.data is not None:
+            args += ["-X", self.method]
+        for name, value in self.headers:
+            args += ["-H", f"{name}: {value}"]
+        if self.data is not None:
+            args += ["--data", self.data]
+        if self.max_time_s is not None:
+            args += ["--max-time", f"{self.max_time_s:g}"]
+        return args
+
+
+@dataclass
+class HttpResponse:
+    """What curl saw for one request.
+
+    ``status`` is 0 when no HTTP response arrived (curl prints ``000``); ``exit_code`` is
+    curl's exit code for that transfer and ``error`` its message.
+    """
+
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: str = ""
+    elapsed_s: float = 0.0
+    exit_code: int = 0
+    error: str = ""
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        return self.headers.get(name.lower(), default)
+
+
+class MeshError(Exception):
+    """A mesh cannot do what was asked: the message says why and what to do."""
+
+
+class Mesh(abc.ABC):
+    """A service mesh the labs run against."""
+
+    #: "local" or "kube"
+    name: str
+    #: the Istio release whose behaviour is expected (and, locally, emulated)
+    istio: IstioVersion
+    #: the namespace the labs run in
+    namespace: str = "default"
+
+    # -- lifecycle -------------------------------------------------------------------
+    @abc.abstractmethod
+    def deploy(self, sample: str) -> None:
+        """Make a sample app (``bookinfo``, ``sleep``/``curl``, ``httpbin``...) ready to serve.
+
+        Idempotent: a sample that is already running is left as it is.
+        """
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release everything this object started. Safe to call twice."""
+
+    # -- configuration ---------------------------------------------------------------
+    @abc.abstractmethod
+    def apply(self, manifests: list[Manifest]) -> list[ResourceKey]:
+        """Apply validated manifests, all or nothing; return the keys of what was applied."""
+
+    @abc.abstractmethod
+    def delete(self, keys: Iterable[ResourceKey]) -> None:
+        """Delete objects this tool applied; an already missing one is not an error."""
+
+    @abc.abstractmethod
+    def owned_resources(self) -> set[ResourceKey]:
+        """Every Istio config object this tool applied and that still exists."""
+
+    def warnings_for(self, manifests: list[Manifest]) -> list[str]:
+        """Analysis findings (like ``istioctl analyze``) for manifests just applied."""
+        return []
+
+    # -- traffic ---------------------------------------------------------------------
+    @abc.abstractmethod
+    def client(self) -> str:
+        """The name of the in-mesh client workload (``sleep`` or ``curl``, per Istio version)."""
+
+    @abc.abstractmethod
+    def send(self, client: str, request: HttpRequest, count: int = 1) -> list[HttpResponse]:
+        """Send ``request`` ``count`` times, in order, from inside ``client``: one batch, one exec."""
+
+    # -- observation -----------------------------------------------------------------
+    @abc.abstractmethod
+    def logs(self, workload: str, since_s: float | None = None) -> list[str]:
+        """The application log lines of a workload (its access log)."""
+
+    @abc.abstractmethod
+    def proxy_stats(self, workload: str) -> dict[str, int]:
+        """The workload's sidecar statistics, Envoy stat name to value."""
