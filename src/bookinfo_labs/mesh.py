@@ -127,6 +127,10 @@ class Mesh(abc.ABC):
         """Send ``request`` ``count`` times, in order, from inside ``client``: one batch, one exec."""
 
     # -- observation -----------------------------------------------------------------
+    #: how long consecutive observations of the eventually primitive are spaced; the local
+    #: mesh applies config synchronously, a cluster propagates it through istiod
+    poll_interval_s: float = 0.0
+
     @abc.abstractmethod
     def logs(self, workload: str, since_s: float | None = None) -> list[str]:
         """The application log lines of a workload (its access log)."""
