@@ -1,0 +1,98 @@
+"""What an Envoy sidecar says by itself: local replies, response flags, stats, access log.
+
+Strings and names from reference/istio-semantics.md §B.10 (catalogue of proxy-generated
+replies), §B.4 (stat names) and §B.9 (Istio's TEXT access-log format).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class LocalReply:
+    status: int
+    body: str
+    flag: str  # Envoy response flag, e.g. "NR"
+    details: str  # %RESPONSE_CODE_DETAILS%
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+NO_ROUTE = LocalReply(404, "", "NR", "route_not_found")
+CLUSTER_NOT_FOUND = LocalReply(503, "", "NC", "cluster_not_found")
+NO_HEALTHY_UPSTREAM = LocalReply(503, "no healthy upstream", "UH", "no_healthy_upstream")
+CONNECT_FAILURE = LocalReply(
+    503,
+    "upstream connect error or disconnect/reset before headers. retried and the latest "
+    "reset reason: remote connection failure, transport failure reason: delayed connect "
+    "error: Connection refused",
+    "UF,URX",
+    "upstream_reset_before_response_started{remote_connection_failure}",
+)
+# A Host that no Service, ServiceEntry or passthrough destination answers for.
+PASSTHROUGH_FAILURE = LocalReply(
+    503,
+    "upstream connect error or disconnect/reset before headers. reset reason: connection "
+    "failure",
+    "UF",
+    "upstream_reset_before_response_started{connection_failure}",
+)
+
+
+class Stats:
+    """Envoy counters of one proxy, keyed by Envoy's stat names."""
+
+    def __init__(self) -> None:
+        self._counters: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def inc(self, name: str, amount: int = 1) -> None:
+        with self._lock:
+            self._counters[name] += amount
+
+    def upstream_response(self, cluster: str, status: int) -> None:
+        prefix = f"cluster.{cluster}."
+        for suffix in ("upstream_rq_total", "upstream_rq_completed", f"upstream_rq_{status}",
+                       f"upstream_rq_{status // 100}xx"):
+            self.inc(prefix + suffix)
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(sorted(self._counters.items()))
+
+
+@dataclass
+class AccessLogEntry:
+    """One line of Istio's default TEXT access log."""
+
+    method: str
+    path: str
+    status: int
+    flags: str = "-"
+    details: str = "via_upstream"
+    bytes_received: int = 0
+    bytes_sent: int = 0
+    duration_ms: int = 0
+    upstream_service_time: str = "-"
+    forwarded_for: str = "-"
+    user_agent: str = "-"
+    request_id: str = "-"
+    authority: str = "-"
+    upstream_host: str = "-"
+    upstream_cluster: str = "-"
+    route_name: str = "-"
+    started: float = field(default_factory=time.time)
+
+    def format(self) -> str:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(self.started))
+        millis = int((self.started % 1) * 1000)
+        return (
+            f'[{stamp}.{millis:03d}Z] "{self.method} {self.path} HTTP/1.1" {self.status} '
+            f'{self.flags} {self.details} - "-" {self.bytes_received} {self.bytes_sent} '
+            f'{self.duration_ms} {self.upstream_service_time} "{self.forwarded_for}" '
+            f'"{self.user_agent}" "{self.request_id}" "{self.authority}" '
+            f'"{self.upstream_host}" {self.upstream_cluster} - - - - {self.route_name}'
+        )
