@@ -1,0 +1,21 @@
+"""Check primitives: ``eventually`` (N consecutive passes before a deadline) and exact
+binomial acceptance bands for traffic splits. See DESIGN.md "Checking behaviour"."""
+
+from .eventually import EventuallyPolicy, eventually
+from .stats import (
+    SplitCheck,
+    SplitRow,
+    binomial_band,
+    check_split,
+    false_failure_probability,
+)
+
+__all__ = [
+    "EventuallyPolicy",
+    "SplitCheck",
+    "SplitRow",
+    "binomial_band",
+    "check_split",
+    "eventually",
+    "false_failure_probability",
+]

@@ -1,0 +1,287 @@
+"""Tests for the check primitives: ``eventually`` and the exact binomial bands.
+
+Deterministic: ``eventually`` is driven by scripted observation sequences with tenacity's
+sleep replaced (``_sleep``), and the bands are compared against exact Fraction arithmetic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import re
+from fractions import Fraction
+
+import pytest
+
+from bookinfo_labs.checks import (
+    EventuallyPolicy,
+    binomial_band,
+    check_split,
+    eventually,
+    false_failure_probability,
+)
+
+# --------------------------------------------------------------------------- eventually
+
+
+def no_sleep(seconds: float) -> None:
+    pass
+
+
+class Script:
+    """An ``observe`` that returns scripted values in order and remembers what it returned."""
+
+    def __init__(self, values):
+        self._values = iter(values)
+        self.returned: list = []
+
+    def __call__(self):
+        value = next(self._values)
+        self.returned.append(value)
+        return value
+
+
+def check_ok(observation) -> None:
+    assert observation[0] == "ok", f"{observation} is not ok"
+
+
+def test_eventually_returns_the_last_observation_of_the_streak():
+    observe = Script([("ok", 1), ("ok", 2), ("ok", 3), ("ok", 4)])
+    result = eventually(observe, check_ok, expected="ok", _sleep=no_sleep)
+    assert result == ("ok", 3)
+    assert len(observe.returned) == 3
+
+
+def test_a_failure_resets_the_streak():
+    values = [("ok", 1), ("ok", 2), ("bad", 3), ("ok", 4), ("ok", 5), ("bad", 6)]
+    values += [("ok", 7), ("ok", 8), ("ok", 9), ("ok", 10)]
+    observe = Script(values)
+    assert eventually(observe, check_ok, expected="ok", _sleep=no_sleep) == ("ok", 9)
+    assert len(observe.returned) == 9
+
+
+def test_times_one_returns_the_first_pass():
+    observe = Script([("bad", 1), ("ok", 2), ("ok", 3)])
+    assert eventually(observe, check_ok, expected="ok", times=1, _sleep=no_sleep) == ("ok", 2)
+
+
+def test_check_returning_false_counts_as_a_failure():
+    observe = Script([0, 1, 1, 1])
+    assert eventually(observe, lambda v: v == 1, expected="one", _sleep=no_sleep) == 1
+    assert observe.returned == [0, 1, 1, 1]
+
+
+def test_deadline_reports_expected_streak_last_assertion_and_last_observations():
+    observe = Script(("bad", i) for i in itertools.count())
+    with pytest.raises(AssertionError) as failure:
+        eventually(observe, check_ok, expected="all reviews v1", timeout_s=0.2, _sleep=no_sleep)
+    message = str(failure.value)
+    last = observe.returned[-1]
+    assert "expected all reviews v1" in message
+    assert "needed 3 consecutive passes; best streak 0 of 3" in message
+    assert re.search(r"observations in \d+\.\d+ s", message)  # the elapsed time is stated
+    assert f"last assertion: {last} is not ok" in message
+    for value in observe.returned[-5:]:
+        assert repr(value) in message
+    if len(observe.returned) > 5:
+        assert f"#{len(observe.returned) - 5} " not in message  # only the last five are shown
+
+
+def test_deadline_reports_the_best_streak_reached():
+    observe = Script(itertools.cycle([("ok", 1), ("ok", 2), ("bad", 3)]))
+    with pytest.raises(AssertionError, match="best streak 2 of 3"):
+        eventually(observe, check_ok, expected="ok", timeout_s=0.2, _sleep=no_sleep)
+
+
+def test_deadline_truncates_long_observations():
+    observe = Script(itertools.repeat(("bad", "x" * 10_000)))
+    with pytest.raises(AssertionError) as failure:
+        eventually(observe, check_ok, expected="ok", timeout_s=0.2, _sleep=no_sleep)
+    assert all(len(line) < 400 for line in str(failure.value).splitlines()[3:])
+
+
+def test_other_exceptions_propagate_immediately():
+    def observe():
+        calls.append(1)
+        if len(calls) == 3:
+            raise ConnectionError("kubectl exec failed")
+        return ("bad", len(calls))
+
+    calls: list = []
+    with pytest.raises(ConnectionError):
+        eventually(observe, check_ok, expected="ok", _sleep=no_sleep)
+    assert len(calls) == 3
+
+    def broken_check(observation):
+        raise KeyError("podname")
+
+    with pytest.raises(KeyError):
+        eventually(lambda: ("ok", 1), broken_check, expected="ok", _sleep=no_sleep)
+
+
+def test_waits_interval_between_passes_and_backs_off_after_failures():
+    slept: list[float] = []
+    observe = Script([("bad", 1), ("bad", 2), ("ok", 3), ("ok", 4), ("ok", 5)])
+    eventually(observe, check_ok, expected="ok", interval_s=0.5, max_backoff_s=1.0,
+               _sleep=slept.append)
+    # Requested durations, not wall-clock time: after a failure interval + jittered backoff
+    # (bounded by the cap), between passes exactly the interval.
+    assert len(slept) == 4
+    assert all(0.5 <= seconds <= 1.5 for seconds in slept[:2])
+    assert slept[2:] == [0.5, 0.5]
+
+
+def test_policy_supplies_defaults_and_explicit_arguments_win():
+    policy = EventuallyPolicy(times=2, timeout_s=5.0, interval_s=0.0)
+    observe = Script([("ok", i) for i in range(10)])
+    assert eventually(observe, check_ok, expected="ok", policy=policy, _sleep=no_sleep) == ("ok", 1)
+    observe = Script([("ok", i) for i in range(10)])
+    result = eventually(observe, check_ok, expected="ok", policy=policy, times=4, _sleep=no_sleep)
+    assert result == ("ok", 3)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        policy.times = 5  # type: ignore[misc]
+
+
+def test_times_must_be_positive():
+    with pytest.raises(ValueError):
+        eventually(lambda: ("ok", 1), check_ok, expected="ok", times=0)
+
+
+# --------------------------------------------------------------------------- binomial bands
+
+ALPHA = Fraction(1, 10**6)
+
+
+def exact_pmf(n: int, p: Fraction) -> list[Fraction]:
+    q = 1 - p
+    return [math.comb(n, k) * p**k * q ** (n - k) for k in range(n + 1)]
+
+
+def exact_tails(pmf: list[Fraction], lo: int, hi: int) -> tuple[Fraction, Fraction]:
+    return sum(pmf[:lo], Fraction(0)), sum(pmf[hi + 1 :], Fraction(0))
+
+
+def brute_force_band(n: int, p: Fraction, alpha: Fraction) -> tuple[int, int]:
+    """The definition, checked candidate by candidate in exact arithmetic."""
+    pmf = exact_pmf(n, p)
+    below = list(itertools.accumulate(pmf, initial=Fraction(0)))  # below[l] = P(X < l)
+    above = [1 - below[h + 1] for h in range(n + 1)]  # above[h] = P(X > h); sum(pmf) == 1
+    lo = max(l for l in range(n + 1) if below[l] <= alpha / 2)
+    hi = min(h for h in range(n + 1) if above[h] <= alpha / 2)
+    return lo, hi
+
+
+BAND_CASES = [(200, "0.5"), (200, "0.1"), (100, "0.2"), (1000, "0.9"), (50, "0.5"), (30, "0.25")]
+
+
+@pytest.fixture(scope="module")
+def exact_bands():
+    return {(n, p): brute_force_band(n, Fraction(p), ALPHA) for n, p in BAND_CASES}
+
+
+@pytest.mark.parametrize(("n", "p"), BAND_CASES)
+def test_band_matches_brute_force(n, p, exact_bands):
+    assert binomial_band(n, float(p), float(ALPHA)) == exact_bands[(n, p)]
+
+
+@pytest.mark.parametrize(("n", "p"), BAND_CASES)
+def test_band_tails_are_within_alpha_and_tight(n, p):
+    lo, hi = binomial_band(n, float(p), float(ALPHA))
+    pmf = exact_pmf(n, Fraction(p))
+    below, above = exact_tails(pmf, lo, hi)
+    assert below <= ALPHA / 2 and above <= ALPHA / 2
+    # Tight: a narrower band on either side would exceed alpha/2 on that side.
+    if lo < n:
+        assert exact_tails(pmf, lo + 1, hi)[0] > ALPHA / 2
+    if hi > 0:
+        assert exact_tails(pmf, lo, hi - 1)[1] > ALPHA / 2
+
+
+@pytest.mark.parametrize(("n", "p"), BAND_CASES)
+def test_false_failure_probability_is_exact(n, p):
+    band = binomial_band(n, float(p), float(ALPHA))
+    below, above = exact_tails(exact_pmf(n, Fraction(p)), *band)
+    assert false_failure_probability(n, float(p), band) == pytest.approx(float(below + above), rel=1e-9)
+
+
+def test_band_for_large_n_contains_the_mean():
+    lo, hi = binomial_band(5000, 0.3)
+    assert lo < 1500 < hi
+    assert false_failure_probability(5000, 0.3, (lo, hi)) <= 1e-6
+
+
+def test_zero_and_one_are_exact():
+    assert binomial_band(100, 0.0) == (0, 0)
+    assert binomial_band(100, 1.0) == (100, 100)
+    assert false_failure_probability(100, 0.0, (0, 0)) == 0.0
+    assert false_failure_probability(100, 1.0, (100, 100)) == 0.0
+
+
+# --------------------------------------------------------------------------- splits
+
+
+def test_even_split_passes():
+    result = check_split({"v1": 100, "v2": 100}, {"v1": 50, "v2": 50})
+    assert result.ok and result.n == 200
+    result.assert_ok()
+    assert 0 < result.false_failure_bound <= 1e-6
+
+
+def test_lopsided_observation_fails_an_even_split():
+    result = check_split({"v1": 140, "v2": 60}, {"v1": 50, "v2": 50})
+    assert not result.ok
+    with pytest.raises(AssertionError, match="v1"):
+        result.assert_ok()
+
+
+def test_80_20_expectation_rejects_50_50_observation():
+    assert not check_split({"v1": 100, "v3": 100}, {"v1": 80, "v3": 20}).ok
+
+
+def test_unexpected_category_fails_exactly():
+    result = check_split({"v1": 199, "v2": 1}, {"v1": 100})
+    assert not result.ok
+    rows = {row.category: row for row in result.rows}
+    assert rows["v1"].expected_share == 1.0 and rows["v1"].band == (200, 200)
+    assert rows["v2"].expected_share == 0.0 and rows["v2"].band == (0, 0) and not rows["v2"].ok
+
+
+def test_all_traffic_to_one_version_passes_exactly():
+    result = check_split({"v3": 50}, {"v3": 100, "v1": 0})
+    assert result.ok and result.false_failure_bound == 0.0
+
+
+def test_weights_are_normalised():
+    result = check_split({"v1": 50, "v2": 150}, {"v1": 1, "v2": 3})
+    shares = {row.category: row.expected_share for row in result.rows}
+    assert shares == {"v1": 0.25, "v2": 0.75}
+    assert result.ok
+    assert [row.band for row in result.rows] == [
+        binomial_band(200, 0.25, 1e-6 / 2),
+        binomial_band(200, 0.75, 1e-6 / 2),
+    ]
+
+
+def test_bonferroni_keeps_the_whole_check_within_alpha():
+    result = check_split({"a": 70, "b": 70, "c": 60}, {"a": 1, "b": 1, "c": 1})
+    assert result.tested == 3
+    assert result.false_failure_bound <= result.alpha
+
+
+def test_table_lists_every_category_and_the_bound():
+    result = check_split({"v1": 90, "v2": 100, "v4": 10}, {"v1": 50, "v2": 50, "v3": 0})
+    table = result.table()
+    for category in ("v1", "v2", "v3", "v4"):
+        assert category in table
+    for column in ("category", "expected", "observed", "acceptance band", "verdict"):
+        assert column in table
+    last = table.splitlines()[-1]
+    assert last.startswith("200 requests; false-failure probability of this check <= ")
+    assert last.endswith("(exact binomial, Bonferroni over 2)")
+    assert "FAIL" in table  # v4 was not expected
+
+
+def test_no_traffic_is_a_caller_error():
+    with pytest.raises(ValueError):
+        check_split({}, {"v1": 1})
