@@ -1,0 +1,140 @@
+"""istioctl: a pinned release in a project-local folder, downloaded and checksum-verified.
+
+``.tools/istio-<patch>/istioctl`` holds the istioctl of each Istio release the version
+table names; ``ensure_istioctl`` downloads the release's ``istioctl-<patch>-<os>-<arch>
+.tar.gz`` and its published ``.sha256`` and refuses a file whose digest differs. Commands
+run through ``sh`` with no TTY (istioctl draws spinners on a TTY) and a timeout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import platform
+import shutil
+import tarfile
+import urllib.request
+from pathlib import Path
+from typing import Callable
+
+import sh
+
+from ..manifests import MANIFESTS_ROOT
+from ..mesh import MeshError
+
+PROJECT_ROOT = MANIFESTS_ROOT.parent
+TOOLS_DIR = PROJECT_ROOT / ".tools"
+OPERATOR_FILE = MANIFESTS_ROOT / "istio" / "istio-operator.yaml"
+DOWNLOAD_BASE = "https://github.com/istio/istio/releases/download"
+
+Fetch = Callable[[str], bytes]
+
+
+def istioctl_path(patch: str, tools_dir: Path = TOOLS_DIR) -> Path:
+    return tools_dir / f"istio-{patch}" / "istioctl"
+
+
+def find_istioctl(patch: str, tools_dir: Path = TOOLS_DIR) -> str | None:
+    """The project's istioctl for that release, else one on PATH, else None."""
+    local = istioctl_path(patch, tools_dir)
+    if local.is_file() and os.access(local, os.X_OK):
+        return str(local)
+    return shutil.which("istioctl")
+
+
+def release_asset(patch: str, system: str | None = None, machine: str | None = None) -> str:
+    """The release file name: ``istioctl-1.26.0-linux-amd64.tar.gz``, ``-osx-arm64``..."""
+    system = (system or platform.system()).lower()
+    machine = (machine or platform.machine()).lower()
+    arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine)
+    if arch is None:
+        raise MeshError(f"no istioctl release for the {machine} architecture")
+    if system == "linux":
+        return f"istioctl-{patch}-linux-{arch}.tar.gz"
+    if system == "darwin":
+        return f"istioctl-{patch}-osx.tar.gz" if arch == "amd64" else f"istioctl-{patch}-osx-arm64.tar.gz"
+    raise MeshError(f"no istioctl release for {system}: install istioctl {patch} yourself")
+
+
+def _fetch(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=120) as response:  # noqa: S310 (https URL)
+        return response.read()
+
+
+def ensure_istioctl(patch: str, *, tools_dir: Path = TOOLS_DIR, base_url: str | None = None,
+                    fetch: Fetch = _fetch, system: str | None = None,
+                    machine: str | None = None) -> Path:
+    """The project-local istioctl of a release, downloaded (and verified) when missing."""
+    target = istioctl_path(patch, tools_dir)
+    if target.is_file():
+        return target
+    asset = release_asset(patch, system, machine)
+    base = (base_url or os.environ.get("ISTIO_DOWNLOAD_URL") or DOWNLOAD_BASE).rstrip("/")
+    url = f"{base}/{patch}/{asset}"
+    try:
+        archive = fetch(url)
+        published = fetch(url + ".sha256").decode("ascii", errors="replace").split()
+    except OSError as exc:
+        raise MeshError(f"cannot download istioctl {patch} from {url}: {exc}") from None
+    if not published:
+        raise MeshError(f"{url}.sha256 is empty: cannot verify the download")
+    digest = hashlib.sha256(archive).hexdigest()
+    if digest.lower() != published[0].lower():
+        raise MeshError(
+            f"checksum mismatch for {asset}: downloaded {digest}, published {published[0]}; "
+            "the file was not installed"
+        )
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+        member = next((m for m in tar.getmembers()
+                       if m.isfile() and Path(m.name).name == "istioctl"), None)
+        if member is None:
+            raise MeshError(f"{asset} has no istioctl binary in it")
+        data = tar.extractfile(member).read()  # type: ignore[union-attr]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".partial")
+    partial.write_bytes(data)
+    partial.chmod(0o755)
+    partial.replace(target)
+    return target
+
+
+def install_args(operator_file: Path = OPERATOR_FILE,
+                 overrides: dict[str, str] | None = None) -> list[str]:
+    """``istioctl install`` from the one IstioOperator file, plus ``--set`` overrides.
+
+    Always the whole file: an install with only ``--set`` flags would reinstall the
+    default profile and drop the egress gateway and our ingress ports.
+    """
+    args = ["install", "-y", "-f", str(operator_file)]
+    for key, value in (overrides or {}).items():
+        args += ["--set", f"{key}={value}"]
+    return args
+
+
+class Istioctl:
+    """Run istioctl against one context; output as text, never through a TTY."""
+
+    def __init__(self, path: str, context: str):
+        self.path = path
+        self.context = context
+
+    def run(self, *args: str, timeout_s: float = 60, ok_codes: tuple[int, ...] = (0,)) -> str:
+        command = sh.Command(self.path)
+        try:
+            result = command(*args, "--context", self.context, _tty_out=False,
+                             _timeout=timeout_s, _ok_code=list(ok_codes), _return_cmd=True,
+                             _err_to_out=True)
+        except sh.TimeoutException:
+            raise MeshError(f"istioctl {' '.join(args)} did not finish within {timeout_s:.0f} s") from None
+        except sh.ErrorReturnCode as exc:
+            out = exc.stdout.decode("utf-8", errors="replace").strip()[-2000:]
+            raise MeshError(f"istioctl {' '.join(args)} failed (exit {exc.exit_code}): {out}") from None
+        return result.stdout.decode("utf-8", errors="replace")
+
+    def analyze(self, namespace: str) -> str:
+        # analyze exits non-zero when it finds errors: that is a finding, not a failure
+        return self.run("analyze", "-n", namespace, timeout_s=60, ok_codes=tuple(range(256)))
+
+    def proxy_config(self, what: str, workload: str, namespace: str) -> str:
+        return self.run("proxy-config", what, f"deploy/{workload}", "-n", namespace, timeout_s=30)

@@ -1,0 +1,397 @@
+"""KubeMesh: the Mesh verbs against a real cluster with Istio (kind, or a named context).
+
+- apply: server-side apply, ``fieldValidation=Strict``, every object labelled as ours;
+  a dry run of the whole batch first, so a rejected object leaves nothing applied.
+- delete / owned_resources: only objects with our label; delete waits until gone.
+- send: ONE exec in the client pod runs the whole batch in one curl process
+  (``curlbatch``), cookie jars kept in the pod; load: ``fortio load -json -``.
+- logs, proxy_stats (``pilot-agent request GET stats`` in ``istio-proxy``).
+- after an apply, a cheap propagation gate: the client sidecar's config dump mentions
+  the VirtualServices and DestinationRules just applied (the behaviour poll of the
+  eventually primitive stays the real gate).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Iterable
+
+from kubernetes import client
+from kubernetes.config.config_exception import ConfigException
+
+from .. import curlbatch
+from ..loadgen import LoadResult
+from ..manifests import Manifest
+from ..mesh import HttpRequest, HttpResponse, Mesh, MeshError, ResourceKey
+from ..versions import IstioVersion
+from . import diagnostics
+from .api import GATEWAY_API_TYPES, ISTIO_TYPES, KubeApi, KubeApiError, kube_contexts, load_api_client
+from .apply import Applier, Target
+from .batch import batch_command
+from .context import fix_hint, is_kind_context, resolve_context
+from .exec import ExecResult, PodExec
+from .fortio import load_argv, result_of
+from .istioctl import Istioctl, find_istioctl
+from .samples import DEPLOYMENTS, PODS, Samples, selector_of
+from .stats import STATS_COMMAND, parse_stats
+
+log = logging.getLogger(__name__)
+
+ISTIO_NAMESPACE = "istio-system"
+INGRESS_SERVICE = "istio-ingressgateway"
+SIDECAR = "istio-proxy"
+
+
+class KubeMesh(Mesh):
+    name = "kube"
+    poll_interval_s = 0.5
+
+    def __init__(self, *, context: str, api_client: client.ApiClient,
+                 exec_client: client.ApiClient, istio: IstioVersion,
+                 namespace: str = "default", propagation_timeout_s: float = 10.0):
+        self.context = context
+        self.istio = istio
+        self.namespace = namespace
+        self.api_client = api_client
+        self.exec_client = exec_client
+        self.api = KubeApi(api_client)
+        self.core = client.CoreV1Api(api_client)
+        self.applier = Applier(self.api, namespace)
+        self.samples = Samples(self.api, self.applier, namespace, istio)
+        self.executor = PodExec(exec_client)
+        self.propagation_timeout_s = propagation_timeout_s
+        self._propagation_checks = True
+        self._applied: dict[ResourceKey, Target] = {}
+        self._closed = False
+
+    # -- connecting ------------------------------------------------------------------
+    @classmethod
+    def connect(cls, *, context: str | None, allow_any_context: bool, istio: IstioVersion,
+                namespace: str = "default", kubeconfig: str | None = None,
+                timeout_s: float = 3.0) -> "KubeMesh":
+        """Check, in order, the context guard, the cluster, Istio and the sample apps.
+
+        Each failure is a MeshError of one line naming what fixes it. The checks use
+        short timeouts, so a run without a cluster stops at once.
+        """
+        ctx = resolve_context(context, allow_any_context)
+        hint = fix_hint(ctx)
+        unreachable = f"no cluster reachable at context {ctx}: {hint}"
+        if ctx not in kube_contexts(kubeconfig):
+            raise MeshError(unreachable)
+        try:
+            api_client = load_api_client(ctx, kubeconfig, retries=0)
+            exec_client = load_api_client(ctx, kubeconfig, retries=0)
+        except (ConfigException, OSError, ValueError) as exc:
+            raise MeshError(f"{unreachable} ({exc})") from None
+        mesh = cls(context=ctx, api_client=api_client, exec_client=exec_client, istio=istio,
+                   namespace=namespace)
+        try:
+            mesh._check_cluster(timeout_s, unreachable, hint)
+        except BaseException:
+            mesh.close()
+            raise
+        # after the quick checks, ordinary timeouts and a retry for the run itself
+        api_client.configuration.retries = 1
+        return mesh
+
+    def _check_cluster(self, timeout_s: float, unreachable: str, hint: str) -> None:
+        api = KubeApi(self.api_client, timeout_s=timeout_s)
+        try:
+            api.request("GET", "/version")
+        except KubeApiError as exc:
+            if exc.status in (401, 403):
+                raise MeshError(f"the cluster at context {self.context} refused our "
+                                f"credentials ({exc.message})") from None
+            raise MeshError(unreachable) from None
+        try:
+            istiod = api.get(DEPLOYMENTS, ISTIO_NAMESPACE, "istiod")
+        except KubeApiError as exc:
+            raise MeshError(f"cannot check Istio at context {self.context}: {exc.message}") from None
+        if istiod is None:
+            raise MeshError(f"Istio is not installed at context {self.context} (no istiod "
+                            f"Deployment in {ISTIO_NAMESPACE}): {hint}")
+        found = installed_istio_version(istiod)
+        if found and ".".join(found.split(".")[:2]) != self.istio.version:
+            raise MeshError(
+                f"the cluster at context {self.context} runs Istio {found} but the labs "
+                f"expect {self.istio.version}: pass --istio {'.'.join(found.split('.')[:2])}, "
+                f"or recreate it with `make kind-down kind-up ISTIO_VERSION={self.istio.version}`"
+            )
+        names = {d["metadata"]["name"] for d in api.list(DEPLOYMENTS, self.namespace)}
+        for sample in ("bookinfo", self.istio.client):
+            missing = [d for d in self.samples.deployments(sample) if d not in names]
+            if missing:
+                raise MeshError(f"sample app {sample} is not deployed in namespace "
+                                f"{self.namespace} at context {self.context} (missing "
+                                f"{', '.join(missing)}): {hint}")
+
+    # -- lifecycle -------------------------------------------------------------------
+    def deploy(self, sample: str) -> None:
+        self.samples.deploy(sample, lambda msg: log.info("%s", msg))
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for api_client in (self.api_client, self.exec_client):
+            try:
+                api_client.close()
+            except Exception:  # noqa: BLE001 - closing twice or a dead pool is fine
+                pass
+
+    # -- configuration ---------------------------------------------------------------
+    def apply(self, manifests: list[Manifest]) -> list[ResourceKey]:
+        targets = [self.applier.target(m.raw, m.source) for m in manifests]
+        keys = self.applier.apply(targets)
+        for t in targets:
+            self._applied[t.key] = t
+        self._await_propagation(targets)
+        return keys
+
+    def delete(self, keys: Iterable[ResourceKey]) -> None:
+        keys = list(keys)
+        self.applier.delete(keys)
+        for key in keys:
+            self._applied.pop(key, None)
+
+    def owned_resources(self) -> set[ResourceKey]:
+        session_types = set(self.applier.types.values())
+        return self.applier.list_owned([*ISTIO_TYPES, *GATEWAY_API_TYPES, *session_types])
+
+    def warnings_for(self, manifests: list[Manifest]) -> list[str]:
+        istioctl = self._istioctl()
+        if istioctl is None:
+            return []
+        try:
+            text = istioctl.analyze(self.namespace)
+        except MeshError:
+            return []
+        names = {m.name for m in manifests}
+        return [line.strip() for line in text.splitlines()
+                if line.startswith(("Error", "Warning", "Info"))
+                and any(f" {n}." in line or f"/{n}" in line for n in names)]
+
+    def _await_propagation(self, targets: list[Target]) -> None:
+        """Wait (briefly, best effort) until the client sidecar has the new routes/clusters."""
+        wanted = [t for t in targets if _visible_to_sidecars(t)]
+        if not wanted or not self._propagation_checks:
+            return
+        deadline = time.monotonic() + self.propagation_timeout_s
+        while True:
+            try:
+                refs = self._client_config_refs()
+            except MeshError as exc:
+                log.info("propagation check skipped: %s", exc)
+                return
+            missing = [t for t in wanted
+                       if not diagnostics.has_config(refs, t.rtype.kind, t.namespace, t.name)]
+            if not missing:
+                return
+            if time.monotonic() > deadline:
+                # the behaviour poll decides; this gate is not worth its cost any more
+                self._propagation_checks = False
+                log.warning("the %s sidecar did not show %s within %.0f s; relying on "
+                            "behaviour polling only", self.client(),
+                            ", ".join(t.describe() for t in missing), self.propagation_timeout_s)
+                return
+            time.sleep(self.poll_interval_s)
+
+    def _client_config_refs(self) -> set[str]:
+        pod = self._pod(self.client())
+        refs: set[str] = set()
+        for command in (diagnostics.ROUTES_DUMP, diagnostics.CLUSTERS_DUMP):
+            run = self._exec(pod, SIDECAR, command, 30)
+            if run.exit_code != 0:
+                raise MeshError(f"config_dump failed: {run.stderr_tail()}")
+            refs |= diagnostics.config_refs(run.stdout)
+        return refs
+
+    # -- traffic ---------------------------------------------------------------------
+    def client(self) -> str:
+        return self.istio.client
+
+    def send(self, client: str, request: HttpRequest, count: int = 1) -> list[HttpResponse]:
+        pod = self._pod(client)
+        marker = curlbatch.new_marker()
+        per_request = request.max_time_s or 30.0
+        timeout = 60.0 + count * per_request
+        run = self._exec(pod, self._app_container(pod, client),
+                         batch_command(request, count, marker), timeout)
+        try:
+            return curlbatch.parse_output(run.stdout, marker, count)
+        except ValueError as exc:
+            raise MeshError(f"curl in pod {pod['metadata']['name']} exited {run.exit_code}: "
+                            f"{exc}; stderr: {run.stderr_tail()}") from None
+
+    def load(self, client: str, url: str, *, connections: int, requests: int,
+             qps: float = 0) -> LoadResult:
+        """``fortio load -c <connections> -qps <qps> -n <requests> -json - <url>``."""
+        pod = self._pod(client)
+        expected = requests / qps if qps else requests * 0.5
+        run = self._exec(pod, self._app_container(pod, client),
+                         load_argv(url, connections=connections, requests=requests, qps=qps),
+                         120.0 + expected)
+        return result_of(run, pod["metadata"]["name"])
+
+    # -- observation -----------------------------------------------------------------
+    def logs(self, workload: str, since_s: float | None = None) -> list[str]:
+        lines: list[str] = []
+        for pod in self._pods(workload):
+            kwargs = {"container": self._app_container(pod, workload)}
+            if since_s is not None:
+                kwargs["since_seconds"] = max(1, math.ceil(since_s))
+            try:
+                text = self.core.read_namespaced_pod_log(pod["metadata"]["name"],
+                                                         self.namespace, **kwargs)
+            except client.exceptions.ApiException as exc:
+                from .api import api_error
+                raise MeshError(f"cannot read the logs of {workload}: "
+                                f"{api_error(exc).message}") from None
+            lines.extend(text.splitlines())
+        return lines
+
+    def proxy_stats(self, workload: str) -> dict[str, int]:
+        pod = self._pod(workload)
+        run = self._exec(pod, SIDECAR, STATS_COMMAND, 60)
+        if run.exit_code != 0:
+            raise MeshError(f"pilot-agent stats in {pod['metadata']['name']} exited "
+                            f"{run.exit_code}: {run.stderr_tail()}")
+        return parse_stats(run.stdout)
+
+    def ingress_address(self, port_name: str = "http2") -> tuple[str, int]:
+        """Where the ingress gateway listens from this machine: host and port.
+
+        A LoadBalancer address when the Service has one; on kind, 127.0.0.1 and the fixed
+        NodePort (the kind config maps it to the same port on the host); elsewhere the
+        gateway pod's node IP and the NodePort, as the lab computes INGRESS_HOST.
+        """
+        try:
+            svc = self.api.request("GET", f"/api/v1/namespaces/{ISTIO_NAMESPACE}/services/{INGRESS_SERVICE}")
+        except KubeApiError as exc:
+            raise MeshError(f"no ingress gateway Service {INGRESS_SERVICE} in {ISTIO_NAMESPACE}: "
+                            f"{exc.message}") from None
+        ports = (svc.get("spec") or {}).get("ports") or []
+        port = next((p for p in ports if p.get("name") == port_name), None)
+        if port is None:
+            names = ", ".join(p.get("name", "?") for p in ports)
+            raise MeshError(f"the ingress gateway has no port named {port_name} (it has {names})")
+        for ingress in ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []:
+            host = ingress.get("ip") or ingress.get("hostname")
+            if host:
+                return host, int(port["port"])
+        if not port.get("nodePort"):
+            raise MeshError(f"the ingress gateway Service has neither a load balancer address "
+                            f"nor a NodePort for {port_name}")
+        if is_kind_context(self.context):
+            return "127.0.0.1", int(port["nodePort"])
+        pods = self.api.list(PODS, ISTIO_NAMESPACE, "istio=ingressgateway")
+        host_ip = next(((p.get("status") or {}).get("hostIP") for p in pods
+                        if (p.get("status") or {}).get("hostIP")), None)
+        if not host_ip:
+            raise MeshError("cannot find the node of the ingress gateway pod")
+        return host_ip, int(port["nodePort"])
+
+    # -- diagnostics -----------------------------------------------------------------
+    def diagnostics(self, manifests: list[Manifest]) -> str:
+        """For a failed scenario: applied YAML, istioctl analyze, client proxy routes and
+        clusters, recent events. Never raises."""
+        applied = [self._applied[k].body if k in self._applied else m.raw
+                   for m in manifests
+                   for k in [ResourceKey(m.kind, m.namespace or self.namespace, m.name)]]
+        istioctl = self._istioctl()
+        client_name = self.client()
+
+        def analyze() -> str:
+            if istioctl is None:
+                return "(istioctl not found: run `make kind-up` to download it)"
+            return istioctl.analyze(self.namespace)
+
+        def dump(command: list[str], summarise) -> str:
+            pod = self._pod(client_name)
+            run = self._exec(pod, SIDECAR, command, 30)
+            if run.exit_code != 0:
+                return f"(exit {run.exit_code}: {run.stderr_tail()})"
+            return "\n".join(summarise(run.stdout))
+
+        def events() -> str:
+            items = self.api.request("GET", f"/api/v1/namespaces/{self.namespace}/events")
+            return "\n".join(diagnostics.event_lines((items or {}).get("items") or []))
+
+        return "\n".join([
+            diagnostics.section("applied YAML", lambda: diagnostics.yaml_of(applied)),
+            diagnostics.section(f"istioctl analyze -n {self.namespace}", analyze),
+            diagnostics.section(f"routes of the {client_name} sidecar",
+                                lambda: dump(diagnostics.ROUTES_DUMP, diagnostics.route_lines)),
+            diagnostics.section(f"clusters of the {client_name} sidecar",
+                                lambda: dump(diagnostics.CLUSTERS_DUMP, diagnostics.cluster_lines)),
+            diagnostics.section(f"recent events in {self.namespace}", events),
+        ])
+
+    # -- helpers ---------------------------------------------------------------------
+    def _istioctl(self) -> Istioctl | None:
+        path = find_istioctl(self.istio.patch)
+        return Istioctl(path, self.context) if path else None
+
+    def _pods(self, workload: str) -> list[dict]:
+        """The live pods of a workload: a Deployment of that name, else label app=<name>."""
+        try:
+            dep = self.api.get(DEPLOYMENTS, self.namespace, workload)
+            selector = selector_of(dep) if dep else f"app={workload}"
+            pods = self.api.list(PODS, self.namespace, selector)
+        except KubeApiError as exc:
+            raise MeshError(f"cannot find the pods of {workload}: {exc.message}") from None
+        live = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")
+                and (p.get("status") or {}).get("phase") == "Running"]
+        if not live:
+            raise MeshError(f"no running pod for {workload} in namespace {self.namespace}: "
+                            f"deploy it first (or check `kubectl get pods -n {self.namespace}`)")
+        return sorted(live, key=lambda p: (not _ready(p), p["metadata"].get("creationTimestamp", "")),
+                      )
+
+    def _pod(self, workload: str) -> dict:
+        return self._pods(workload)[0]
+
+    @staticmethod
+    def _app_container(pod: dict, workload: str) -> str:
+        meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+        default = (meta.get("annotations") or {}).get("kubectl.kubernetes.io/default-container")
+        if default:
+            return default
+        names = [c["name"] for c in spec.get("containers") or [] if c["name"] != SIDECAR]
+        return workload if workload in names else (names[0] if names else workload)
+
+    def _exec(self, pod: dict, container: str, command: list[str], timeout_s: float) -> ExecResult:
+        return self.executor.run(self.namespace, pod["metadata"]["name"], container, command,
+                                 timeout_s)
+
+
+def _ready(pod: dict) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def _visible_to_sidecars(t: Target) -> bool:
+    """A VirtualService bound to sidecars (no gateways, or "mesh"), or a DestinationRule."""
+    if t.rtype.group != "networking.istio.io":
+        return False
+    if t.rtype.kind == "DestinationRule":
+        return True
+    if t.rtype.kind == "VirtualService":
+        gateways = (t.body.get("spec") or {}).get("gateways") or []
+        return not gateways or "mesh" in gateways
+    return False
+
+
+def installed_istio_version(istiod: dict) -> str | None:
+    """The release istiod runs, from its image tag (``pilot:1.26.0`` → ``1.26.0``)."""
+    containers = (((istiod.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
+    for container in containers:
+        image = container.get("image", "")
+        tag = image.rsplit(":", 1)[-1] if ":" in image.rsplit("/", 1)[-1] else ""
+        parts = tag.split("-")[0].split(".")
+        if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit():
+            return ".".join(parts[:3])
+    return None

@@ -1,0 +1,223 @@
+"""The sample apps on a cluster: which manifests, which images per Istio release, rollouts.
+
+A sample is the YAML under ``manifests/`` (the same files the local mesh reads), with the
+image tags the selected Istio release ships (from the version table). Deploying is
+idempotent: a sample whose Deployments are rolled out with a sidecar is left alone.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from ..manifests import MANIFESTS_ROOT
+from ..mesh import MeshError
+from ..versions import IstioVersion
+from .api import KubeApi, KubeApiError, ResourceType
+from .apply import SAMPLE_LABEL, Applier
+
+DEPLOYMENTS = ResourceType("apps", "v1", "Deployment", "deployments")
+PODS = ResourceType("", "v1", "Pod", "pods")
+
+#: sample name -> its manifest files under manifests/
+SAMPLE_FILES: dict[str, tuple[str, ...]] = {
+    "bookinfo": ("bookinfo/platform/bookinfo.yaml",),
+    "curl": ("clients/curl.yaml",),
+    "sleep": ("clients/sleep.yaml",),
+    "fortio": ("clients/fortio.yaml",),
+    "httpbin": ("httpbin/httpbin.yaml",),
+}
+
+GO_HTTPBIN_PORT, PYTHON_HTTPBIN_PORT = 8080, 80
+PYTHON_HTTPBIN_IMAGE = "docker.io/kong/httpbin"
+_BOOKINFO_IMAGE = re.compile(r"^(?:.*/)?(examples-bookinfo-[a-z0-9-]+):[^/]+$")
+
+Progress = Callable[[str], None]
+
+
+def sample_paths(name: str, root: Path = MANIFESTS_ROOT) -> list[Path]:
+    """The manifest files of a sample: the table, else ``<name>/<name>.yaml`` or
+    ``clients/<name>.yaml``."""
+    candidates = SAMPLE_FILES.get(name) or next(
+        ((p,) for p in (f"{name}/{name}.yaml", f"clients/{name}.yaml",
+                        f"{name}/platform/{name}.yaml") if (root / p).is_file()),
+        None,
+    )
+    if not candidates:
+        known = ", ".join(sorted(SAMPLE_FILES))
+        raise MeshError(f"unknown sample app {name!r}: known samples are {known}")
+    paths = [root / c for c in candidates]
+    missing = [str(p.relative_to(root.parent)) for p in paths if not p.is_file()]
+    if missing:
+        raise MeshError(f"sample app {name!r} has no manifest: {', '.join(missing)} is missing")
+    return paths
+
+
+def sample_objects(name: str, istio: IstioVersion, root: Path = MANIFESTS_ROOT) -> list[tuple[str, dict]]:
+    """(source, object) pairs of a sample, images set for the Istio release."""
+    out = []
+    for path in sample_paths(name, root):
+        source = str(path.relative_to(root.parent))
+        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+            if doc:
+                out.append((source, for_version(doc, istio)))
+    return out
+
+
+def for_version(obj: dict[str, Any], istio: IstioVersion) -> dict[str, Any]:
+    """The object with the images (and httpbin port) of the Istio release's samples."""
+    obj = copy.deepcopy(obj)
+    python_httpbin = istio.httpbin == "python"
+    if obj.get("kind") == "Service" and python_httpbin and _is_httpbin(obj):
+        for port in (obj.get("spec") or {}).get("ports") or []:
+            if port.get("targetPort") == GO_HTTPBIN_PORT:
+                port["targetPort"] = PYTHON_HTTPBIN_PORT
+    for container in _containers(obj):
+        image = container.get("image", "")
+        match = _BOOKINFO_IMAGE.match(image)
+        if match:
+            container["image"] = f"{istio.sample_registry}/{match.group(1)}:{istio.bookinfo_tag}"
+        elif python_httpbin and "go-httpbin" in image:
+            container["image"] = PYTHON_HTTPBIN_IMAGE
+            container.pop("command", None)
+            container.pop("args", None)
+            for port in container.get("ports") or []:
+                if port.get("containerPort") == GO_HTTPBIN_PORT:
+                    port["containerPort"] = PYTHON_HTTPBIN_PORT
+    return obj
+
+
+def _is_httpbin(obj: dict) -> bool:
+    meta = obj.get("metadata") or {}
+    return meta.get("name") == "httpbin" or (meta.get("labels") or {}).get("app") == "httpbin"
+
+
+def _containers(obj: dict) -> list[dict]:
+    spec = obj.get("spec") or {}
+    pod_spec = (spec.get("template") or {}).get("spec") if obj.get("kind") != "Pod" else spec
+    pod_spec = pod_spec or {}
+    return [*(pod_spec.get("containers") or []), *(pod_spec.get("initContainers") or [])]
+
+
+def rollout_state(dep: dict | None) -> str | None:
+    """None when the Deployment is rolled out, else why not (kubectl rollout status' words)."""
+    if dep is None:
+        return "not created"
+    meta, spec, status = dep.get("metadata") or {}, dep.get("spec") or {}, dep.get("status") or {}
+    want = int(spec.get("replicas", 1))
+    if int(status.get("observedGeneration") or 0) < int(meta.get("generation") or 0):
+        return "waiting for the deployment spec update to be observed"
+    updated = int(status.get("updatedReplicas") or 0)
+    if updated < want:
+        return f"{updated} of {want} updated replicas are available"
+    if int(status.get("replicas") or 0) > updated:
+        return f"{int(status.get('replicas') or 0) - updated} old replicas are pending termination"
+    available = int(status.get("availableReplicas") or 0)
+    if available < want:
+        return f"{available} of {want} updated replicas are available"
+    return None
+
+
+def has_sidecar(pod: dict) -> bool:
+    """istio-proxy as a container, or as a native sidecar init container (Istio >= 1.27)."""
+    spec = pod.get("spec") or {}
+    return any(c.get("name") == "istio-proxy"
+               for c in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])])
+
+
+def selector_of(dep: dict) -> str:
+    labels = ((dep.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+class Samples:
+    """Deploy sample apps and wait for their rollouts."""
+
+    def __init__(self, api: KubeApi, applier: Applier, namespace: str, istio: IstioVersion,
+                 timeout_s: float = 300.0, poll_s: float = 1.0):
+        self.api = api
+        self.applier = applier
+        self.namespace = namespace
+        self.istio = istio
+        self.timeout_s = timeout_s
+        self.poll_s = poll_s
+
+    def deployments(self, name: str) -> list[str]:
+        return [obj["metadata"]["name"] for _, obj in sample_objects(name, self.istio)
+                if obj.get("kind") == "Deployment"]
+
+    def missing(self, name: str) -> list[str]:
+        """The sample's Deployments that do not exist in the namespace."""
+        return [d for d in self.deployments(name)
+                if self.api.get(DEPLOYMENTS, self.namespace, d) is None]
+
+    def not_ready(self, name: str) -> dict[str, str]:
+        """Deployment → why it is not serving yet (empty when the sample is ready)."""
+        reasons = {}
+        for dep_name in self.deployments(name):
+            dep = self.api.get(DEPLOYMENTS, self.namespace, dep_name)
+            state = rollout_state(dep)
+            if state is None and not self._injected(dep):
+                state = "its pods have no istio-proxy sidecar"
+            if state:
+                reasons[dep_name] = state
+        return reasons
+
+    def _injected(self, dep: dict) -> bool:
+        pods = self.api.list(PODS, self.namespace, selector_of(dep))
+        live = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
+        return bool(live) and all(has_sidecar(p) for p in live)
+
+    def deploy(self, name: str, progress: Progress | None = None) -> bool:
+        """Make the sample serve; False when it already did (nothing was changed)."""
+        say = progress or (lambda _msg: None)
+        reasons = self.not_ready(name)
+        if not reasons:
+            say(f"{name}: already running")
+            return False
+        targets = [self.applier.target(obj, source, {SAMPLE_LABEL: name})
+                   for source, obj in sample_objects(name, self.istio)]
+        say(f"{name}: applying {len(targets)} objects")
+        self.applier.apply(targets, adopt=True)
+        for dep_name, why in reasons.items():
+            if why == "its pods have no istio-proxy sidecar":
+                say(f"{name}: restarting {dep_name} to inject the sidecar")
+                self._restart(dep_name)
+        self.wait(name, say)
+        return True
+
+    def _restart(self, dep_name: str) -> None:
+        patch = {"spec": {"template": {"metadata": {"annotations": {
+            "kubectl.kubernetes.io/restartedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}}}}}
+        self.api.request("PATCH", DEPLOYMENTS.path(self.namespace, dep_name), body=patch,
+                         content_type="application/strategic-merge-patch+json")
+
+    def wait(self, name: str, progress: Progress | None = None) -> None:
+        """Wait until every Deployment of the sample is rolled out with sidecars."""
+        deadline = time.monotonic() + self.timeout_s
+        last: dict[str, str] = {}
+        while True:
+            try:
+                reasons = self.not_ready(name)
+            except KubeApiError as exc:
+                reasons = {"(api)": exc.message}
+            if not reasons:
+                if progress:
+                    progress(f"{name}: rolled out")
+                return
+            if reasons != last and progress:
+                progress(f"{name}: " + "; ".join(f"{d}: {w}" for d, w in reasons.items()))
+            last = reasons
+            if time.monotonic() > deadline:
+                detail = "; ".join(f"{d}: {w}" for d, w in reasons.items())
+                raise MeshError(
+                    f"sample {name} did not roll out within {self.timeout_s:.0f} s ({detail}); "
+                    f"see `kubectl get pods -n {self.namespace}` and "
+                    f"`kubectl get events -n {self.namespace}`"
+                )
+            time.sleep(self.poll_s)
