@@ -1,1 +1,5 @@
 """The embedded local mesh: Istio semantics on loopback."""
+
+from .mesh import LocalMesh
+
+__all__ = ["LocalMesh"]

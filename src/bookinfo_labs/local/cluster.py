@@ -8,7 +8,7 @@ cluster.
 from __future__ import annotations
 
 import random
-import string
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Mapping
 
@@ -72,6 +72,20 @@ class Service:
         return names
 
 
+class PodLog:
+    """A container's log: lines with the time they were written (for ``logs --since``)."""
+
+    def __init__(self) -> None:
+        self._lines: list[tuple[float, str]] = []
+
+    def append(self, line: str) -> None:
+        self._lines.append((time.time(), line))
+
+    def lines(self, since_s: float | None = None) -> list[str]:
+        cutoff = time.time() - since_s if since_s is not None else float("-inf")
+        return [line for stamp, line in self._lines if stamp >= cutoff]
+
+
 @dataclass
 class Pod:
     name: str
@@ -84,7 +98,7 @@ class Pod:
     #: container port -> the loopback port the local app really listens on
     ports: dict[int, int] = field(default_factory=dict)
     sidecar: "Sidecar | None" = None
-    log: list[str] = field(default_factory=list)
+    log: PodLog = field(default_factory=PodLog)
 
     def matches(self, selector: Mapping[str, str]) -> bool:
         return all(self.labels.get(k) == v for k, v in selector.items())

@@ -13,10 +13,11 @@ import random
 import time
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
 
 from ..versions import IstioVersion
 from . import envoy, routing
@@ -24,12 +25,11 @@ from .apps.base import UpstreamResponse
 from .cluster import Cluster, Pod, Service, fqdn
 from .config import ConfigStore
 
-if TYPE_CHECKING:
-    pass
-
 # Hop-by-hop headers are never forwarded; content-length is recomputed.
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection",
                "te", "trailer", "content-length", "host"}
+# Response headers each proxy hop sets itself rather than passing on.
+_REPLACED_RESPONSE_HEADERS = _HOP_BY_HOP | {"server", "date", "x-envoy-upstream-service-time"}
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ class Sidecar:
             response = await self._route(request, host, port, authority, headers, lower, body, log)
         finally:
             log.duration_ms = int((time.monotonic() - started) * 1000)
-        log.bytes_sent = response.body_length if hasattr(response, "body_length") else 0
+        log.bytes_sent = len(response.body or b"")
         self.access_log.append(log.format())
         return response
 
@@ -195,11 +195,9 @@ class Sidecar:
         service_time = str(int((time.monotonic() - start) * 1000))
         log.status, log.upstream_host = status, f"{pod.name}:{target_port}"
         log.upstream_service_time = service_time
-        out = [(k, v) for k, v in resp_headers if k.lower() not in _HOP_BY_HOP | {"server", "date"}]
+        out = [(k, v) for k, v in resp_headers if k.lower() not in _REPLACED_RESPONSE_HEADERS]
         out += [("x-envoy-upstream-service-time", service_time), ("server", "envoy")]
-        response = web.Response(status=status, body=resp_body, headers=_multidict(out))
-        response.body_length = len(resp_body)
-        return response
+        return web.Response(status=status, body=resp_body, headers=_multidict(out))
 
     def _local_reply(self, reply: envoy.LocalReply, log: envoy.AccessLogEntry, cluster: str,
                      server: str = "envoy") -> web.Response:
@@ -208,10 +206,8 @@ class Sidecar:
         headers = [("server", server), *reply.headers]
         if reply.body:
             headers.append(("content-type", "text/plain"))
-        response = web.Response(status=reply.status, body=reply.body.encode(),
-                                headers=_multidict(headers))
-        response.body_length = len(reply.body)
-        return response
+        return web.Response(status=reply.status, body=reply.body.encode(),
+                            headers=_multidict(headers))
 
     # -- inbound ---------------------------------------------------------------------
     def _inbound_handler(self, container_port: int):
@@ -230,15 +226,14 @@ class Sidecar:
                 return self._local_reply(envoy.CONNECT_FAILURE, envoy.AccessLogEntry(
                     request.method, request.path_qs, 0), cluster, server="istio-envoy")
             self.stats.upstream_response(cluster, status)
-            out = [(k, v) for k, v in resp_headers if k.lower() not in _HOP_BY_HOP | {"server", "date"}]
+            out = [(k, v) for k, v in resp_headers if k.lower() not in _REPLACED_RESPONSE_HEADERS]
             out += [("x-envoy-upstream-service-time", str(int((time.monotonic() - start) * 1000))),
                     ("server", "istio-envoy")]
             return web.Response(status=status, body=resp_body, headers=_multidict(out))
         return handle
 
 
-def _multidict(pairs):
-    from multidict import CIMultiDict
+def _multidict(pairs) -> CIMultiDict:
     return CIMultiDict(pairs)
 
 

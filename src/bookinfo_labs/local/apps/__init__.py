@@ -1,1 +1,31 @@
-"""Local implementations of the sample apps (Bookinfo, clients, httpbin...)."""
+"""Local implementations of the sample apps, found by container image.
+
+A Deployment's container image names what runs in the pod; the local mesh looks the image
+up here. ``None`` means the container serves nothing (the curl/sleep client only runs
+``sleep infinity`` and is exec'd into).
+"""
+
+from __future__ import annotations
+
+from .base import AppFactory
+
+# Images whose container serves nothing.
+_IDLE_IMAGES = {"curl", "sleep"}
+
+
+def image_name(image: str) -> str:
+    """``docker.io/istio/examples-bookinfo-reviews-v2:1.20.3`` -> ``examples-bookinfo-reviews-v2``."""
+    return image.split("@")[0].rsplit("/", 1)[-1].split(":")[0]
+
+
+def find_app(image: str) -> tuple[AppFactory, dict[str, str]] | None:
+    """The local app for a container image; None for an idle container; KeyError if unknown."""
+    from . import bookinfo
+
+    name = image_name(image)
+    if name in _IDLE_IMAGES:
+        return None
+    registry = dict(bookinfo.IMAGES)
+    if name not in registry:
+        raise KeyError(name)
+    return registry[name]

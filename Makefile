@@ -1,0 +1,34 @@
+# Two commands set everything up on a fresh machine:
+#   make labs   virtual environment + install + the whole lab catalogue on the local mesh + lab report
+#   make test   the full test suite (engine unit tests and every lab on the local mesh)
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PYTEST := $(BIN)/pytest
+ISTIO_VERSION ?= 1.26
+
+.PHONY: labs test bench deps kind-up kind-down clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+# Python packages, plus the system tools the local mesh drives (curl, openssl).
+deps: $(STAMP)
+	@scripts/ensure-tools.sh
+
+labs: deps
+	$(PYTEST) features/ -q --istio-version $(ISTIO_VERSION)
+
+test: deps
+	$(PYTEST) -q
+
+bench: deps
+	$(BIN)/python -m bookinfo_labs.bench
+
+clean:
+	rm -rf $(VENV) reports .pytest_cache

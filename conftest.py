@@ -1,0 +1,8 @@
+"""Registers the bookinfo-labs pytest plugin and the step definitions."""
+
+pytest_plugins = [
+    "bookinfo_labs.plugin",
+    "steps.common",
+    "steps.traffic",
+    "steps.bookinfo",
+]

@@ -1,0 +1,271 @@
+"""LocalMesh: the Mesh verbs on the embedded emulator."""
+
+from __future__ import annotations
+
+import inspect
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Iterable
+
+from aiohttp import web
+
+from .. import curlbatch
+from ..istio import iter_set_fields
+from ..manifests import Manifest, ManifestError
+from ..mesh import HttpRequest, HttpResponse, Mesh, MeshError, ResourceKey
+from ..samples import sample_manifests
+from ..versions import IstioVersion
+from .apps import find_app
+from .apps.base import AppContext
+from .cluster import Cluster, Pod, Service, ServicePort, fqdn, pod_name
+from .config import ConfigStore
+from .routing import subset_labels
+from .runtime import LoopThread
+from .sidecar import AppOutbound, Sidecar
+
+# The Istio config fields this emulator implements, per kind. A field outside these is a
+# clear error rather than silently ignored (DESIGN.md: the local emulator's rules).
+# "[]" stands for any list index; a listed path covers everything below it.
+SUPPORTED_FIELDS: dict[str, tuple[str, ...]] = {
+    "VirtualService": (
+        "spec.hosts", "spec.gateways",
+        "spec.http[].name", "spec.http[].match",
+        "spec.http[].route[].destination", "spec.http[].route[].weight",
+    ),
+    "DestinationRule": (
+        "spec.host", "spec.subsets[].name", "spec.subsets[].labels",
+    ),
+}
+_INDEX = re.compile(r"\[\d+\]")
+
+
+class LocalMesh(Mesh):
+    name = "local"
+    poll_interval_s = 0.0
+
+    def __init__(self, istio: IstioVersion, namespace: str = "default"):
+        self.istio = istio
+        self.namespace = namespace
+        self.cluster = Cluster()
+        self.store = ConfigStore()
+        self._owned: set[ResourceKey] = set()
+        self._deployed: set[str] = set()
+        self._runners: list[web.AppRunner] = []
+        self._outbounds: list[AppOutbound] = []
+        self._workdir = Path(tempfile.mkdtemp(prefix="bookinfo-labs-"))
+        self._loop = LoopThread()
+        self._closed = False
+
+    @classmethod
+    def start(cls, istio: IstioVersion, namespace: str = "default") -> "LocalMesh":
+        if shutil.which("curl") is None:
+            raise MeshError("the local mesh sends traffic with the real curl, which is not "
+                            "installed: run `make deps` (or apt-get install curl)")
+        return cls(istio, namespace)
+
+    # -- lifecycle -------------------------------------------------------------------
+    def deploy(self, sample: str) -> None:
+        if sample in self._deployed:
+            return
+        try:
+            manifests = sample_manifests(sample)
+        except ValueError as exc:
+            raise MeshError(str(exc)) from None
+        self._loop.run(self._deploy(manifests))
+        self._deployed.add(sample)
+
+    async def _deploy(self, manifests: list[Manifest]) -> None:
+        for m in manifests:
+            if m.kind == "Service":
+                self.cluster.add_service(self._service(m))
+        for m in manifests:
+            if m.kind == "Deployment":
+                for _ in range(m.raw["spec"].get("replicas", 1)):
+                    await self._start_pod(m)
+
+    def _service(self, m: Manifest) -> Service:
+        spec = m.raw["spec"]
+        ports = [ServicePort(p.get("name", ""), p["port"], int(p.get("targetPort", p["port"])),
+                             p.get("protocol", "TCP")) for p in spec.get("ports", [])]
+        return Service(m.name, m.namespace or self.namespace, ports,
+                       dict(spec.get("selector") or {}), dict(m.raw["metadata"].get("labels") or {}))
+
+    async def _start_pod(self, m: Manifest) -> None:
+        template = m.raw["spec"]["template"]
+        container = template["spec"]["containers"][0]
+        image = container["image"]
+        try:
+            app = find_app(image)
+        except KeyError:
+            raise MeshError(f"{m.source}: {m.describe()} runs image {image}, which has no "
+                            "local implementation; run this sample with --mesh kube") from None
+        env = {e["name"]: str(e.get("value", "")) for e in container.get("env") or []}
+        pod = Pod(
+            name=pod_name(m.name), namespace=m.namespace or self.namespace, deployment=m.name,
+            labels=dict(template["metadata"].get("labels") or {}),
+            service_account=template["spec"].get("serviceAccountName", "default"),
+            image=image, env=env)
+        sidecar = Sidecar(pod, self.cluster, self.store, self.istio)
+        if app is not None:
+            factory, options = app
+            outbound = AppOutbound(sidecar)
+            self._outbounds.append(outbound)
+            ctx = AppContext(pod_name=pod.name, labels=pod.labels, env={**env, "HOSTNAME": pod.name},
+                             outbound=outbound, istio=self.istio, log=pod.log.append,
+                             options=options)
+            application = factory(ctx)
+            if inspect.isawaitable(application):
+                application = await application
+            runner = web.AppRunner(application, access_log=None, handle_signals=False)
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", 0).start()
+            self._runners.append(runner)
+            local_port = runner.addresses[0][1]
+            for port in container.get("ports") or []:
+                pod.ports[int(port["containerPort"])] = local_port
+        await sidecar.start()
+        pod.sidecar = sidecar
+        self.cluster.pods.append(pod)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+
+        async def _stop() -> None:
+            for pod in self.cluster.pods:
+                if pod.sidecar:
+                    await pod.sidecar.stop()
+            for outbound in self._outbounds:
+                await outbound.close()
+            for runner in self._runners:
+                await runner.cleanup()
+
+        try:
+            self._loop.run(_stop(), timeout_s=10)
+        finally:
+            self._loop.stop()
+            shutil.rmtree(self._workdir, ignore_errors=True)
+
+    # -- configuration ---------------------------------------------------------------
+    def apply(self, manifests: list[Manifest]) -> list[ResourceKey]:
+        items = []
+        for m in manifests:  # check everything first: all or nothing
+            self._check_supported(m)
+            self._check_references(m)
+            items.append((ResourceKey(m.kind, m.namespace or self.namespace, m.name), m))
+        self.store.apply(items)
+        keys = [key for key, _ in items]
+        self._owned.update(keys)
+        return keys
+
+    def _check_supported(self, m: Manifest) -> None:
+        supported = SUPPORTED_FIELDS.get(m.kind)
+        if supported is None:
+            kinds = ", ".join(SUPPORTED_FIELDS)
+            raise ManifestError(m.source, f"the local mesh does not implement {m.kind} yet "
+                                f"(it implements {kinds}); run this lab with --mesh kube",
+                                resource=m.describe(), line=m.line)
+        for path, _ in iter_set_fields(m.model):
+            if not path.startswith("spec.") or path == "spec":
+                continue
+            general = _INDEX.sub("[]", path)
+            if not any(general == s or general.startswith((s + ".", s + "[")) or
+                       s.startswith((general + ".", general + "[")) for s in supported):
+                raise ManifestError(
+                    m.source, "the local mesh does not implement this field yet; run this "
+                    "lab with --mesh kube, or leave the field out", resource=m.describe(),
+                    path=path, line=m.line)
+
+    def _check_references(self, m: Manifest) -> None:
+        namespace = m.namespace or self.namespace
+
+        def known(host: str) -> bool:
+            return self.cluster.service_by_fqdn(fqdn(host, namespace)) is not None
+
+        problems: list[tuple[str, str]] = []
+        if m.kind == "VirtualService":
+            for i, rule in enumerate(m.model.spec.http or []):
+                for j, dest in enumerate(rule.route or []):
+                    if not known(dest.destination.host):
+                        problems.append((f"spec.http[{i}].route[{j}].destination.host",
+                                         dest.destination.host))
+        elif m.kind == "DestinationRule" and not known(m.model.spec.host):
+            problems.append(("spec.host", m.model.spec.host))
+        if problems:
+            path, host = problems[0]
+            services = ", ".join(sorted(s.name for s in self.cluster.services.values()))
+            raise ManifestError(m.source, f"host {host!r} is not a Service in the mesh (known "
+                                f"Services: {services or 'none; deploy a sample first'})",
+                                resource=m.describe(), path=path, line=m.line)
+
+    def warnings_for(self, manifests: list[Manifest]) -> list[str]:
+        """Like istioctl analyze IST0101: a route to a subset no DestinationRule defines."""
+        found = []
+        for m in manifests:
+            if m.kind != "VirtualService":
+                continue
+            namespace = m.namespace or self.namespace
+            for i, rule in enumerate(m.model.spec.http or []):
+                for j, dest in enumerate(rule.route or []):
+                    subset = dest.destination.subset
+                    host = fqdn(dest.destination.host, namespace)
+                    if subset and subset_labels(self.store, host, subset) is None:
+                        found.append(
+                            f"{m.source}: {m.describe()}: spec.http[{i}].route[{j}].destination: "
+                            f"subset {subset!r} of host {dest.destination.host!r} is not defined "
+                            "by any DestinationRule; requests routed there get 503 (NC, "
+                            "cluster_not_found) until one is applied")
+        return found
+
+    def delete(self, keys: Iterable[ResourceKey]) -> None:
+        keys = list(keys)
+        foreign = [k for k in keys if k not in self._owned]
+        if foreign:
+            raise MeshError(f"refusing to delete {foreign[0]}: it was not applied by bookinfo-labs")
+        self.store.delete(keys)
+        self._owned.difference_update(keys)
+
+    def owned_resources(self) -> set[ResourceKey]:
+        return self.store.keys() & self._owned
+
+    # -- traffic ---------------------------------------------------------------------
+    def client(self) -> str:
+        return self.istio.client
+
+    def _pod(self, workload: str) -> Pod:
+        pods = self.cluster.workload_pods(workload, self.namespace)
+        if not pods:
+            raise MeshError(f"no workload {workload!r} in namespace {self.namespace}; deploy it "
+                            "first (Given the <sample> sample is running)")
+        return pods[0]
+
+    def send(self, client: str, request: HttpRequest, count: int = 1) -> list[HttpResponse]:
+        pod = self._pod(client)
+        jar_dir = self._workdir / pod.name
+        jar_dir.mkdir(exist_ok=True)
+        marker = curlbatch.new_marker()
+        # Cluster DNS plus iptables capture: every name the pod can resolve connects to its
+        # sidecar's outbound listener; other names fail to resolve as they would in a pod.
+        capture = []
+        for name in self.cluster.dns_names(pod.namespace):
+            capture += ["--connect-to", f"{name}::127.0.0.1:{pod.sidecar.outbound_port}"]
+        argv = curlbatch.curl_argv(request, marker, str(jar_dir),
+                                   extra=["--noproxy", "*", *capture])
+        limit = (request.max_time_s or 60) * count + 30
+        done = subprocess.run(argv, input=curlbatch.curl_config(request, count).encode(),
+                              capture_output=True, timeout=limit, check=False)
+        return curlbatch.parse_output(done.stdout, marker, count)
+
+    # -- observation -----------------------------------------------------------------
+    def logs(self, workload: str, since_s: float | None = None) -> list[str]:
+        return self._pod(workload).log.lines(since_s)
+
+    def proxy_stats(self, workload: str) -> dict[str, int]:
+        return self._pod(workload).sidecar.stats.snapshot()
+
+    def proxy_access_log(self, workload: str) -> list[str]:
+        return list(self._pod(workload).sidecar.access_log)

@@ -1,0 +1,175 @@
+"""The pytest side: options, the session's mesh, the per-scenario ``lab``, the lab report."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+
+import pytest
+
+from .checks import EventuallyPolicy
+from .mesh import Mesh, MeshError
+from .report import LabReport
+from .scenario import Lab
+from .versions import DEFAULT_VERSION, VERSIONS, get_version
+
+_MESH_KEY = pytest.StashKey[Mesh]()
+_REPORT_KEY = pytest.StashKey[LabReport]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("bookinfo-labs", "Istio Bookinfo labs")
+    group.addoption("--mesh", choices=("local", "kube"), default="local",
+                    help="run against the embedded local mesh (default) or a real cluster")
+    group.addoption("--istio-version", default=DEFAULT_VERSION, choices=sorted(VERSIONS),
+                    help=f"the Istio release whose behaviour is expected (default {DEFAULT_VERSION})")
+    group.addoption("--kube-context", default=None,
+                    help="kubeconfig context for --mesh kube (default: the kind cluster's)")
+    group.addoption("--allow-any-context", action="store_true",
+                    help="let --mesh kube use a context whose name does not start with kind-")
+    group.addoption("--explain", action="store_true",
+                    help="print the kubectl/curl command equivalent to each step")
+    group.addoption("--lab-report", default="reports", metavar="DIR",
+                    help="where to write labs.json and labs.txt (default: reports)")
+    group.addoption("--eventually-timeout", type=float, default=None, metavar="SECONDS",
+                    help="deadline of each eventually check (default 5 s locally, 90 s on kube)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_REPORT_KEY] = LabReport(
+        mesh=config.getoption("--mesh"), istio=config.getoption("--istio-version"))
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # Asking for a cluster explicitly connects at once, so a missing cluster is one clear
+    # message before anything runs, not an error per scenario.
+    if session.config.getoption("--mesh") == "kube":
+        _open_mesh(session.config)
+
+
+def _open_mesh(config: pytest.Config) -> Mesh:
+    if _MESH_KEY in config.stash:
+        return config.stash[_MESH_KEY]
+    istio = get_version(config.getoption("--istio-version"))
+    try:
+        if config.getoption("--mesh") == "kube":
+            from .kube import KubeMesh
+
+            mesh: Mesh = KubeMesh.connect(
+                context=config.getoption("--kube-context"),
+                allow_any_context=config.getoption("--allow-any-context"), istio=istio)
+        else:
+            from .local import LocalMesh
+
+            mesh = LocalMesh.start(istio)
+    except MeshError as exc:
+        pytest.exit(f"bookinfo-labs: {exc}", returncode=4)
+    config.stash[_MESH_KEY] = mesh
+    config.add_cleanup(mesh.close)
+    return mesh
+
+
+@pytest.fixture(scope="session")
+def mesh(request: pytest.FixtureRequest) -> Mesh:
+    """The mesh under test, shared by the whole session."""
+    return _open_mesh(request.config)
+
+
+@pytest.fixture
+def lab(mesh: Mesh, request: pytest.FixtureRequest):
+    """One scenario: removes what it applied at the end, then fails it if config leaked."""
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    explain = request.config.getoption("--explain")
+
+    def say(text: str) -> None:
+        print(text)
+        if explain and reporter is not None:
+            reporter.write_line(text)
+
+    # A cluster needs time for istiod to push config; locally config applies at once, so
+    # a failing check has little to wait for.
+    timeout = request.config.getoption("--eventually-timeout") or (
+        90.0 if mesh.name == "kube" else 5.0)
+    # One batch is one observation. Locally config applies synchronously, so one batch shows
+    # the state; on a cluster the check must hold three batches in a row.
+    times = 1 if mesh.name == "local" else 3
+    policy = EventuallyPolicy(times=times, timeout_s=timeout, interval_s=mesh.poll_interval_s)
+    scenario = Lab(mesh, say=say, explain=explain, policy=policy)
+    yield scenario
+    scenario.cleanup()
+    leaked = scenario.leaks()
+    if leaked:
+        listed = ", ".join(sorted(str(k) for k in leaked))
+        pytest.fail(f"the scenario left config behind: {listed}", pytrace=False)
+
+
+# -- unknown steps: say which step, and what was probably meant -------------------------
+
+def pytest_bdd_step_func_lookup_error(request, feature, scenario, step, exception) -> None:
+    known = _known_step_texts(request)
+    close = difflib.get_close_matches(step.name, known, n=3, cutoff=0.5)
+    hint = ("\n  Closest known steps:\n" + "\n".join(f"    {c}" for c in close)) if close else ""
+    request.node.add_report_section(
+        "call", "bookinfo-labs",
+        f'Unknown step "{step.keyword} {step.name}" at {feature.filename}:{step.line_number}.'
+        f"{hint}\n  Steps live in steps/*.py; add one there or reword the feature.")
+
+
+def _known_step_texts(request) -> list[str]:
+    texts = []
+    for name, defs in request._fixturemanager._arg2fixturedefs.items():
+        if not name.startswith("pytestbdd_stepdef_"):
+            continue
+        for fixturedef in defs:
+            try:
+                context = fixturedef.func()
+            except Exception:  # a fixture that needs arguments is not a step definition
+                continue
+            parser = getattr(context, "parser", None)
+            if parser is not None:
+                texts.append(getattr(parser, "name", str(parser)))
+    return texts
+
+
+# -- the lab report ---------------------------------------------------------------------
+
+def pytest_bdd_before_scenario(request, feature, scenario) -> None:
+    report = request.config.stash[_REPORT_KEY]
+    report.register(request.node.nodeid, feature=feature.name, path=feature.rel_filename,
+                    scenario=scenario.name)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    rep = yield
+    lab_report = item.config.stash[_REPORT_KEY]
+    if item.nodeid in lab_report.scenarios:
+        reason = ""
+        if rep.skipped and isinstance(rep.longrepr, tuple):
+            reason = rep.longrepr[2]
+        elif rep.failed:
+            reason = rep.longreprtext.strip().splitlines()[-1] if rep.longreprtext else ""
+        lab_report.record(item.nodeid, rep.when, rep.outcome, rep.duration, reason)
+    return rep
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    report = session.config.stash.get(_REPORT_KEY, None)
+    if report is None or not report.scenarios or hasattr(session.config, "workerinput"):
+        return
+    out = Path(session.config.getoption("--lab-report"))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "labs.json").write_text(json.dumps(report.as_dict(), indent=2) + "\n")
+    (out / "labs.txt").write_text(report.as_text() + "\n")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
+    report = config.stash.get(_REPORT_KEY, None)
+    if report is None or not report.ran():
+        return
+    terminalreporter.section("lab report")
+    for line in report.as_text().splitlines():
+        terminalreporter.write_line(line)
+    out = Path(config.getoption("--lab-report"))
+    terminalreporter.write_line(f"(written to {out / 'labs.txt'} and {out / 'labs.json'})")

@@ -1,0 +1,1 @@
+"""Step definitions, thin and grouped by domain; registered from conftest.py."""

@@ -1,0 +1,55 @@
+"""Steps every lab uses: sample apps, applying and deleting manifests."""
+
+from pytest_bdd import given, parsers, then, when
+
+from bookinfo_labs.manifests import ManifestError
+
+
+@given(parsers.re(r"the (?P<sample>\w+) sample is running"))
+def sample_is_running(mesh, sample):
+    mesh.deploy(sample.lower())
+    mesh.deploy(mesh.client())
+
+
+@given(parsers.parse('I apply "{name}"'))
+@when(parsers.parse('I apply "{name}"'))
+def apply_manifest(lab, name):
+    lab.apply_file(name)
+
+
+@given(parsers.parse('"{name}" is applied'))
+def manifest_is_applied(lab, name):
+    lab.apply_file(name)
+
+
+@given("I apply:")
+@when("I apply:")
+def apply_inline(lab, docstring):
+    lab.apply_text(docstring)
+
+
+@when(parsers.parse('I delete "{name}"'))
+def delete_manifest(lab, name):
+    lab.delete_file(name)
+
+
+@when(parsers.parse('I try to apply "{name}"'))
+def try_to_apply(lab, name):
+    try:
+        lab.apply_file(name)
+    except ManifestError as exc:
+        lab.error = exc
+
+
+@then(parsers.parse('applying it fails at "{path}" mentioning "{text}"'))
+def apply_failed(lab, path, text):
+    assert lab.error is not None, "the manifest was applied, but it should have been rejected"
+    assert lab.error.path == path and text in str(lab.error), str(lab.error)
+    print(f"rejected as expected: {lab.error}")
+
+
+@then(parsers.parse('applying it warned that subset "{subset}" of host "{host}" is not defined'))
+def warned_about_subset(lab, subset, host):
+    wanted = f"subset {subset!r} of host {host!r} is not defined"
+    assert any(wanted in w for w in lab.warnings), (
+        f"expected a warning containing {wanted!r}; warnings were: {lab.warnings or 'none'}")

@@ -1,0 +1,64 @@
+"""Generic HTTP steps: send requests from inside the mesh and check what answered."""
+
+from collections import Counter
+
+from pytest_bdd import parsers, then, when
+
+from bookinfo_labs.checks import check_split
+from bookinfo_labs.checks.backends import reviews_version
+from bookinfo_labs.mesh import HttpRequest
+
+
+def _header(text: str) -> tuple[str, str]:
+    name, _, value = text.partition(":")
+    return name.strip(), value.strip()
+
+
+@when(parsers.parse('I send {count:d} requests to "{url}"'))
+def send_requests(lab, count, url):
+    lab.send(HttpRequest(url=url), count)
+
+
+@when(parsers.parse('I send {count:d} requests to "{url}" with header "{header}"'))
+def send_requests_with_header(lab, count, url, header):
+    lab.send(HttpRequest(url=url, headers=(_header(header),)), count)
+
+
+@then(parsers.parse("every response has status {status:d}"))
+def every_status(lab, status):
+    def check(traffic):
+        seen = Counter(r.status for r in traffic.responses)
+        assert set(seen) == {status}, f"statuses seen: {dict(seen)}"
+
+    lab.expect(f"every response has status {status}", check)
+
+
+@then(parsers.parse("every response has status {status:d} and an empty body"))
+def every_status_empty(lab, status):
+    def check(traffic):
+        seen = Counter((r.status, r.body) for r in traffic.responses)
+        assert set(seen) == {(status, "")}, f"(status, body) seen: {dict(seen)}"
+
+    lab.expect(f"every response is {status} with an empty body", check)
+
+
+@then(parsers.parse("every response is served by reviews {version}"))
+def every_response_from(lab, version):
+    def check(traffic):
+        seen = Counter(reviews_version(r) for r in traffic.responses)
+        assert set(seen) == {version}, f"reviews versions seen: {dict(seen)}"
+
+    lab.expect(f"all {lab.traffic.count} responses served by reviews {version}", check)
+
+
+@then(parsers.re(r"the reviews versions are split (?P<spec>v\d+ \d+% (?:and v\d+ \d+%)+)"))
+def versions_split(lab, spec):
+    """Weighted routing, checked with an exact binomial band (false failure <= 1e-6)."""
+    expected = {}
+    for part in spec.split(" and "):
+        version, percent = part.split()
+        expected[version] = float(percent.rstrip("%"))
+    observed = Counter(reviews_version(r) or "unknown" for r in lab.traffic.responses)
+    result = check_split(observed, expected)
+    print(result.table())
+    result.assert_ok()
