@@ -5,4 +5,5 @@ pytest_plugins = [
     "steps.common",
     "steps.traffic",
     "steps.bookinfo",
+    "pytester",  # the plugin's own tests run throwaway pytest projects
 ]

@@ -108,7 +108,8 @@ def lab(mesh: Mesh, request: pytest.FixtureRequest):
 
 def pytest_bdd_step_func_lookup_error(request, feature, scenario, step, exception) -> None:
     known = _known_step_texts(request)
-    close = difflib.get_close_matches(step.name, known, n=3, cutoff=0.5)
+    wanted = f"{step.type} {step.name}"
+    close = difflib.get_close_matches(wanted, known, n=3, cutoff=0.5)
     hint = ("\n  Closest known steps:\n" + "\n".join(f"    {c}" for c in close)) if close else ""
     request.node.add_report_section(
         "call", "bookinfo-labs",
@@ -117,24 +118,21 @@ def pytest_bdd_step_func_lookup_error(request, feature, scenario, step, exceptio
 
 
 def _known_step_texts(request) -> list[str]:
-    texts = []
-    for name, defs in request._fixturemanager._arg2fixturedefs.items():
-        if not name.startswith("pytestbdd_stepdef_"):
-            continue
-        for fixturedef in defs:
-            try:
-                context = fixturedef.func()
-            except Exception:  # a fixture that needs arguments is not a step definition
-                continue
-            parser = getattr(context, "parser", None)
-            if parser is not None:
-                texts.append(getattr(parser, "name", str(parser)))
-    return texts
+    """Every step definition's text; pytest-bdd keeps them in a registry of its own."""
+    try:
+        from pytest_bdd.steps import step_function_context_registry
+    except ImportError:  # a future pytest-bdd: no hint is better than a crash
+        return []
+    return sorted({f"{c.type or 'step'} {c.parser.name}".strip()
+                   for c in list(step_function_context_registry.values())})
 
 
 # -- the lab report ---------------------------------------------------------------------
 
 def pytest_bdd_before_scenario(request, feature, scenario) -> None:
+    # Every scenario gets the contract (cleanup and leak check), also one whose steps
+    # only ask for the mesh itself.
+    request.getfixturevalue("lab")
     report = request.config.stash[_REPORT_KEY]
     report.register(request.node.nodeid, feature=feature.name, path=feature.rel_filename,
                     scenario=scenario.name)

@@ -1,0 +1,184 @@
+"""The local mesh end to end: real sockets, real curl, Bookinfo behind sidecars."""
+
+import socket
+
+import pytest
+
+from bookinfo_labs.checks.backends import reviews_version
+from bookinfo_labs.local import LocalMesh
+from bookinfo_labs.manifests import ManifestError, load_file, parse_text
+from bookinfo_labs.mesh import HttpRequest, MeshError, ResourceKey
+from bookinfo_labs.versions import get_version
+
+REVIEWS = "http://reviews:9080/reviews/0"
+
+
+@pytest.fixture(scope="module")
+def mesh():
+    mesh = LocalMesh.start(get_version("1.26"))
+    mesh.deploy("bookinfo")
+    mesh.deploy(mesh.client())
+    yield mesh
+    mesh.close()
+
+
+@pytest.fixture
+def applied(mesh):
+    """Apply manifests for one test and remove them afterwards."""
+    keys = []
+
+    def apply(manifests):
+        keys.extend(mesh.apply(manifests))
+        return keys
+
+    yield apply
+    mesh.delete([k for k in keys if k in mesh.owned_resources()])
+
+
+def send(mesh, url=REVIEWS, count=1, **kwargs):
+    return mesh.send(mesh.client(), HttpRequest(url=url, **kwargs), count)
+
+
+WIEGHT = """\
+apiVersion: networking.istio.io/v1alpha3
+kind: VirtualService
+metadata:
+  name: reviews
+spec:
+  hosts:
+  - reviews
+  http:
+  - route:
+    - destination:
+        host: reviews
+        subset: v1
+      wieght: 50
+"""
+
+
+def test_a_misspelt_field_names_the_file_and_the_route_and_changes_nothing(mesh, tmp_path):
+    before = mesh.store.keys()
+    bad = tmp_path / "virtual-service-typo.yaml"
+    bad.write_text(WIEGHT)
+    with pytest.raises(ManifestError) as err:
+        mesh.apply(load_file(bad))
+    message = str(err.value)
+    assert err.value.path == "spec.http[0].route[0]"
+    assert str(bad) in message and "spec.http[0].route[0]" in message and "wieght" in message
+    assert "did you mean 'weight'" in message and "Nothing from" in message
+    assert mesh.store.keys() == before
+
+
+def test_a_bad_document_later_in_a_file_applies_nothing_of_that_file(mesh):
+    text = load_file("virtual-service-all-v1.yaml")[0].raw  # a valid first document
+    import yaml
+
+    stream = yaml.safe_dump(text) + "---\n" + WIEGHT
+    with pytest.raises(ManifestError):
+        mesh.apply(parse_text(stream, "two-documents.yaml"))
+    assert mesh.owned_resources() == set()
+
+
+def test_malformed_yaml_names_the_line():
+    with pytest.raises(ManifestError, match=r"broken\.yaml:4: malformed YAML, column 7: expected ',' or ']'"):
+        parse_text("kind: VirtualService\nspec:\n  hosts: [reviews\n  http: x\n", "broken.yaml")
+
+
+def test_a_missing_manifest_file_suggests_close_names():
+    with pytest.raises(ManifestError, match="did you mean virtual-service-all-v1.yaml"):
+        load_file("virtual-service-all-v2.yaml")
+
+
+def test_a_route_to_an_undefined_host_is_refused(mesh):
+    text = WIEGHT.replace("wieght", "weight").replace("host: reviews", "host: reveiws")
+    with pytest.raises(ManifestError) as err:
+        mesh.apply(parse_text(text, "typo-host.yaml"))
+    assert err.value.path == "spec.http[0].route[0].destination.host"
+    assert "'reveiws' is not a Service" in str(err.value) and "reviews" in str(err.value)
+
+
+def test_a_field_the_local_mesh_does_not_implement_is_refused_by_name(mesh):
+    text = WIEGHT.replace("      wieght: 50\n", "    timeout: 1s\n")
+    with pytest.raises(ManifestError) as err:
+        mesh.apply(parse_text(text, "timeout.yaml"))
+    assert err.value.path == "spec.http[0].timeout"
+    assert "does not implement" in str(err.value)
+
+
+def test_an_undefined_subset_warns_at_apply_and_gets_503_nc(mesh, applied):
+    manifests = parse_text(WIEGHT.replace("      wieght: 50\n", ""), "no-dr.yaml")
+    applied(manifests)
+    [warning] = mesh.warnings_for(manifests)
+    assert "subset 'v1' of host 'reviews' is not defined by any DestinationRule" in warning
+    assert "spec.http[0].route[0].destination" in warning
+    response = send(mesh)[0]
+    assert (response.status, response.body, response.header("server")) == (503, "", "envoy")
+    assert any(" 503 NC cluster_not_found " in line for line in mesh.proxy_access_log("curl"))
+
+
+def test_a_subset_without_endpoints_is_503_no_healthy_upstream(mesh, applied):
+    applied(parse_text("""\
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  subsets: [{name: v9, labels: {version: v9}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http: [{route: [{destination: {host: reviews, subset: v9}}]}]
+"""))
+    response = send(mesh)[0]
+    assert (response.status, response.body) == (503, "no healthy upstream")
+    assert response.header("content-type") == "text/plain"
+
+
+def test_without_a_virtual_service_every_version_is_reached(mesh):
+    versions = {reviews_version(r) for r in send(mesh, count=60)}
+    assert versions == {"v1", "v2", "v3"}
+
+
+def test_the_sidecar_adds_envoy_headers_and_counts_with_envoy_stat_names(mesh):
+    before = mesh.proxy_stats("curl")
+    response = send(mesh, "http://ratings:9080/ratings/0")[0]
+    assert response.status == 200 and response.body == '{"id":0,"ratings":{"Reviewer1":5,"Reviewer2":4}}'
+    assert response.header("server") == "envoy"
+    assert response.header("x-envoy-upstream-service-time").isdigit()
+    name = "cluster.outbound|9080||ratings.default.svc.cluster.local.upstream_rq_200"
+    assert mesh.proxy_stats("curl")[name] == before.get(name, 0) + 1
+
+
+def test_unknown_names_do_not_resolve_inside_the_mesh(mesh):
+    response = send(mesh, "http://no-such-service.invalid:9080/")[0]
+    assert response.status == 0 and response.exit_code == 6
+
+
+def test_the_mesh_refuses_to_delete_what_it_did_not_apply(mesh):
+    with pytest.raises(MeshError, match="not applied by bookinfo-labs"):
+        mesh.delete([ResourceKey("VirtualService", "default", "someone-elses")])
+
+
+def test_an_unknown_sample_is_a_clear_error(mesh):
+    with pytest.raises(MeshError, match="unknown sample app 'bookinfoo'; known samples: bookinfo"):
+        mesh.deploy("bookinfoo")
+
+
+def test_closing_the_mesh_stops_its_thread_and_ports():
+    mesh = LocalMesh.start(get_version("1.26"))
+    mesh.deploy("bookinfo")
+    port = mesh.cluster.workload_pods("productpage-v1", "default")[0].sidecar.outbound_port
+    mesh.close()
+    assert not mesh._loop._thread.is_alive()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=2)
+    mesh.close()  # a second close is harmless
+
+
+def test_without_curl_the_local_mesh_says_how_to_install_it(monkeypatch):
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    with pytest.raises(MeshError, match="make deps"):
+        LocalMesh.start(get_version("1.26"))

@@ -1,0 +1,103 @@
+"""The pytest plugin seen from outside: throwaway projects run in a pytest subprocess."""
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
+    """A lab project using our plugin and steps, with one feature folder."""
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    pytester.makeini("[pytest]\nbdd_features_base_dir = features/\n")
+    pytester.makeconftest(textwrap.dedent('''
+        from pytest_bdd import given, then
+        from bookinfo_labs.manifests import load_file
+
+        pytest_plugins = ["bookinfo_labs.plugin", "steps.common", "steps.traffic",
+                          "steps.bookinfo"]
+
+        @given("something applies config behind the scenario's back")
+        def sneaky(mesh):
+            mesh.apply(load_file("virtual-service-reviews-v3.yaml"))
+
+        @then("the scenario fails")
+        def fails():
+            raise AssertionError("failing on purpose")
+
+        @then("nothing is applied")
+        def nothing(mesh):
+            assert mesh.owned_resources() == set(), mesh.owned_resources()
+    '''))
+    pytester.mkdir("features")
+    pytester.path.joinpath("features", "test_features.py").write_text(
+        "from pytest_bdd import scenarios\nscenarios('.')\n")
+
+    def feature(text: str) -> None:
+        pytester.path.joinpath("features", "lab.feature").write_text(textwrap.dedent(text))
+
+    pytester.feature = feature
+    return pytester
+
+
+def test_an_unknown_step_names_the_step_its_line_and_the_closest_known_steps(project):
+    project.feature("""
+        Feature: Typo
+          Scenario: jason
+            Given the Bookinfo sample is running
+            When jason log in
+    """)
+    result = project.runpytest_subprocess("features", "--lab-report", "out")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        '*Unknown step "When jason log in" at *lab.feature:5.*',
+        "*Closest known steps:*",
+        "*{user} logs in*",
+    ])
+
+
+def test_the_leak_check_fails_the_scenario_that_left_config_behind(project):
+    project.feature("""
+        Feature: Leaky
+          Scenario: leaks
+            Given the Bookinfo sample is running
+            And something applies config behind the scenario's back
+    """)
+    result = project.runpytest_subprocess("features", "--lab-report", "out")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*the scenario left config behind: VirtualService/reviews*"])
+
+
+def test_what_a_failed_scenario_applied_is_removed_before_the_next_one(project):
+    project.feature("""
+        Feature: Cleanup
+          Scenario: fails after applying
+            Given the Bookinfo sample is running
+            And I apply "virtual-service-all-v1.yaml"
+            Then the scenario fails
+
+          Scenario: starts clean
+            Given the Bookinfo sample is running
+            Then nothing is applied
+    """)
+    result = project.runpytest_subprocess("features", "-p", "no:randomly", "--lab-report", "out")
+    result.assert_outcomes(passed=1, failed=1)
+
+
+def test_the_lab_report_lists_each_lab_with_its_outcome(project):
+    project.feature("""
+        Feature: Reporting
+          Scenario: passes
+            Given the Bookinfo sample is running
+          Scenario: fails
+            Then the scenario fails
+    """)
+    result = project.runpytest_subprocess("features", "--lab-report", "out")
+    result.stdout.fnmatch_lines(["*lab report*", "Reporting*failed*1*1*", "    failed: fails*"])
+    import json
+
+    report = json.loads((project.path / "out" / "labs.json").read_text())
+    assert report["labs"][0]["lab"] == "Reporting" and report["labs"][0]["failed"] == 1
