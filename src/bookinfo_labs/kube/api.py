@@ -117,6 +117,7 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     _t("v1", "Secret", "secrets"),
     _t("v1", "Pod", "pods"),
     _t("v1", "Endpoints", "endpoints"),
+    _t("v1", "Event", "events"),
     _t("v1", "PersistentVolumeClaim", "persistentvolumeclaims"),
     _t("apps/v1", "Deployment", "deployments"),
     _t("apps/v1", "StatefulSet", "statefulsets"),

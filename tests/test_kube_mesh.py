@@ -1,0 +1,430 @@
+"""KubeMesh against an in-process fake API server: the real kubernetes client code runs.
+
+The fake (bookinfo_labs.kube.fakeapi) listens on 127.0.0.1 and speaks the API server's
+wire formats: server-side apply PATCH, label-selected lists, DELETE with a lingering
+object, the exec websocket channels and pod logs. Exec commands are answered by running
+them here (sh + curl against a loopback server) or with the outputs the labs quote.
+"""
+
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+
+import pytest
+
+from bookinfo_labs.kube.apply import MANAGED_BY_LABEL, SAMPLE_LABEL
+from bookinfo_labs.kube.fakeapi import FakeApiServer
+from bookinfo_labs.kube.mesh import KubeMesh, installed_istio_version
+from bookinfo_labs.kube.stats import STATS_COMMAND
+from bookinfo_labs.manifests import Manifest, load_file, parse_text
+from bookinfo_labs.mesh import HttpRequest, MeshError, ResourceKey
+from bookinfo_labs.versions import get_version
+
+from test_kube_parsers import FORTIO_JSON, ROUTES_DUMP, STATS_TEXT
+
+ISTIO = get_version("1.26")
+BOOKINFO = ["details-v1", "ratings-v1", "reviews-v1", "reviews-v2", "reviews-v3", "productpage-v1"]
+VS = ("networking.istio.io", "virtualservices")
+
+
+class _Productpage(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802
+        if self.path != "/productpage":
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        body = b"<title>Simple Bookstore App</title> reviews-v1-5d8f7c9b6d-x2k4p\n"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def productpage():
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Productpage)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+class Pod:
+    """Answers exec commands the way the cluster's containers would."""
+
+    def __init__(self, productpage_url):
+        self.productpage_url = productpage_url
+        self.execs = []
+        self.route_dump = {"configs": []}
+
+    def __call__(self, namespace, pod, container, command):
+        self.execs.append((pod, container, command))
+        if command[:2] == ["sh", "-c"]:
+            script = command[2].replace("http://productpage:9080", self.productpage_url)
+            env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+            done = subprocess.run(["sh", "-c", script], capture_output=True, timeout=60, env=env)
+            return done.stdout, done.stderr, done.returncode
+        if command[:2] == ["fortio", "load"]:
+            return FORTIO_JSON.encode(), b"Code 200 : 17 (85.0 %)\n", 0
+        if command == STATS_COMMAND and container == "istio-proxy":
+            return STATS_TEXT.encode(), b"", 0
+        if command[-1].startswith("config_dump?resource=dynamic_route_configs"):
+            return json.dumps(self.route_dump).encode(), b"", 0
+        if command[-1].startswith("config_dump?resource=dynamic_active_clusters"):
+            return b'{"configs": []}', b"", 0
+        return b"", f"sh: {command[0]}: not found\n".encode(), 127
+
+
+def seed(fake, *, istiod_tag="1.26.0", samples=True):
+    if istiod_tag:
+        fake.add_deployment("istiod", namespace="istio-system", labels={"app": "istiod"},
+                            containers=["discovery"], image_tag=istiod_tag, sidecar=False)
+        fake.put({"apiVersion": "v1", "kind": "Service",
+                  "metadata": {"name": "istio-ingressgateway", "namespace": "istio-system"},
+                  "spec": {"type": "NodePort", "ports": [
+                      {"name": "status-port", "port": 15021, "nodePort": 31021},
+                      {"name": "http2", "port": 80, "nodePort": 30080},
+                      {"name": "https", "port": 443, "nodePort": 30443}]}})
+    if samples:
+        for name in BOOKINFO:
+            app, _, version = name.rpartition("-")
+            fake.add_deployment(name, labels={"app": app, "version": version},
+                                containers=[app])
+        fake.add_deployment("curl", labels={"app": "curl"})
+
+
+@pytest.fixture
+def fake():
+    server = FakeApiServer(delete_lag=2).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def kubeconfig(fake, tmp_path):
+    return fake.write_kubeconfig(str(tmp_path / "kubeconfig"))
+
+
+@pytest.fixture
+def mesh(fake, kubeconfig, productpage):
+    seed(fake)
+    fake.exec_handler = Pod(productpage)
+    mesh = KubeMesh.connect(context=None, allow_any_context=False, istio=ISTIO,
+                            kubeconfig=kubeconfig)
+    mesh.propagation_timeout_s = 0.5
+    mesh.applier.poll_s = 0.01
+    mesh.samples.poll_s = 0.01
+    yield mesh
+    mesh.close()
+
+
+def lab_manifests(text):
+    """Manifests as the loader would hand them over, without its model validation."""
+    import yaml
+    return [Manifest(source="<inline>", line=1, raw=doc, model=None)
+            for doc in yaml.safe_load_all(text) if doc]
+
+
+# --- connect: the guard and the checks, in order ------------------------------------------
+
+def test_connect_checks_cluster_istio_and_samples(mesh, fake):
+    assert mesh.name == "kube" and mesh.context == "kind-bookinfo-labs"
+    assert 0.3 <= mesh.poll_interval_s <= 1
+    assert fake.requests_to("GET", "/version")
+    assert fake.requests_to("GET", "/namespaces/istio-system/deployments/istiod")
+
+
+def test_a_non_kind_context_is_refused_without_allow_any_context(kubeconfig):
+    with pytest.raises(MeshError, match="--allow-any-context") as info:
+        KubeMesh.connect(context="prod", allow_any_context=False, istio=ISTIO,
+                         kubeconfig=kubeconfig)
+    assert "'prod'" in str(info.value)
+    with pytest.raises(MeshError, match="no cluster reachable at context prod"):
+        KubeMesh.connect(context="prod", allow_any_context=True, istio=ISTIO,
+                         kubeconfig=kubeconfig)
+
+
+def test_no_kubeconfig_stops_at_once_naming_make_kind_up(tmp_path):
+    started = time.monotonic()
+    with pytest.raises(MeshError) as info:
+        KubeMesh.connect(context=None, allow_any_context=False, istio=ISTIO,
+                         kubeconfig=str(tmp_path / "none"))
+    assert str(info.value) == ("no cluster reachable at context kind-bookinfo-labs: "
+                               "run `make kind-up` (needs Docker and kind)")
+    assert time.monotonic() - started < 2
+
+
+def test_a_stopped_cluster_stops_at_once(fake, kubeconfig):
+    fake.stop()  # the kubeconfig still names it, nothing listens
+    started = time.monotonic()
+    with pytest.raises(MeshError, match=r"no cluster reachable at context kind-bookinfo-labs: "
+                                        r"run `make kind-up`"):
+        KubeMesh.connect(context=None, allow_any_context=False, istio=ISTIO, kubeconfig=kubeconfig)
+    assert time.monotonic() - started < 4
+
+
+def test_missing_istio_and_missing_samples_name_make_kind_up(fake, kubeconfig):
+    with pytest.raises(MeshError, match=r"Istio is not installed .*no istiod.*`make kind-up`"):
+        KubeMesh.connect(context=None, allow_any_context=False, istio=ISTIO, kubeconfig=kubeconfig)
+    seed(fake, samples=False)
+    with pytest.raises(MeshError, match=r"sample app bookinfo is not deployed .*`make kind-up`"):
+        KubeMesh.connect(context=None, allow_any_context=False, istio=ISTIO, kubeconfig=kubeconfig)
+
+
+def test_an_other_istio_release_is_named(fake, kubeconfig):
+    seed(fake, istiod_tag="1.25.5")
+    with pytest.raises(MeshError, match=r"runs Istio 1\.25\.5 but the labs expect 1\.26: "
+                                        r"pass --istio 1\.25"):
+        KubeMesh.connect(context=None, allow_any_context=False, istio=ISTIO, kubeconfig=kubeconfig)
+
+
+def test_installed_version_from_the_istiod_image():
+    def dep(image):
+        return {"spec": {"template": {"spec": {"containers": [{"image": image}]}}}}
+    assert installed_istio_version(dep("docker.io/istio/pilot:1.26.0")) == "1.26.0"
+    assert installed_istio_version(dep("localhost:5000/istio/pilot:1.27.3-distroless")) == "1.27.3"
+    assert installed_istio_version(dep("localhost:5000/istio/pilot")) is None
+
+
+# --- apply / owned_resources / delete --------------------------------------------------------
+
+def test_apply_is_server_side_strict_labelled_and_dry_run_first(mesh, fake):
+    manifests = load_file("virtual-service-all-v1.yaml")
+    keys = mesh.apply(manifests)
+    assert keys == [ResourceKey("VirtualService", "default", n)
+                    for n in ("productpage", "reviews", "ratings", "details")]
+    patches = fake.requests_to("PATCH", "/virtualservices/")
+    assert len(patches) == 8  # a dry run of each, then each for real
+    assert [p.q("dryRun") for p in patches] == ["All"] * 4 + [None] * 4
+    for p in patches:
+        assert p.content_type == "application/apply-patch+yaml"
+        assert (p.q("fieldManager"), p.q("fieldValidation"), p.q("force")) == (
+            "bookinfo-labs", "Strict", "true")
+        assert p.body["metadata"]["labels"][MANAGED_BY_LABEL] == "bookinfo-labs"
+    assert patches[4].path == "/apis/networking.istio.io/v1alpha3/namespaces/default/virtualservices/productpage"
+    stored = fake.get_object(*VS, "default", "reviews")
+    assert stored["spec"]["http"][0]["route"][0]["destination"]["subset"] == "v1"
+    assert mesh.owned_resources() == set(keys)
+
+
+def test_an_unknown_field_is_rejected_by_the_server_and_nothing_is_applied(mesh, fake):
+    bad = lab_manifests("""
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec: {host: reviews}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - destination: {host: reviews, subset: v1}
+      wieght: 100
+""")
+    with pytest.raises(MeshError) as info:
+        mesh.apply(bad)
+    assert str(info.value) == (
+        '<inline>: VirtualService "reviews" in namespace default: the API server rejected it: '
+        ".spec.http[0].route[0].wieght: field not declared in schema. "
+        "Nothing from this batch was applied.")
+    assert not [p for p in fake.requests_to("PATCH") if p.q("dryRun") is None]
+    assert mesh.owned_resources() == set()
+
+
+def test_a_webhook_denial_leaves_nothing_applied(mesh, fake):
+    fake.deny["ratings"] = "configuration is invalid: weights must sum to 100"
+    with pytest.raises(MeshError, match='VirtualService "ratings".*validation.istio.io.*sum to 100'):
+        mesh.apply(load_file("virtual-service-all-v1.yaml"))
+    assert mesh.owned_resources() == set()
+
+
+def test_objects_not_ours_are_never_overwritten_or_deleted(mesh, fake):
+    fake.put({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+              "metadata": {"name": "reviews", "namespace": "default"},
+              "spec": {"hosts": ["reviews"]}})
+    with pytest.raises(MeshError, match=r'VirtualService "reviews" in namespace default already '
+                                        r"exists and was not created by bookinfo-labs"):
+        mesh.apply(load_file("virtual-service-all-v1.yaml"))
+    assert not fake.requests_to("PATCH")
+    with pytest.raises(MeshError, match="refusing to delete VirtualService/reviews"):
+        mesh.delete([ResourceKey("VirtualService", "default", "reviews")])
+    assert not fake.requests_to("DELETE")
+    assert mesh.owned_resources() == set()  # not ours, so not listed either
+
+
+def test_delete_waits_until_gone_and_missing_is_fine(mesh, fake):
+    keys = mesh.apply(load_file("virtual-service-all-v1.yaml"))
+    fake.delete_lag = 3
+    mesh.delete(keys + [ResourceKey("VirtualService", "default", "never-applied")])
+    assert len(fake.requests_to("DELETE")) == 4
+    for key in keys:
+        assert fake.get_object(*VS, "default", key.name) is None
+    assert mesh.owned_resources() == set()
+
+
+def test_owned_resources_spans_namespaces_and_skips_missing_crds(mesh, fake):
+    mtls = lab_manifests("""
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: istio-system}
+spec: {mtls: {mode: STRICT}}
+""")
+    keys = mesh.apply(mtls)
+    assert keys == [ResourceKey("PeerAuthentication", "istio-system", "default")]
+    assert mesh.owned_resources() == set(keys)
+    lists = fake.requests_to("GET", "/peerauthentications")
+    assert lists[-1].path == "/apis/security.istio.io/v1/peerauthentications"
+    assert lists[-1].q("labelSelector") == f"{MANAGED_BY_LABEL}=bookinfo-labs,!{SAMPLE_LABEL}"
+    # the Gateway API CRDs are not installed: listed once, then no longer asked
+    assert len(fake.requests_to("GET", "/apis/gateway.networking.k8s.io/v1/httproutes")) == 1
+    mesh.delete(keys)
+    assert mesh.owned_resources() == set()
+
+
+# --- samples ------------------------------------------------------------------------------
+
+def test_deploy_applies_a_sample_once_and_waits_for_its_rollout(mesh, fake):
+    mesh.deploy("httpbin")
+    for name in ("httpbin-v1", "httpbin-v2"):
+        dep = fake.get_object("apps", "deployments", "default", name)
+        assert dep["metadata"]["labels"][SAMPLE_LABEL] == "httpbin"
+        assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == (
+            "docker.io/mccutchen/go-httpbin:v2.15.0")
+    svc = fake.get_object("", "services", "default", "httpbin")
+    assert svc["spec"]["ports"][0] == {"name": "http", "port": 8000, "targetPort": 8080}
+    before = len(fake.requests_to("PATCH"))
+    mesh.deploy("httpbin")  # already running: nothing is applied
+    assert len(fake.requests_to("PATCH")) == before
+    assert mesh.owned_resources() == set()  # samples are not scenario config
+
+
+def test_deploy_bookinfo_already_running_is_left_alone(mesh, fake):
+    mesh.deploy("bookinfo")
+    mesh.deploy(mesh.client())
+    assert not fake.requests_to("PATCH")
+
+
+def test_unknown_sample_is_named(mesh):
+    with pytest.raises(MeshError, match="unknown sample app 'nope'"):
+        mesh.deploy("nope")
+
+
+# --- traffic --------------------------------------------------------------------------------
+
+needs_curl = pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
+
+
+@needs_curl
+def test_send_is_one_exec_in_the_client_pod(mesh, fake):
+    pod = fake.exec_handler
+    responses = mesh.send(mesh.client(), HttpRequest(url="http://productpage:9080/productpage"), 10)
+    assert len(responses) == 10
+    assert all(r.status == 200 and "Simple Bookstore App" in r.body and "reviews-v1-" in r.body
+               for r in responses)
+    assert len(pod.execs) == 1
+    name, container, command = pod.execs[0]
+    assert (name, container) == ("curl-5d8f7c9b6d-x2k4p", "curl")
+    assert command[:2] == ["sh", "-c"] and command[2].count("curl ") == 1
+    (exec_request,) = fake.requests_to("GET", "/pods/curl-5d8f7c9b6d-x2k4p/exec")
+    assert exec_request.q("tty") == "false" and exec_request.q("stdin") == "false"
+    missing = mesh.send("curl", HttpRequest(url="http://productpage:9080/nope"), 2)
+    assert [r.status for r in missing] == [404, 404]
+
+
+def test_send_reports_a_client_without_curl(mesh, fake):
+    fake.exec_handler = lambda *_: (b"", b"sh: curl: not found\n", 127)
+    with pytest.raises(MeshError, match=r"curl in pod curl-.* exited 127.*curl: not found"):
+        mesh.send("curl", HttpRequest(url="http://productpage:9080/productpage"), 3)
+
+
+def test_load_runs_fortio_with_json(mesh, fake):
+    fake.add_deployment("fortio-deploy", labels={"app": "fortio"}, containers=["fortio"])
+    result = mesh.load("fortio-deploy", "http://httpbin:8000/get", connections=2, requests=20)
+    assert result.codes == {200: 17, 503: 3}
+    assert result.code_lines()[0] == "Code 200 : 17 (85.0 %)"
+    pod, container, command = fake.exec_handler.execs[-1]
+    assert container == "fortio" and command[-3:] == ["-json", "-", "http://httpbin:8000/get"]
+    # by app label too, as the lab's FORTIO_POD lookup does
+    assert mesh.load("fortio", "http://httpbin:8000/get", connections=2, requests=20).requests == 20
+
+
+def test_proxy_stats_and_logs(mesh, fake):
+    fake.add_deployment("httpbin-v1", labels={"app": "httpbin", "version": "v1"},
+                        containers=["httpbin"])
+    stats = mesh.proxy_stats("httpbin-v1")
+    assert stats["cluster.outbound|8000||httpbin.default.svc.cluster.local"
+                 ".upstream_rq_pending_overflow"] == 21
+    assert fake.exec_handler.execs[-1][1] == "istio-proxy"
+    fake.pod_logs[("default", "httpbin-v1-5d8f7c9b6d-x2k4p", "httpbin")] = (
+        'time=2026-11-21T10:00:00Z level=INFO msg="200 GET /headers 0.1ms"\n'
+        'time=2026-11-21T10:00:01Z level=INFO msg="200 GET /get 0.1ms"\n')
+    lines = mesh.logs("httpbin-v1", since_s=4.2)
+    assert len(lines) == 2 and "GET /headers" in lines[0]
+    (log_request,) = fake.requests_to("GET", "/log")
+    assert log_request.q("container") == "httpbin" and log_request.q("sinceSeconds") == "5"
+
+
+def test_no_running_pod_is_a_clear_error(mesh):
+    with pytest.raises(MeshError, match="no running pod for ghost in namespace default"):
+        mesh.proxy_stats("ghost")
+
+
+def test_ingress_address_on_kind_is_loopback_and_the_node_port(mesh):
+    assert mesh.ingress_address() == ("127.0.0.1", 30080)
+    assert mesh.ingress_address("https") == ("127.0.0.1", 30443)
+    with pytest.raises(MeshError, match="no port named tcp"):
+        mesh.ingress_address("tcp")
+
+
+# --- propagation and diagnostics -------------------------------------------------------------
+
+def test_apply_waits_for_the_client_sidecar_to_have_the_routes(mesh, fake):
+    fake.exec_handler.route_dump = ROUTES_DUMP  # mentions virtual-service reviews
+    started = time.monotonic()
+    mesh.apply(parse_text("""
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - destination: {host: reviews, subset: v2}
+"""))
+    assert time.monotonic() - started < 0.4
+    assert any("dynamic_route_configs" in c[2][-1] for c in fake.exec_handler.execs)
+
+
+def test_a_propagation_gate_that_never_opens_is_given_up(mesh, fake):
+    mesh.apply(load_file("virtual-service-all-v1.yaml"))  # the dump never mentions them
+    assert mesh._propagation_checks is False
+    execs = len(fake.exec_handler.execs)
+    mesh.apply(load_file("destination-rule-all.yaml"))
+    assert len(fake.exec_handler.execs) == execs
+
+
+def test_diagnostics_for_a_failed_scenario(mesh, fake):
+    fake.exec_handler.route_dump = ROUTES_DUMP
+    fake.put({"apiVersion": "v1", "kind": "Event",
+              "metadata": {"name": "reviews-v2.1", "namespace": "default"},
+              "involvedObject": {"kind": "Pod", "name": "reviews-v2-x"}, "reason": "BackOff",
+              "type": "Warning", "message": "Back-off restarting failed container",
+              "lastTimestamp": "2026-11-21T10:00:00Z"})
+    manifests = load_file("virtual-service-all-v1.yaml")
+    mesh.apply(manifests)
+    report = mesh.diagnostics(manifests)
+    assert "===== applied YAML =====" in report and "app.kubernetes.io/managed-by: bookinfo-labs" in report
+    assert "===== istioctl analyze -n default =====" in report
+    assert "outbound|9080|v2|reviews.default.svc.cluster.local" in report
+    assert "BackOff" in report and "Back-off restarting" in report
