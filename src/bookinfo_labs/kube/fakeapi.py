@@ -140,6 +140,8 @@ class FakeApiServer:
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
         self.port = 0
+        for ns in sorted(self.namespaces):
+            self.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
 
     # -- lifecycle -------------------------------------------------------------------
     @property
