@@ -428,3 +428,22 @@ def test_diagnostics_for_a_failed_scenario(mesh, fake):
     assert "===== istioctl analyze -n default =====" in report
     assert "outbound|9080|v2|reviews.default.svc.cluster.local" in report
     assert "BackOff" in report and "Back-off restarting" in report
+
+
+def test_deploy_restarts_a_sample_that_runs_without_sidecar(mesh, fake):
+    fake.add_deployment("httpbin-v1", labels={"app": "httpbin", "version": "v1"},
+                        containers=["httpbin"], sidecar=False)
+    mesh.deploy("httpbin")
+    (restart,) = [p for p in fake.requests_to("PATCH", "/deployments/httpbin-v1")
+                  if p.content_type == "application/strategic-merge-patch+json"]
+    annotations = restart.body["spec"]["template"]["metadata"]["annotations"]
+    assert "kubectl.kubernetes.io/restartedAt" in annotations
+    assert mesh.samples.not_ready("httpbin") == {}
+
+
+def test_logs_of_a_missing_container_is_a_clear_error(mesh, fake):
+    fake.add_deployment("httpbin-v1", labels={"app": "httpbin", "version": "v1"},
+                        containers=["httpbin"])
+    del fake.objects[("", "pods", "default", "httpbin-v1-5d8f7c9b6d-x2k4p")]
+    with pytest.raises(MeshError, match="no running pod for httpbin-v1"):
+        mesh.logs("httpbin-v1")

@@ -290,3 +290,14 @@ def test_python_httpbin_for_older_releases():
     untouched = {"kind": "Deployment", "spec": {"template": {"spec": {"containers": [
         {"name": "x", "image": "docker.io/library/nginx:1.27"}]}}}}
     assert for_version(untouched, old) == untouched
+
+
+def test_a_new_namespace_is_created_labelled_for_injection(setup):
+    provisioner, tools, fake, out = setup
+    p = provisioner(namespace="labs")
+    fake.write_kubeconfig(tools.kubeconfig)
+    p.ensure_injection(p._api())
+    ns = fake.get_object("", "namespaces", "", "labs")
+    assert ns["metadata"]["labels"]["istio-injection"] == "enabled"
+    assert ns["metadata"]["labels"][SAMPLE_LABEL] == "namespace"  # never scenario config
+    assert "labelled istio-injection=enabled" in out.getvalue()

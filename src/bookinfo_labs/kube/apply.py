@@ -123,8 +123,8 @@ class Applier:
         # Namespaces go first; an object in a namespace this batch creates cannot be
         # dry-run before that namespace exists, so it is checked by the real apply only.
         order = sorted(range(len(targets)), key=lambda i: targets[i].rtype.kind != "Namespace")
-        new_namespaces = {t.name for t in targets if t.rtype.kind == "Namespace"
-                          and previous[targets.index(t)] is None}
+        new_namespaces = {t.name for i, t in enumerate(targets)
+                          if t.rtype.kind == "Namespace" and previous[i] is None}
         for i in order:
             t = targets[i]
             if t.rtype.kind == "Namespace" or t.namespace in new_namespaces:

@@ -19,6 +19,7 @@ import time
 from typing import Iterable
 
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from .. import curlbatch
@@ -27,7 +28,8 @@ from ..manifests import Manifest
 from ..mesh import HttpRequest, HttpResponse, Mesh, MeshError, ResourceKey
 from ..versions import IstioVersion
 from . import diagnostics
-from .api import GATEWAY_API_TYPES, ISTIO_TYPES, KubeApi, KubeApiError, kube_contexts, load_api_client
+from .api import (GATEWAY_API_TYPES, ISTIO_TYPES, KubeApi, KubeApiError, api_error,
+                  kube_contexts, load_api_client)
 from .apply import Applier, Target
 from .batch import batch_command
 from .context import fix_hint, is_kind_context, resolve_context
@@ -246,8 +248,7 @@ class KubeMesh(Mesh):
             try:
                 text = self.core.read_namespaced_pod_log(pod["metadata"]["name"],
                                                          self.namespace, **kwargs)
-            except client.exceptions.ApiException as exc:
-                from .api import api_error
+            except ApiException as exc:
                 raise MeshError(f"cannot read the logs of {workload}: "
                                 f"{api_error(exc).message}") from None
             lines.extend(text.splitlines())

@@ -38,6 +38,7 @@ PYTHON_HTTPBIN_IMAGE = "docker.io/kong/httpbin"
 _BOOKINFO_IMAGE = re.compile(r"^(?:.*/)?(examples-bookinfo-[a-z0-9-]+):[^/]+$")
 
 Progress = Callable[[str], None]
+NO_SIDECAR = "its pods have no istio-proxy sidecar"
 
 
 def sample_paths(name: str, root: Path = MANIFESTS_ROOT) -> list[Path]:
@@ -163,7 +164,8 @@ class Samples:
             dep = self.api.get(DEPLOYMENTS, self.namespace, dep_name)
             state = rollout_state(dep)
             if state is None and not self._injected(dep):
-                state = "its pods have no istio-proxy sidecar"
+                state = (f"{NO_SIDECAR} (is namespace {self.namespace} labelled "
+                         "istio-injection=enabled?)")
             if state:
                 reasons[dep_name] = state
         return reasons
@@ -185,7 +187,7 @@ class Samples:
         say(f"{name}: applying {len(targets)} objects")
         self.applier.apply(targets, adopt=True)
         for dep_name, why in reasons.items():
-            if why == "its pods have no istio-proxy sidecar":
+            if why.startswith(NO_SIDECAR):
                 say(f"{name}: restarting {dep_name} to inject the sidecar")
                 self._restart(dep_name)
         self.wait(name, say)
