@@ -182,7 +182,7 @@ def test_missing_istio_and_missing_samples_name_make_kind_up(fake, kubeconfig):
 def test_an_other_istio_release_is_named(fake, kubeconfig):
     seed(fake, istiod_tag="1.25.5")
     with pytest.raises(MeshError, match=r"runs Istio 1\.25\.5 but the labs expect 1\.26: "
-                                        r"pass --istio 1\.25"):
+                                        r"pass --istio-version 1\.25"):
         KubeMesh.connect(context=None, allow_any_context=False, istio=ISTIO, kubeconfig=kubeconfig)
 
 

@@ -119,10 +119,14 @@ class KubeMesh(Mesh):
         if found and ".".join(found.split(".")[:2]) != self.istio.version:
             raise MeshError(
                 f"the cluster at context {self.context} runs Istio {found} but the labs "
-                f"expect {self.istio.version}: pass --istio {'.'.join(found.split('.')[:2])}, "
+                f"expect {self.istio.version}: pass --istio-version {'.'.join(found.split('.')[:2])}, "
                 f"or recreate it with `make kind-down kind-up ISTIO_VERSION={self.istio.version}`"
             )
-        names = {d["metadata"]["name"] for d in api.list(DEPLOYMENTS, self.namespace)}
+        try:
+            names = {d["metadata"]["name"] for d in api.list(DEPLOYMENTS, self.namespace)}
+        except KubeApiError as exc:
+            raise MeshError(f"cannot list the Deployments in namespace {self.namespace} at "
+                            f"context {self.context}: {exc.message}") from None
         for sample in ("bookinfo", self.istio.client):
             missing = [d for d in self.samples.deployments(sample) if d not in names]
             if missing:

@@ -9,19 +9,22 @@ in the cluster goes through the kubernetes client.
 from __future__ import annotations
 
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
 import sh
+from rich.console import Console
+from rich.markup import escape
 
 from ..manifests import MANIFESTS_ROOT
 from ..mesh import MeshError
 from ..versions import IstioVersion
-from .api import KubeApi, KubeApiError, ResourceType, kube_contexts, load_api_client
+from .api import KubeApi, ResourceType, kube_contexts, load_api_client
 from .apply import SAMPLE_LABEL, Applier
 from .context import DEFAULT_CONTEXT, KIND_CLUSTER_NAME, resolve_context
-from .istioctl import OPERATOR_FILE, TOOLS_DIR, ensure_istioctl, install_args
+from .istioctl import OPERATOR_FILE, TOOLS_DIR, ensure_istioctl, install_args, istioctl_path
 from .mesh import ISTIO_NAMESPACE, KubeMesh, installed_istio_version
 from .samples import DEPLOYMENTS, Samples, rollout_state
 
@@ -63,63 +66,48 @@ def run_command(argv: list[str], *, timeout_s: float,
 
 
 class Reporter(Protocol):
-    def step(self, title: str) -> "StepHandle": ...
+    def step(self, title: str) -> "Step": ...
 
 
-class StepHandle(Protocol):
+class Step(Protocol):
+    """One provisioning step: ``update`` shows progress, ``done`` its outcome."""
+
     def update(self, message: str) -> None: ...
     def done(self, message: str) -> None: ...
-    def __enter__(self) -> "StepHandle": ...
+    def __enter__(self) -> "Step": ...
     def __exit__(self, *exc) -> None: ...
 
 
 @dataclass
 class RichReporter:
-    """Progress on the terminal: a spinner with the latest line on long steps."""
+    """Progress on the terminal: a spinner with the step's latest line, then ✓ or ✗."""
 
-    console: object = None
-
-    def __post_init__(self) -> None:
-        if self.console is None:
-            from rich.console import Console
-
-            self.console = Console(highlight=False)
+    console: Console = field(default_factory=lambda: Console(highlight=False))
 
     def step(self, title: str) -> "_RichStep":
         return _RichStep(self.console, title)
 
 
 class _RichStep:
-    def __init__(self, console, title: str):
+    def __init__(self, console: Console, title: str):
         self.console = console
-        self.title = title
-        self.status = None
-        self.finished = False
+        self.title = escape(title)
+        self.status = console.status(f"[bold]{self.title}[/bold]")
 
     def __enter__(self) -> "_RichStep":
-        self.status = self.console.status(f"[bold]{self.title}[/bold]")
         self.status.__enter__()
         return self
 
     def update(self, message: str) -> None:
-        from rich.markup import escape
-
-        if self.status is not None:
-            self.status.update(f"[bold]{self.title}[/bold]: {escape(message[-100:])}")
+        self.status.update(f"[bold]{self.title}[/bold]: {escape(message[-100:])}")
 
     def done(self, message: str) -> None:
-        from rich.markup import escape
-
-        self.finished = True
-        self.console.print(f"[green]✓[/green] {escape(self.title)}: {escape(message)}")
+        self.console.print(f"[green]✓[/green] {self.title}: {escape(message)}")
 
     def __exit__(self, exc_type, *rest) -> None:
-        if self.status is not None:
-            self.status.__exit__(exc_type, *rest)
+        self.status.__exit__(exc_type, *rest)
         if exc_type is not None:
-            from rich.markup import escape
-
-            self.console.print(f"[red]✗[/red] {escape(self.title)}")
+            self.console.print(f"[red]✗[/red] {self.title}")
 
 
 @dataclass
@@ -205,7 +193,7 @@ class Provisioner:
         wanted = self.istio.kind_node_image.split(":")[-1].split("@")[0]
         try:
             nodes = KubeApi(load_api_client(self.context, self.kubeconfig), timeout_s=10).list(NODES)
-        except (KubeApiError, Exception):  # noqa: BLE001 - only a hint
+        except Exception:  # noqa: BLE001 - only a hint, never a reason to stop
             return
         versions = {((n.get("status") or {}).get("nodeInfo") or {}).get("kubeletVersion") for n in nodes}
         if versions and wanted not in versions:
@@ -215,8 +203,6 @@ class Provisioner:
 
     def ensure_istioctl(self) -> str:
         with self.reporter.step(f"istioctl {self.istio.patch}") as step:
-            from .istioctl import istioctl_path
-
             there = istioctl_path(self.istio.patch, self.tools_dir).is_file()
             kwargs = {"fetch": self.istioctl_fetch} if self.istioctl_fetch else {}
             path = ensure_istioctl(self.istio.patch, tools_dir=self.tools_dir, **kwargs)
@@ -250,8 +236,6 @@ class Provisioner:
             step.done(note)
 
     def _wait_rollouts(self, api: KubeApi, namespace: str, names, step) -> None:
-        import time
-
         deadline = time.monotonic() + self.rollout_timeout_s
         while True:
             states = {n: rollout_state(api.get(DEPLOYMENTS, namespace, n)) for n in names}
