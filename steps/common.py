@@ -6,9 +6,8 @@ from bookinfo_labs.manifests import ManifestError
 
 
 @given(parsers.re(r"the (?P<sample>\w+) sample is running"))
-def sample_is_running(mesh, sample):
-    mesh.deploy(sample.lower())
-    mesh.deploy(mesh.client())
+def sample_is_running(lab, sample):
+    lab.deploy(sample.lower())
 
 
 @given(parsers.parse('I apply "{name}"'))

@@ -80,12 +80,14 @@ def mesh(request: pytest.FixtureRequest) -> Mesh:
 def lab(mesh: Mesh, request: pytest.FixtureRequest):
     """One scenario: removes what it applied at the end, then fails it if config leaked."""
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
     explain = request.config.getoption("--explain")
 
     def say(text: str) -> None:
-        print(text)
+        print(text)  # kept with the test's output, shown when it fails
         if explain and reporter is not None:
-            reporter.write_line(text)
+            with capture.global_and_fixture_disabled():  # straight to the learner's terminal
+                reporter.write_line(text)
 
     # A cluster needs time for istiod to push config; locally config applies at once, so
     # a failing check has little to wait for.
@@ -102,6 +104,15 @@ def lab(mesh: Mesh, request: pytest.FixtureRequest):
     if leaked:
         listed = ", ".join(sorted(str(k) for k in leaked))
         pytest.fail(f"the scenario left config behind: {listed}", pytrace=False)
+
+
+def pytest_bdd_before_step(request, feature, scenario, step, step_func) -> None:
+    if request.config.getoption("--explain"):
+        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+        capture = request.config.pluginmanager.get_plugin("capturemanager")
+        if reporter is not None:
+            with capture.global_and_fixture_disabled():
+                reporter.write_line(f"\n# {step.keyword} {step.name}")
 
 
 # -- unknown steps: say which step, and what was probably meant -------------------------

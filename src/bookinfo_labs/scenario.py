@@ -13,8 +13,10 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Callable
 
+from .explain import apply_commands, delete_commands, send_command
 from .checks import EventuallyPolicy, eventually
 from .manifests import Manifest, load_file, parse_text
+from .samples import sample_manifests
 from .mesh import HttpRequest, HttpResponse, Mesh, ResourceKey
 
 PRODUCTPAGE = "http://productpage:9080"
@@ -64,9 +66,16 @@ class Lab:
         for line in [lines] if isinstance(lines, str) else lines:
             self._say(line)
 
+    # -- sample apps -----------------------------------------------------------------
+    def deploy(self, sample: str) -> None:
+        """Make a sample app and the in-mesh client ready (already running: nothing to do)."""
+        for name in (sample, self.client):
+            self._show(apply_commands, sample_manifests(name))
+            self.mesh.deploy(name)
+
     # -- configuration ---------------------------------------------------------------
     def apply(self, manifests: list[Manifest]) -> list[ResourceKey]:
-        self._show(_explain().apply_commands, manifests)
+        self._show(apply_commands, manifests)
         keys = self.mesh.apply(manifests)
         self.applied.update(dict.fromkeys(keys))
         warnings = self.mesh.warnings_for(manifests)
@@ -82,7 +91,7 @@ class Lab:
         return self.apply(parse_text(text))
 
     def delete(self, keys: list[ResourceKey]) -> None:
-        self._show(_explain().delete_commands, keys)
+        self._show(delete_commands, keys)
         self.mesh.delete(keys)
         for key in keys:
             self.applied.pop(key, None)
@@ -98,7 +107,7 @@ class Lab:
         return f"{user}-{self._id}" if user else None
 
     def send(self, request: HttpRequest, count: int = 1) -> Traffic:
-        self._show(_explain().send_command, self.client, request, count)
+        self._show(send_command, self.client, request, count)
         self.traffic = Traffic(request, self.mesh.send(self.client, request, count))
         return self.traffic
 
@@ -147,9 +156,3 @@ class Lab:
     def leaks(self) -> set[ResourceKey]:
         """Config present now that was not there before the scenario."""
         return self.mesh.owned_resources() - self.baseline
-
-
-def _explain():
-    from . import explain
-
-    return explain
