@@ -30,5 +30,12 @@ test: deps
 bench: deps
 	$(BIN)/python -m bookinfo_labs.bench
 
+# A kind cluster with Istio and the samples (needs Docker and kind); see README.
+kind-up: deps
+	$(BIN)/python scripts/cluster.py up --istio $(ISTIO_VERSION)
+
+kind-down: deps
+	$(BIN)/python scripts/cluster.py down
+
 clean:
 	rm -rf $(VENV) reports .pytest_cache

@@ -105,6 +105,14 @@ def test_a_field_the_local_mesh_does_not_implement_is_refused_by_name(mesh):
     assert "does not implement" in str(err.value)
 
 
+def test_failure_diagnostics_show_the_applied_yaml_and_the_client_proxy_log(mesh, applied):
+    manifests = load_file("virtual-service-reviews-v3.yaml")
+    applied(manifests)
+    send(mesh)
+    text = mesh.diagnostics(manifests)
+    assert "subset: v3" in text and "outbound|9080|v3|reviews.default.svc.cluster.local" in text
+
+
 def test_an_undefined_subset_warns_at_apply_and_gets_503_nc(mesh, applied):
     manifests = parse_text(WIEGHT.replace("      wieght: 50\n", ""), "no-dr.yaml")
     applied(manifests)
@@ -157,9 +165,11 @@ def test_unknown_names_do_not_resolve_inside_the_mesh(mesh):
     assert response.status == 0 and response.exit_code == 6
 
 
-def test_the_mesh_refuses_to_delete_what_it_did_not_apply(mesh):
-    with pytest.raises(MeshError, match="not applied by bookinfo-labs"):
-        mesh.delete([ResourceKey("VirtualService", "default", "someone-elses")])
+def test_deleting_what_is_already_gone_is_not_an_error(mesh, applied):
+    [key] = applied(load_file("virtual-service-reviews-v3.yaml"))
+    mesh.delete([key, ResourceKey("VirtualService", "default", "never-applied")])
+    mesh.delete([key])
+    assert mesh.owned_resources() == set()
 
 
 def test_an_unknown_sample_is_a_clear_error(mesh):

@@ -117,6 +117,10 @@ class Mesh(abc.ABC):
         """Analysis findings (like ``istioctl analyze``) for manifests just applied."""
         return []
 
+    def diagnostics(self, manifests: list[Manifest]) -> str:
+        """What to attach to a failed scenario: applied YAML, proxy state, analysis."""
+        return ""
+
     # -- traffic ---------------------------------------------------------------------
     @abc.abstractmethod
     def client(self) -> str:

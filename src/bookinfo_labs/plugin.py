@@ -16,6 +16,7 @@ from .versions import DEFAULT_VERSION, VERSIONS, get_version
 
 _MESH_KEY = pytest.StashKey[Mesh]()
 _REPORT_KEY = pytest.StashKey[LabReport]()
+_LAB_KEY = pytest.StashKey[Lab]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -84,10 +85,11 @@ def lab(mesh: Mesh, request: pytest.FixtureRequest):
     explain = request.config.getoption("--explain")
 
     def say(text: str) -> None:
-        print(text)  # kept with the test's output, shown when it fails
         if explain and reporter is not None:
             with capture.global_and_fixture_disabled():  # straight to the learner's terminal
                 reporter.write_line(text)
+        else:
+            print(text)  # kept with the test's output, shown when it fails
 
     # A cluster needs time for istiod to push config; locally config applies at once, so
     # a failing check has little to wait for.
@@ -98,6 +100,7 @@ def lab(mesh: Mesh, request: pytest.FixtureRequest):
     times = 1 if mesh.name == "local" else 3
     policy = EventuallyPolicy(times=times, timeout_s=timeout, interval_s=mesh.poll_interval_s)
     scenario = Lab(mesh, say=say, explain=explain, policy=policy)
+    request.node.stash[_LAB_KEY] = scenario
     yield scenario
     scenario.cleanup()
     leaked = scenario.leaks()
@@ -160,6 +163,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         elif rep.failed:
             reason = rep.longreprtext.strip().splitlines()[-1] if rep.longreprtext else ""
         lab_report.record(item.nodeid, rep.when, rep.outcome, rep.duration, reason)
+    lab = item.stash.get(_LAB_KEY, None)
+    if rep.when == "call" and rep.failed and lab is not None:
+        try:
+            rep.sections.append(("bookinfo-labs diagnostics", lab.mesh.diagnostics(lab.manifests)))
+        except Exception as exc:  # diagnostics must never hide the real failure
+            rep.sections.append(("bookinfo-labs diagnostics", f"could not collect: {exc}"))
     return rep
 
 

@@ -54,6 +54,7 @@ class Lab:
         self._id = secrets.token_hex(3)  # keeps cookie jars apart between scenarios
         self.baseline = mesh.owned_resources()
         self.applied: dict[ResourceKey, None] = {}  # ordered set
+        self.manifests: list[Manifest] = []  # everything applied, for failure diagnostics
         self.warnings: list[str] = []
         self.traffic: Traffic | None = None
         self.error: Exception | None = None  # what a step expected to fail raised
@@ -77,6 +78,7 @@ class Lab:
     def apply(self, manifests: list[Manifest]) -> list[ResourceKey]:
         self._show(apply_commands, manifests)
         keys = self.mesh.apply(manifests)
+        self.manifests += manifests
         self.applied.update(dict.fromkeys(keys))
         warnings = self.mesh.warnings_for(manifests)
         for warning in warnings:

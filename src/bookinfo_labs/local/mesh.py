@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable
 
+import yaml
 from aiohttp import web
 
 from .. import curlbatch
@@ -223,10 +224,9 @@ class LocalMesh(Mesh):
 
     def delete(self, keys: Iterable[ResourceKey]) -> None:
         keys = list(keys)
-        foreign = [k for k in keys if k not in self._owned]
-        if foreign:
-            raise MeshError(f"refusing to delete {foreign[0]}: it was not applied by bookinfo-labs")
-        self.store.delete(keys)
+        # Only this tool writes to the local store, so a key that is not ours is one that
+        # is already gone: not an error, as on a cluster with --ignore-not-found.
+        self.store.delete([k for k in keys if k in self._owned])
         self._owned.difference_update(keys)
 
     def owned_resources(self) -> set[ResourceKey]:
@@ -266,6 +266,14 @@ class LocalMesh(Mesh):
 
     def proxy_stats(self, workload: str) -> dict[str, int]:
         return self._pod(workload).sidecar.stats.snapshot()
+
+    def diagnostics(self, manifests: list[Manifest]) -> str:
+        applied = "---\n".join(yaml.safe_dump(m.raw, sort_keys=False) for m in manifests)
+        client = self._pod(self.client())
+        log = "\n".join(client.sidecar.access_log[-20:]) or "(empty)"
+        config = "\n".join(sorted(str(k) for k in self.store.keys())) or "(none)"
+        return (f"== applied YAML ==\n{applied or '(none)'}\n== config in the mesh ==\n"
+                f"{config}\n== {client.name} sidecar access log (last 20) ==\n{log}\n")
 
     def proxy_access_log(self, workload: str) -> list[str]:
         return list(self._pod(workload).sidecar.access_log)
