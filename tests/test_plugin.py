@@ -104,3 +104,51 @@ def test_the_lab_report_lists_each_lab_with_its_outcome(project):
 
     report = json.loads((project.path / "out" / "labs.json").read_text())
     assert report["labs"][0]["lab"] == "Reporting" and report["labs"][0]["failed"] == 1
+
+
+def test_kube_without_a_cluster_stops_at_once_naming_make_kind_up(project, monkeypatch):
+    monkeypatch.setenv("KUBECONFIG", str(project.path / "no-such-kubeconfig"))
+    project.feature("""
+        Feature: Anything
+          Scenario: never runs
+            Given the Bookinfo sample is running
+    """)
+    result = project.runpytest_subprocess("features", "--mesh", "kube")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: bookinfo-labs: no cluster reachable at context "
+                                 "kind-bookinfo-labs: run `make kind-up`*"])
+    assert "never runs" not in result.stdout.str() and "passed" not in result.stdout.str()
+
+
+def test_kube_refuses_a_context_that_is_not_kind_without_allow_any_context(project):
+    project.feature("""
+        Feature: Anything
+          Scenario: never runs
+            Given the Bookinfo sample is running
+    """)
+    result = project.runpytest_subprocess("features", "--mesh", "kube", "--kube-context", "prod")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: bookinfo-labs: refusing kube context 'prod'*--allow-any-context*"])
+
+
+def test_explain_prints_each_step_and_its_kubectl_and_curl_equivalent(project):
+    project.feature("""
+        Feature: Explained
+          Scenario: jason
+            Given the Bookinfo sample is running
+            And I apply "virtual-service-reviews-test-v2.yaml"
+            When jason logs in
+            And jason opens the product page 2 times
+    """)
+    result = project.runpytest_subprocess("features", "--explain", "-k", "jason")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([
+        "# Given the Bookinfo sample is running",
+        "kubectl apply -f manifests/bookinfo/platform/bookinfo.yaml",
+        '# And I apply "virtual-service-reviews-test-v2.yaml"',
+        "kubectl apply -f manifests/bookinfo/networking/virtual-service-reviews-test-v2.yaml",
+        "# When jason logs in",
+        "kubectl exec deploy/curl -c curl -- curl * --data 'username=jason&passwd=password'*",
+        "# And jason opens the product page 2 times",
+        "kubectl exec deploy/curl -c curl -- sh -c *seq 2*http://productpage:9080/productpage*",
+    ])

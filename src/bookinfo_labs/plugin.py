@@ -46,26 +46,27 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     # Asking for a cluster explicitly connects at once, so a missing cluster is one clear
     # message before anything runs, not an error per scenario.
     if session.config.getoption("--mesh") == "kube":
-        _open_mesh(session.config)
+        try:
+            _open_mesh(session.config)
+        except MeshError as exc:
+            raise pytest.UsageError(f"bookinfo-labs: {exc}") from None
 
 
 def _open_mesh(config: pytest.Config) -> Mesh:
     if _MESH_KEY in config.stash:
         return config.stash[_MESH_KEY]
+    """Connect to (or start) the mesh once per session; raises MeshError with the fix."""
     istio = get_version(config.getoption("--istio-version"))
-    try:
-        if config.getoption("--mesh") == "kube":
-            from .kube import KubeMesh
+    if config.getoption("--mesh") == "kube":
+        from .kube import KubeMesh
 
-            mesh: Mesh = KubeMesh.connect(
-                context=config.getoption("--kube-context"),
-                allow_any_context=config.getoption("--allow-any-context"), istio=istio)
-        else:
-            from .local import LocalMesh
+        mesh: Mesh = KubeMesh.connect(
+            context=config.getoption("--kube-context"),
+            allow_any_context=config.getoption("--allow-any-context"), istio=istio)
+    else:
+        from .local import LocalMesh
 
-            mesh = LocalMesh.start(istio)
-    except MeshError as exc:
-        pytest.exit(f"bookinfo-labs: {exc}", returncode=4)
+        mesh = LocalMesh.start(istio)
     config.stash[_MESH_KEY] = mesh
     config.add_cleanup(mesh.close)
     return mesh
@@ -74,7 +75,10 @@ def _open_mesh(config: pytest.Config) -> Mesh:
 @pytest.fixture(scope="session")
 def mesh(request: pytest.FixtureRequest) -> Mesh:
     """The mesh under test, shared by the whole session."""
-    return _open_mesh(request.config)
+    try:
+        return _open_mesh(request.config)
+    except MeshError as exc:
+        pytest.exit(f"bookinfo-labs: {exc}", returncode=4)
 
 
 @pytest.fixture
