@@ -98,10 +98,10 @@ def test_a_route_to_an_undefined_host_is_refused(mesh):
 
 
 def test_a_field_the_local_mesh_does_not_implement_is_refused_by_name(mesh):
-    text = WIEGHT.replace("      wieght: 50\n", "    timeout: 1s\n")
+    text = WIEGHT.replace("      wieght: 50\n", "    rewrite:\n      uri: /v1\n")
     with pytest.raises(ManifestError) as err:
-        mesh.apply(parse_text(text, "timeout.yaml"))
-    assert err.value.path == "spec.http[0].timeout"
+        mesh.apply(parse_text(text, "rewrite.yaml"))
+    assert err.value.path == "spec.http[0].rewrite"
     assert "does not implement" in str(err.value)
 
 

@@ -32,6 +32,41 @@ CONNECT_FAILURE = LocalReply(
     "UF,URX",
     "upstream_reset_before_response_started{remote_connection_failure}",
 )
+OVERFLOW = LocalReply(
+    503,
+    "upstream connect error or disconnect/reset before headers. reset reason: overflow",
+    "UO",
+    "upstream_reset_before_response_started{overflow}",
+    (("x-envoy-overloaded", "true"),),
+)
+TIMEOUT = LocalReply(504, "upstream request timeout", "UT", "response_timeout")
+CONNECTION_RESET = LocalReply(
+    503,
+    "upstream connect error or disconnect/reset before headers. reset reason: connection "
+    "termination",
+    "UC",
+    "upstream_reset_before_response_started{connection_termination}",
+)
+
+
+def fault_abort(status: int) -> LocalReply:
+    return LocalReply(status, "fault filter abort", "FI", "fault_filter_abort")
+
+
+def connect_failure(retried: bool) -> LocalReply:
+    """The reply after the last connect failure; "retried and" when retries were made."""
+    if retried:
+        return CONNECT_FAILURE
+    return LocalReply(
+        503,
+        "upstream connect error or disconnect/reset before headers. reset reason: remote "
+        "connection failure, transport failure reason: delayed connect error: Connection "
+        "refused",
+        "UF",
+        "upstream_reset_before_response_started{remote_connection_failure}",
+    )
+
+
 # A Host that no Service, ServiceEntry or passthrough destination answers for.
 PASSTHROUGH_FAILURE = LocalReply(
     503,
@@ -52,6 +87,11 @@ class Stats:
     def inc(self, name: str, amount: int = 1) -> None:
         with self._lock:
             self._counters[name] += amount
+
+    def set(self, name: str, value: int) -> None:
+        """A gauge: its current value."""
+        with self._lock:
+            self._counters[name] = value
 
     def upstream_response(self, cluster: str, status: int) -> None:
         prefix = f"cluster.{cluster}."

@@ -30,14 +30,35 @@ from .sidecar import AppOutbound, Sidecar
 # The Istio config fields this emulator implements, per kind. A field outside these is a
 # clear error rather than silently ignored (DESIGN.md: the local emulator's rules).
 # "[]" stands for any list index; a listed path covers everything below it.
+_TRAFFIC_POLICY = (
+    "loadBalancer.simple",
+    "connectionPool.tcp.maxConnections", "connectionPool.tcp.connectTimeout",
+    "connectionPool.http.http1MaxPendingRequests", "connectionPool.http.http2MaxRequests",
+    "connectionPool.http.maxRequestsPerConnection", "connectionPool.http.maxRetries",
+    "outlierDetection.consecutive5xxErrors", "outlierDetection.consecutiveGatewayErrors",
+    "outlierDetection.consecutiveErrors", "outlierDetection.interval",
+    "outlierDetection.baseEjectionTime", "outlierDetection.maxEjectionPercent",
+)
+_POLICY_PLACES = ("spec.trafficPolicy", "spec.trafficPolicy.portLevelSettings[]",
+                  "spec.subsets[].trafficPolicy", "spec.subsets[].trafficPolicy.portLevelSettings[]")
 SUPPORTED_FIELDS: dict[str, tuple[str, ...]] = {
     "VirtualService": (
         "spec.hosts", "spec.gateways",
         "spec.http[].name", "spec.http[].match",
         "spec.http[].route[].destination", "spec.http[].route[].weight",
+        "spec.http[].timeout",
+        "spec.http[].retries.attempts", "spec.http[].retries.perTryTimeout",
+        "spec.http[].retries.retryOn", "spec.http[].retries.backoff",
+        "spec.http[].fault.delay", "spec.http[].fault.abort.httpStatus",
+        "spec.http[].fault.abort.percentage",
+        "spec.http[].mirror", "spec.http[].mirrorPercentage", "spec.http[].mirrorPercent",
+        "spec.http[].mirrors",
     ),
     "DestinationRule": (
         "spec.host", "spec.subsets[].name", "spec.subsets[].labels",
+        "spec.trafficPolicy.portLevelSettings[].port",
+        "spec.subsets[].trafficPolicy.portLevelSettings[].port",
+        *(f"{place}.{field}" for place in _POLICY_PLACES for field in _TRAFFIC_POLICY),
     ),
 }
 _INDEX = re.compile(r"\[\d+\]")
@@ -190,10 +211,13 @@ class LocalMesh(Mesh):
         problems: list[tuple[str, str]] = []
         if m.kind == "VirtualService":
             for i, rule in enumerate(m.model.spec.http or []):
-                for j, dest in enumerate(rule.route or []):
-                    if not known(dest.destination.host):
-                        problems.append((f"spec.http[{i}].route[{j}].destination.host",
-                                         dest.destination.host))
+                hosts = [(f"spec.http[{i}].route[{j}].destination.host", d.destination.host)
+                         for j, d in enumerate(rule.route or [])]
+                if rule.mirror is not None:
+                    hosts.append((f"spec.http[{i}].mirror.host", rule.mirror.host))
+                hosts += [(f"spec.http[{i}].mirrors[{j}].destination.host", p.destination.host)
+                          for j, p in enumerate(rule.mirrors)]
+                problems += [(path, host) for path, host in hosts if not known(host)]
         elif m.kind == "DestinationRule" and not known(m.model.spec.host):
             problems.append(("spec.host", m.model.spec.host))
         if problems:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from .base import AppFactory
 
 # Images whose container serves nothing.
-_IDLE_IMAGES = {"curl", "sleep"}
+_IDLE_IMAGES = {"curl", "sleep", "fortio"}  # fortio: the load client, exec'd into
 
 
 def image_name(image: str) -> str:
