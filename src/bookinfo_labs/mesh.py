@@ -11,6 +11,7 @@ import abc
 from dataclasses import dataclass, field
 from typing import Iterable, NamedTuple
 
+from .loadgen import LoadResult
 from .manifests import Manifest
 from .versions import IstioVersion
 
@@ -130,14 +131,20 @@ class Mesh(abc.ABC):
     def send(self, client: str, request: HttpRequest, count: int = 1) -> list[HttpResponse]:
         """Send ``request`` ``count`` times, in order, from inside ``client``: one batch, one exec."""
 
+    @abc.abstractmethod
+    def load(self, client: str, url: str, *, connections: int, requests: int,
+             qps: float = 0.0) -> "LoadResult":
+        """A fortio load from ``client``: ``connections`` connections, ``requests`` calls in all."""
+
     # -- observation -----------------------------------------------------------------
     #: how long consecutive observations of the eventually primitive are spaced; the local
     #: mesh applies config synchronously, a cluster propagates it through istiod
     poll_interval_s: float = 0.0
 
     @abc.abstractmethod
-    def logs(self, workload: str, since_s: float | None = None) -> list[str]:
-        """The application log lines of a workload (its access log)."""
+    def logs(self, workload: str, since_s: float | None = None,
+             container: str | None = None) -> list[str]:
+        """Log lines of a workload's container: the app's (default) or ``istio-proxy``'s."""
 
     @abc.abstractmethod
     def proxy_stats(self, workload: str) -> dict[str, int]:

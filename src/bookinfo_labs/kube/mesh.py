@@ -243,10 +243,11 @@ class KubeMesh(Mesh):
         return result_of(run, pod["metadata"]["name"])
 
     # -- observation -----------------------------------------------------------------
-    def logs(self, workload: str, since_s: float | None = None) -> list[str]:
+    def logs(self, workload: str, since_s: float | None = None,
+             container: str | None = None) -> list[str]:
         lines: list[str] = []
         for pod in self._pods(workload):
-            kwargs = {"container": self._app_container(pod, workload)}
+            kwargs = {"container": container or self._app_container(pod, workload)}
             if since_s is not None:
                 kwargs["since_seconds"] = max(1, math.ceil(since_s))
             try:

@@ -95,6 +95,7 @@ class Pod:
     service_account: str
     image: str
     env: dict[str, str]
+    container: str = "app"  # the app container's name in the Deployment
     #: container port -> the loopback port the local app really listens on
     ports: dict[int, int] = field(default_factory=dict)
     sidecar: "Sidecar | None" = None

@@ -21,6 +21,8 @@ from ..samples import sample_manifests
 from ..versions import IstioVersion
 from .apps import find_app
 from .apps.base import AppContext
+from ..loadgen import LoadResult
+from .fortio import run_load
 from .cluster import Cluster, Pod, Service, ServicePort, fqdn, pod_name
 from .config import ConfigStore
 from .routing import subset_labels
@@ -129,7 +131,7 @@ class LocalMesh(Mesh):
             name=pod_name(m.name), namespace=m.namespace or self.namespace, deployment=m.name,
             labels=dict(template["metadata"].get("labels") or {}),
             service_account=template["spec"].get("serviceAccountName", "default"),
-            image=image, env=env)
+            image=image, env=env, container=container.get("name", m.name))
         sidecar = Sidecar(pod, self.cluster, self.store, self.istio)
         if app is not None:
             factory, options = app
@@ -284,9 +286,22 @@ class LocalMesh(Mesh):
                               capture_output=True, timeout=limit, check=False)
         return curlbatch.parse_output(done.stdout, marker, count)
 
+    def load(self, client: str, url: str, *, connections: int, requests: int,
+             qps: float = 0.0) -> LoadResult:
+        pod = self._pod(client)
+        return self._loop.run(run_load(pod.sidecar.outbound_port, url, connections=connections,
+                                       requests=requests, qps=qps), timeout_s=600)
+
     # -- observation -----------------------------------------------------------------
-    def logs(self, workload: str, since_s: float | None = None) -> list[str]:
-        return self._pod(workload).log.lines(since_s)
+    def logs(self, workload: str, since_s: float | None = None,
+             container: str | None = None) -> list[str]:
+        pod = self._pod(workload)
+        if container == "istio-proxy":
+            return pod.sidecar.access_log.lines(since_s)
+        if container not in (None, pod.container):
+            raise MeshError(f"{pod.name} has no container {container!r}; its containers are "
+                            f"{pod.container} and istio-proxy")
+        return pod.log.lines(since_s)
 
     def proxy_stats(self, workload: str) -> dict[str, int]:
         return self._pod(workload).sidecar.stats.snapshot()
@@ -294,10 +309,10 @@ class LocalMesh(Mesh):
     def diagnostics(self, manifests: list[Manifest]) -> str:
         applied = "---\n".join(yaml.safe_dump(m.raw, sort_keys=False) for m in manifests)
         client = self._pod(self.client())
-        log = "\n".join(client.sidecar.access_log[-20:]) or "(empty)"
+        log = "\n".join(client.sidecar.access_log.lines()[-20:]) or "(empty)"
         config = "\n".join(sorted(str(k) for k in self.store.keys())) or "(none)"
         return (f"== applied YAML ==\n{applied or '(none)'}\n== config in the mesh ==\n"
                 f"{config}\n== {client.name} sidecar access log (last 20) ==\n{log}\n")
 
     def proxy_access_log(self, workload: str) -> list[str]:
-        return list(self._pod(workload).sidecar.access_log)
+        return self._pod(workload).sidecar.access_log.lines()

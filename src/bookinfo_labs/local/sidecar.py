@@ -25,7 +25,7 @@ from multidict import CIMultiDict
 from ..versions import IstioVersion
 from . import envoy, routing
 from .apps.base import UpstreamResponse
-from .cluster import Cluster, Pod, Service, fqdn
+from .cluster import Cluster, Pod, PodLog, Service, fqdn
 from .clusters import ClusterState, Clusters
 from .config import ConfigStore
 from .retries import CONNECT_FAILURE, PER_TRY_TIMEOUT, RESET, RetryPolicy
@@ -83,7 +83,7 @@ class Sidecar:
         self.istio = istio
         self.stats = envoy.Stats()
         self.clusters = Clusters(store, self.stats, track_remaining=istio.track_remaining_cb)
-        self.access_log: list[str] = []
+        self.access_log = PodLog()  # the istio-proxy container's log: inbound and outbound
         self.outbound_port = 0
         self.inbound_ports: dict[int, int] = {}  # container port -> inbound listener port
         self._runners: list[web.AppRunner] = []
@@ -334,6 +334,7 @@ class Sidecar:
     # -- inbound ---------------------------------------------------------------------
     def _inbound_handler(self, container_port: int):
         async def handle(request: web.Request) -> web.StreamResponse:
+            started = time.monotonic()
             body = await request.read()
             headers = [(k, v) for k, v in request.headers.items()
                        if k.lower() not in _HOP_BY_HOP] + [("host", request.host)]
@@ -350,9 +351,17 @@ class Sidecar:
                                     headers=CIMultiDict([("server", "istio-envoy"),
                                                          ("content-type", "text/plain")]))
             self.stats.upstream_response(cluster, status)
+            service_time = str(int((time.monotonic() - start) * 1000))
+            self.access_log.append(envoy.AccessLogEntry(
+                method=request.method, path=request.path_qs, status=status,
+                bytes_received=len(body), bytes_sent=len(resp_body),
+                duration_ms=int((time.monotonic() - started) * 1000),
+                upstream_service_time=service_time,
+                user_agent=request.headers.get("user-agent", "-"),
+                request_id=request.headers.get("x-request-id", "-"), authority=request.host,
+                upstream_host=f"127.0.0.1:{container_port}", upstream_cluster=cluster).format())
             out = [(k, v) for k, v in resp_headers if k.lower() not in _REPLACED_RESPONSE_HEADERS]
-            out += [("x-envoy-upstream-service-time", str(int((time.monotonic() - start) * 1000))),
-                    ("server", "istio-envoy")]
+            out += [("x-envoy-upstream-service-time", service_time), ("server", "istio-envoy")]
             return web.Response(status=status, body=resp_body, headers=CIMultiDict(out))
         return handle
 
