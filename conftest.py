@@ -5,5 +5,6 @@ pytest_plugins = [
     "steps.common",
     "steps.traffic",
     "steps.bookinfo",
+    "steps.resilience",
     "pytester",  # the plugin's own tests run throwaway pytest projects
 ]
