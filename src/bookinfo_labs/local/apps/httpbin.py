@@ -41,9 +41,6 @@ from .base import AppContext, AppFactory
 Sleep = Callable[[float], Awaitable[None]]
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
-# Methods the Python routes declare (Flask adds HEAD and OPTIONS to every GET route).
-_PY_ANY = ("GET", "POST", "PUT", "DELETE", "PATCH", "TRACE")
-
 
 # ---------------------------------------------------------------------------------------
 # Shared helpers
@@ -51,11 +48,9 @@ _PY_ANY = ("GET", "POST", "PUT", "DELETE", "PATCH", "TRACE")
 
 
 def _peer(request: web.Request) -> tuple[str, int]:
-    """The TCP peer (ip, port), captured at request start (the transport may close later)."""
-    if "httpbin.peer" not in request:
-        peer = request.transport.get_extra_info("peername") if request.transport else None
-        request["httpbin.peer"] = (str(peer[0]), int(peer[1])) if peer else (request.remote or "", 0)
-    return request["httpbin.peer"]
+    """The TCP peer (ip, port)."""
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    return (str(peer[0]), int(peer[1])) if peer else (request.remote or "", 0)
 
 
 def _weighted_pick(choices: list[tuple[int, float]], point: float) -> int | None:
@@ -82,13 +77,16 @@ def _multipart(body: bytes, content_type: str) -> list[tuple[str, str | None, st
     return parts
 
 
-def _strip_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: drop headers the real server does not send.
+class _Response(web.Response):
+    """A response that can drop headers aiohttp would otherwise always send."""
 
-    aiohttp always adds ``Server`` and, for a non-empty body, a default ``Content-Type``;
-    runs after aiohttp filled them in and before they are written.
-    """
-    for name in response.get("httpbin.drop_headers", ()):
+    drop_headers: tuple[str, ...] = ()
+
+
+async def _strip_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: runs after aiohttp added its default ``Server`` and (for a
+    non-empty body) ``Content-Type`` headers, before they are written."""
+    for name in getattr(response, "drop_headers", ()):
         response.headers.popall(name, None)
 
 
@@ -101,7 +99,9 @@ GO_TEXT = "text/plain; charset=utf-8"
 GO_MAX_DURATION_NS = 10 * 10**9  # httpbin.DefaultMaxDuration; env MAX_DURATION overrides
 
 # net/http StatusText where it differs from Python's phrases (Go has no text for 499).
-_GO_STATUS_TEXT = {418: "I'm a teapot", 413: "Request Entity Too Large", 422: "Unprocessable Entity", 499: ""}
+_GO_STATUS_TEXT = {
+    413: "Request Entity Too Large", 418: "I'm a teapot", 422: "Unprocessable Entity", 499: "",
+}
 
 _GO_REDIRECT = {"headers": {"Location": "/redirect/1"}}
 _GO_SPECIAL_STATUS: dict[int, dict[str, Any]] = {
@@ -122,7 +122,8 @@ _GO_SPECIAL_STATUS: dict[int, dict[str, Any]] = {
     308: {
         "body": (
             "<!doctype html>\n<head>\n<title>Permanent Redirect</title>\n</head>\n"
-            '<body>Permanently redirected to <a href="/image/jpeg">/image/jpeg</a>\n</body>\n</html>'
+            '<body>Permanently redirected to <a href="/image/jpeg">/image/jpeg</a>\n'
+            "</body>\n</html>"
         ),
         "headers": {"Location": "/image/jpeg"},
     },
@@ -137,13 +138,14 @@ _GO_SPECIAL_STATUS: dict[int, dict[str, Any]] = {
         "headers": {"Content-Type": GO_JSON},
     },
     407: {"headers": {"Proxy-Authenticate": 'Basic realm="Fake Realm"'}},
-    418: {"body": "I'm a teapot!", "headers": {"X-More-Info": "http://tools.ietf.org/html/rfc2324"}},
+    418: {"body": "I'm a teapot!",
+          "headers": {"X-More-Info": "http://tools.ietf.org/html/rfc2324"}},
 }
 
 _GO_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 
 
-def go_canonical_header(name: str) -> str:
+def _go_canonical_header(name: str) -> str:
     """textproto.CanonicalMIMEHeaderKey: ``x-request-id`` -> ``X-Request-Id``.
 
     A name with a byte that is not a token character is returned unchanged, as Go does.
@@ -163,28 +165,34 @@ def _go_json(value: Any) -> bytes:
 def _go_response(status: int, body: bytes | str = b"", content_type: str | None = None,
                  headers: dict[str, str] | None = None) -> web.Response:
     data = body.encode() if isinstance(body, str) else body
-    resp = web.Response(status=status, body=data, headers=dict(headers or {}))
+    resp = _Response(status=status, body=data, headers=dict(headers or {}))
     if content_type is not None:
         resp.headers["Content-Type"] = content_type
-    drop = ["Server"]  # net/http sends no Server header
+    resp.drop_headers = ("Server",)  # net/http sends no Server header
     if "Content-Type" not in resp.headers:
-        drop.append("Content-Type")  # Go only sniffs a type when it writes a body
-    resp["httpbin.drop_headers"] = drop
+        resp.drop_headers += ("Content-Type",)  # set by handlers or not sent (no sniffing here)
     return resp
+
+
+def _go_status_text(status: int) -> str:
+    """net/http StatusText."""
+    if status in _GO_STATUS_TEXT:
+        return _GO_STATUS_TEXT[status]
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
 
 
 def _go_error(status: int, detail: str = "") -> web.Response:
     """writeError: ``{"status_code": N, "error": "<StatusText>", "detail": "..."}``."""
-    body: dict[str, Any] = {
-        "status_code": status,
-        "error": _GO_STATUS_TEXT.get(status, HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""),
-    }
+    body: dict[str, Any] = {"status_code": status, "error": _go_status_text(status)}
     if detail:  # `json:"detail,omitempty"`
         body["detail"] = detail
     return _go_response(status, _go_json(body), GO_JSON)
 
 
-def go_quote(text: str) -> str:
+def _go_quote(text: str) -> str:
     """strconv.Quote for the characters a request line can carry."""
     out = []
     for ch in text:
@@ -207,11 +215,11 @@ def _slog_value(text: str) -> str:
     if text == "" or any(c in ' ="' or ord(c) < 0x20 or ord(c) == 0x7F
                          or (ord(c) > 0x7F and (c.isspace() or not c.isprintable()))
                          for c in text):
-        return go_quote(text)
+        return _go_quote(text)
     return text
 
 
-def go_float(value: float) -> str:
+def _go_float(value: float) -> str:
     """strconv.FormatFloat(v, 'g', -1, 64), as slog prints Float64 attributes."""
     if value == 0:
         return "0"
@@ -240,7 +248,7 @@ def _go_frac(value: int, precision: int) -> tuple[str, int]:
     return ("." + digits if printed else ""), value
 
 
-def go_duration(ns: int) -> str:
+def _go_duration(ns: int) -> str:
     """time.Duration.String: ``11s``, ``1m30s``, ``10.5s``, ``500ms``, ``0s``."""
     if ns == 0:
         return "0s"
@@ -261,11 +269,11 @@ def go_duration(ns: int) -> str:
 
 _GO_UNITS = {"ns": 1, "us": 10**3, "µs": 10**3, "μs": 10**3, "ms": 10**6, "s": 10**9,
              "m": 60 * 10**9, "h": 3600 * 10**9}
-_GO_DURATION_PART = re.compile(r"(\d*)(?:\.(\d*))?([^\d.]*)")
-_GO_FLOAT = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+_GO_DURATION_PART = re.compile(r"(\d*)(?:\.(\d*))?([^\d.]*)", re.ASCII)
+_GO_FLOAT = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$", re.ASCII)
 
 
-def parse_go_duration(text: str) -> int | None:
+def _parse_go_duration(text: str) -> int | None:
     """time.ParseDuration in nanoseconds (``1.5s``, ``300ms``, ``1m30s``); None if invalid."""
     s, sign = text, 1
     if s[:1] in ("+", "-"):
@@ -288,21 +296,21 @@ def parse_go_duration(text: str) -> int | None:
     return sign * int(total)  # Go truncates fractions of a nanosecond
 
 
-def parse_go_delay(text: str) -> tuple[int | None, str]:
+def _parse_go_delay(text: str) -> tuple[int | None, str]:
     """go-httpbin parseDuration: a Go duration, else float seconds (to whole milliseconds).
 
     Returns (nanoseconds, "") or (None, the Go error text).
     """
-    ns = parse_go_duration(text)
+    ns = _parse_go_duration(text)
     if ns is not None:
         return ns, ""
     if not _GO_FLOAT.match(text):
-        return None, f'strconv.ParseFloat: parsing {go_quote(text)}: invalid syntax'
+        return None, f'strconv.ParseFloat: parsing {_go_quote(text)}: invalid syntax'
     return int(float(text) * 1000) * 10**6, ""  # time.Duration(n*1000) * time.Millisecond
 
 
 def _go_atoi(text: str) -> int | None:
-    return int(text) if re.fullmatch(r"[+-]?\d+", text) else None
+    return int(text) if re.fullmatch(r"[+-]?[0-9]+", text) else None
 
 
 def _go_float_or_none(text: str) -> float | None:
@@ -317,7 +325,7 @@ class _GoHttpbin:
         self.sleep = sleep
         self.rng = rng or random.Random()
         max_duration = ctx.env.get("MAX_DURATION")  # cmd.go reads it with time.ParseDuration
-        parsed = parse_go_duration(max_duration) if max_duration else None
+        parsed = _parse_go_duration(max_duration) if max_duration else None
         self.max_duration_ns = parsed if parsed is not None else GO_MAX_DURATION_NS
 
     def app(self) -> web.Application:
@@ -329,7 +337,7 @@ class _GoHttpbin:
     # -- request helpers ------------------------------------------------------------------
     @staticmethod
     def client_ip(request: web.Request) -> str:
-        """getClientIP: first X-Forwarded-For entry, else r.RemoteAddr (``ip:port`` in v2.15.0)."""
+        """getClientIP: first X-Forwarded-For entry, else r.RemoteAddr (``ip:port`` until v2.16)."""
         forwarded = request.headers.get("X-Forwarded-For", "")
         if forwarded:
             return forwarded.split(",", 1)[0].strip()
@@ -341,7 +349,7 @@ class _GoHttpbin:
         """getRequestHeaders: every header, canonical keys, values as arrays, Host included."""
         headers: dict[str, list[str]] = {}
         for name, value in request.headers.items():
-            key = go_canonical_header(name)
+            key = _go_canonical_header(name)
             if key != "Host":  # net/http keeps Host out of r.Header; getRequestHeaders re-adds it
                 headers.setdefault(key, []).append(value)
         headers["Host"] = [request.headers.get("Host", "")]
@@ -413,15 +421,15 @@ class _GoHttpbin:
         if path == "/get":
             if request.method not in ("GET", "HEAD"):
                 return _go_error(405)
-            return self.json(self.no_body_response(request))
+            return self.reply(self.no_body_response(request))
         if path == "/headers":
-            return self.json({"headers": self.request_headers(request)})
+            return self.reply({"headers": self.request_headers(request)})
         if path == "/ip":
-            return self.json({"origin": self.client_ip(request)})
+            return self.reply({"origin": self.client_ip(request)})
         if path == "/anything" or path.startswith("/anything/"):
             if request.method == "HEAD":
-                return self.json(self.no_body_response(request))
-            return self.json(await self.body_response(request))
+                return self.reply(self.no_body_response(request))
+            return self.reply(await self.body_response(request))
         parts = path.split("/")
         if len(parts) == 3 and parts[1] == "status":
             return self.status(parts[2])
@@ -430,9 +438,10 @@ class _GoHttpbin:
         return _go_error(404)
 
     @staticmethod
-    def json(value: dict[str, Any] | web.Response, status: int = 200,
-             headers: dict[str, str] | None = None) -> web.Response:
-        if isinstance(value, web.Response):  # an error already rendered
+    def reply(value: dict[str, Any] | web.Response, status: int = 200,
+              headers: dict[str, str] | None = None) -> web.Response:
+        """writeJSON, or an error response the body parser already rendered."""
+        if isinstance(value, web.Response):
             return value
         return _go_response(status, _go_json(value), GO_JSON, headers)
 
@@ -442,8 +451,8 @@ class _GoHttpbin:
         if "," not in raw:
             code = _go_atoi(raw)
             if code is None:
-                return _go_error(400, f"invalid status code: {go_quote(raw)}: strconv.Atoi: "
-                                      f"parsing {go_quote(raw)}: invalid syntax")
+                return _go_error(400, f"invalid status code: {_go_quote(raw)}: strconv.Atoi: "
+                                      f"parsing {_go_quote(raw)}: invalid syntax")
             if not 100 <= code <= 599:
                 return _go_error(400, f"invalid status code: {code} not in range [100, 599]")
             return self.do_status(code)
@@ -452,10 +461,10 @@ class _GoHttpbin:
             raw_choice, found, raw_weight = pair.partition(":")
             weight = _go_float_or_none(raw_weight) if found else 1.0
             if weight is None:
-                return _go_error(400, f"invalid weight value: {go_quote(raw_weight)}")
+                return _go_error(400, f"invalid weight value: {_go_quote(raw_weight)}")
             choice = _go_atoi(raw_choice)
             if choice is None or not 100 <= choice <= 999:  # WriteHeader panics outside 1xx-9xx
-                return _go_error(400, f"invalid choice value: {go_quote(raw_choice)}")
+                return _go_error(400, f"invalid choice value: {_go_quote(raw_choice)}")
             choices.append((choice, weight))
         total = sum(weight for _, weight in choices)
         picked = _weighted_pick(choices, self.rng.random() * total)
@@ -471,23 +480,23 @@ class _GoHttpbin:
 
     async def delay(self, request: web.Request, raw: str) -> web.Response:
         """Sleep (at most MaxDuration, else 400), then answer like /anything."""
-        ns, error = parse_go_delay(raw)
+        ns, error = _parse_go_delay(raw)
         if ns is not None and ns > self.max_duration_ns:
-            error = f"duration {go_duration(ns)} longer than {go_duration(self.max_duration_ns)}"
+            error = f"duration {_go_duration(ns)} longer than {_go_duration(self.max_duration_ns)}"
         elif ns is not None and ns < 0:
-            error = f"duration {go_duration(ns)} shorter than 0s"
+            error = f"duration {_go_duration(ns)} shorter than 0s"
         if error:
             return _go_error(400, f"invalid duration: {error}")
         await (self.sleep or asyncio.sleep)(ns / 1e9)  # cancelled if the client goes away
         timing = f'initial_delay;dur={ns / 1e6:0.2f};desc="initial delay"'
-        return self.json(await self.body_response(request), headers={"Server-Timing": timing})
+        return self.reply(await self.body_response(request), headers={"Server-Timing": timing})
 
     # -- middleware -----------------------------------------------------------------------
     @web.middleware
     async def observe(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """preflight (CORS) + autohead + observe (one slog line per request)."""
         start = time.perf_counter()
-        _peer(request)
+        client_ip = self.client_ip(request)  # now: the transport is gone once a client leaves
         try:
             if request.method == "OPTIONS":
                 resp = self.preflight(request)
@@ -495,15 +504,15 @@ class _GoHttpbin:
                 resp = await handler(request)
         except asyncio.CancelledError:
             # r.Context().Done(): Delay answers 499 to a client that is gone, and it is logged
-            self.log(request, 499, 0, start)
+            self.log(request, client_ip, 499, 0, start)
             raise
         except web.HTTPException as exc:
-            self.log(request, exc.status, 0, start)
+            self.log(request, client_ip, exc.status, 0, start)
             raise
         resp.headers["Access-Control-Allow-Origin"] = request.headers.get("Origin") or "*"
         resp.headers["Access-Control-Allow-Credentials"] = "true"
         size = 0 if request.method == "HEAD" else len(resp.body or b"")
-        self.log(request, resp.status, size, start)
+        self.log(request, client_ip, resp.status, size, start)
         return resp
 
     @staticmethod
@@ -512,13 +521,16 @@ class _GoHttpbin:
             "Access-Control-Allow-Methods": "GET, POST, HEAD, PUT, DELETE, PATCH, OPTIONS",
             "Access-Control-Max-Age": "3600",
         }
-        if request.headers.get("Access-Control-Request-Headers"):
-            headers["Access-Control-Allow-Headers"] = request.headers["Access-Control-Request-Headers"]
+        requested = request.headers.get("Access-Control-Request-Headers")
+        if requested:
+            headers["Access-Control-Allow-Headers"] = requested
         return _go_response(200, headers=headers)
 
-    def log(self, request: web.Request, status: int, size: int, start: float) -> None:
+    def log(self, request: web.Request, client_ip: str, status: int, size: int,
+            start: float) -> None:
         """StdLogObserver through slog's TextHandler (go-httpbin v2.15.0 fields)."""
-        duration_ms = (time.perf_counter() - start) * 1e3
+        ns = int((time.perf_counter() - start) * 1e9)  # a time.Duration is whole nanoseconds
+        duration_ms = (ns // 10**9 + (ns % 10**9) / 1e9) * 1e3  # Duration.Seconds() * 1e3
         now = datetime.now(timezone.utc)
         stamp = now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
         level = "ERROR" if status >= 500 else "WARN" if status >= 400 else "INFO"
@@ -529,9 +541,9 @@ class _GoHttpbin:
             ("method", _slog_value(request.method)),
             ("uri", _slog_value(uri)),
             ("size_bytes", str(size)),
-            ("duration_ms", go_float(duration_ms)),
+            ("duration_ms", _go_float(duration_ms)),
             ("user_agent", _slog_value(request.headers.get("User-Agent", ""))),
-            ("client_ip", _slog_value(self.client_ip(request))),
+            ("client_ip", _slog_value(client_ip)),
         ]
         line = f"time={stamp} level={level} msg={_slog_value(msg)} "
         self.ctx.log(line + " ".join(f"{k}={v}" for k, v in attrs))
@@ -548,6 +560,8 @@ def go_httpbin(ctx: AppContext, *, sleep: Sleep | None = None,
 # ---------------------------------------------------------------------------------------
 
 PY_SERVER = "gunicorn/19.9.0"
+# Methods the Python routes declare (Flask adds HEAD and OPTIONS to every GET route).
+_PY_ANY = ("GET", "POST", "PUT", "DELETE", "PATCH", "TRACE")
 
 # helpers.ASCII_ART, the /status/418 body
 TEAPOT = (
@@ -615,12 +629,12 @@ def _py_json(value: Any) -> bytes:
 def _py_response(status: int, body: bytes | str = b"", headers: dict[str, str] | None = None,
                  content_type: str | None = "text/html; charset=utf-8") -> web.Response:
     data = body.encode() if isinstance(body, str) else body
-    resp = web.Response(status=status, body=data, headers=dict(headers or {}))
+    resp = _Response(status=status, body=data, headers=dict(headers or {}))
     if content_type is not None:
         resp.headers["Content-Type"] = content_type
     resp.headers["Server"] = PY_SERVER
     if "Content-Type" not in resp.headers:
-        resp["httpbin.drop_headers"] = ["Content-Type"]
+        resp.drop_headers = ("Content-Type",)
     return resp
 
 
@@ -651,11 +665,11 @@ def _semiflatten(pairs) -> dict[str, Any]:
 class _PythonHttpbin:
     """httpbin/core.py + helpers.py under gunicorn (sync/gevent worker)."""
 
-    # path pattern, the methods the Flask route declares, endpoint
     def __init__(self, ctx: AppContext, sleep: Sleep | None, rng: random.Random | None):
         self.ctx = ctx
         self.sleep = sleep
         self.rng = rng or random.Random()
+        # (path pattern, the methods the Flask route declares, view)
         self.routes: list[tuple[re.Pattern[str], tuple[str, ...], Callable]] = [
             (re.compile(r"/get"), ("GET",), self.view_get),
             (re.compile(r"/headers"), ("GET",), self.view_headers),
@@ -700,7 +714,9 @@ class _PythonHttpbin:
         scheme = h.get("X-Forwarded-Proto") or h.get("X-Forwarded-Protocol")
         if scheme is None and h.get("X-Forwarded-Ssl") == "on":
             scheme = "https"
-        target = request.raw_path.rstrip("?") if request.raw_path.endswith("?") else request.raw_path
+        target = request.raw_path
+        if target.endswith("?"):  # an empty QUERY_STRING adds no "?"
+            target = target[:-1]
         return f"{scheme or request.scheme}://{h.get('Host', '')}{target}"
 
     async def get_dict(self, request: web.Request, *keys: str) -> dict[str, Any]:
@@ -714,7 +730,8 @@ class _PythonHttpbin:
         out = {key: fields[key]() for key in keys if key in fields}
         body_keys = {"form", "data", "files", "json"} & set(keys)
         if body_keys:
-            out.update({k: v for k, v in (await self.body_fields(request)).items() if k in body_keys})
+            body = await self.body_fields(request)
+            out.update({key: body[key] for key in body_keys})
         return out
 
     @staticmethod
@@ -803,7 +820,8 @@ class _PythonHttpbin:
             return _py_error(500)
         special = _PY_SPECIAL_STATUS.get(code, {})
         if "headers" in special:
-            return _py_response(code, special.get("data", ""), special["headers"], content_type=None)
+            return _py_response(code, special.get("data", ""), special["headers"],
+                                content_type=None)
         return _py_response(code, special.get("data", ""))
 
     async def view_delay(self, request: web.Request, delay: str) -> web.Response:
@@ -822,24 +840,25 @@ class _PythonHttpbin:
     @web.middleware
     async def access_log(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """after_request CORS headers, then gunicorn's access-log line."""
-        _peer(request)
+        remote_addr = _peer(request)[0]
         try:
             resp = await handler(request)
         except web.HTTPException as exc:
-            self.log(request, exc.status, 0)
+            self.log(request, remote_addr, exc.status, 0)
             raise
         resp.headers["Access-Control-Allow-Origin"] = request.headers.get("Origin", "*")
         resp.headers["Access-Control-Allow-Credentials"] = "true"
         if request.method == "OPTIONS":
             resp.headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, DELETE, PATCH, OPTIONS"
             resp.headers["Access-Control-Max-Age"] = "3600"
-            if "Access-Control-Request-Headers" in request.headers:
-                resp.headers["Access-Control-Allow-Headers"] = request.headers["Access-Control-Request-Headers"]
+            requested = request.headers.get("Access-Control-Request-Headers")
+            if requested is not None:
+                resp.headers["Access-Control-Allow-Headers"] = requested
         size = 0 if request.method == "HEAD" else len(resp.body or b"")
-        self.log(request, resp.status, size)
+        self.log(request, remote_addr, resp.status, size)
         return resp
 
-    def log(self, request: web.Request, status: int, size: int) -> None:
+    def log(self, request: web.Request, remote_addr: str, status: int, size: int) -> None:
         """gunicorn's default access_log_format: ``%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s
         "%(f)s" "%(a)s"`` (container clock in UTC)."""
         now = datetime.now(timezone.utc)
@@ -848,7 +867,7 @@ class _PythonHttpbin:
         line = f"{request.method} {request.raw_path} HTTP/{v.major}.{v.minor}"
         referer = request.headers.get("Referer", "-")
         agent = request.headers.get("User-Agent", "-")
-        self.ctx.log(f'{_peer(request)[0]} - {self.basic_user(request)} {stamp} "{line}" '
+        self.ctx.log(f'{remote_addr} - {self.basic_user(request)} {stamp} "{line}" '
                      f'{status} {size} "{referer}" "{agent}"')
 
     @staticmethod
