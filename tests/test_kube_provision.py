@@ -20,7 +20,7 @@ from bookinfo_labs.kube.apply import SAMPLE_LABEL
 from bookinfo_labs.kube.context import DEFAULT_CONTEXT, KIND_CLUSTER_NAME
 from bookinfo_labs.kube.fakeapi import FakeApiServer
 from bookinfo_labs.kube.provision import KIND_CONFIG, Provisioner, RichReporter
-from bookinfo_labs.kube.samples import for_version, sample_objects
+from bookinfo_labs.samples import for_version, sample_objects
 from bookinfo_labs.mesh import MeshError
 from bookinfo_labs.versions import VERSIONS, get_version
 

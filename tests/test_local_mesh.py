@@ -173,7 +173,7 @@ def test_deleting_what_is_already_gone_is_not_an_error(mesh, applied):
 
 
 def test_an_unknown_sample_is_a_clear_error(mesh):
-    with pytest.raises(MeshError, match="unknown sample app 'bookinfoo'; known samples: bookinfo"):
+    with pytest.raises(MeshError, match="unknown sample app 'bookinfoo': known samples are bookinfo"):
         mesh.deploy("bookinfoo")
 
 

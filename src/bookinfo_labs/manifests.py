@@ -123,6 +123,11 @@ def _load_documents(text: str, source: str) -> list[tuple[int, Any]]:
     return documents
 
 
+def manifest_from_object(doc: Any, source: str, line: int = 1) -> Manifest:
+    """Validate one already-parsed object (e.g. a sample adjusted for an Istio release)."""
+    return _validate(doc, source, line)
+
+
 def _validate(doc: Any, source: str, line: int) -> Manifest:
     if not isinstance(doc, dict):
         raise ManifestError(source, f"a document must be a mapping, not {type(doc).__name__}",

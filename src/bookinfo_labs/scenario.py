@@ -71,7 +71,7 @@ class Lab:
     def deploy(self, sample: str) -> None:
         """Make a sample app and the in-mesh client ready (already running: nothing to do)."""
         for name in (sample, self.client):
-            self._show(apply_commands, sample_manifests(name))
+            self._show(apply_commands, sample_manifests(name, self.mesh.istio))
             self.mesh.deploy(name)
 
     # -- configuration ---------------------------------------------------------------

@@ -7,16 +7,11 @@ idempotent: a sample whose Deployments are rolled out with a sidecar is left alo
 
 from __future__ import annotations
 
-import copy
-import re
 import time
-from pathlib import Path
 from typing import Any, Callable
 
-import yaml
-
-from ..manifests import MANIFESTS_ROOT
 from ..mesh import MeshError
+from ..samples import sample_objects
 from ..versions import IstioVersion
 from .api import KubeApi, KubeApiError, ResourceType
 from .apply import SAMPLE_LABEL, Applier
@@ -24,85 +19,8 @@ from .apply import SAMPLE_LABEL, Applier
 DEPLOYMENTS = ResourceType("apps", "v1", "Deployment", "deployments")
 PODS = ResourceType("", "v1", "Pod", "pods")
 
-#: sample name -> its manifest files under manifests/
-SAMPLE_FILES: dict[str, tuple[str, ...]] = {
-    "bookinfo": ("bookinfo/platform/bookinfo.yaml",),
-    "curl": ("clients/curl.yaml",),
-    "sleep": ("clients/sleep.yaml",),
-    "fortio": ("clients/fortio.yaml",),
-    "httpbin": ("httpbin/httpbin.yaml",),
-}
-
-GO_HTTPBIN_PORT, PYTHON_HTTPBIN_PORT = 8080, 80
-PYTHON_HTTPBIN_IMAGE = "docker.io/kong/httpbin"
-_BOOKINFO_IMAGE = re.compile(r"^(?:.*/)?(examples-bookinfo-[a-z0-9-]+):[^/]+$")
-
 Progress = Callable[[str], None]
 NO_SIDECAR = "its pods have no istio-proxy sidecar"
-
-
-def sample_paths(name: str, root: Path = MANIFESTS_ROOT) -> list[Path]:
-    """The manifest files of a sample: the table, else ``<name>/<name>.yaml`` or
-    ``clients/<name>.yaml``."""
-    candidates = SAMPLE_FILES.get(name) or next(
-        ((p,) for p in (f"{name}/{name}.yaml", f"clients/{name}.yaml",
-                        f"{name}/platform/{name}.yaml") if (root / p).is_file()),
-        None,
-    )
-    if not candidates:
-        known = ", ".join(sorted(SAMPLE_FILES))
-        raise MeshError(f"unknown sample app {name!r}: known samples are {known}")
-    paths = [root / c for c in candidates]
-    missing = [str(p.relative_to(root.parent)) for p in paths if not p.is_file()]
-    if missing:
-        raise MeshError(f"sample app {name!r} has no manifest: {', '.join(missing)} is missing")
-    return paths
-
-
-def sample_objects(name: str, istio: IstioVersion, root: Path = MANIFESTS_ROOT) -> list[tuple[str, dict]]:
-    """(source, object) pairs of a sample, images set for the Istio release."""
-    out = []
-    for path in sample_paths(name, root):
-        source = str(path.relative_to(root.parent))
-        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
-            if doc:
-                out.append((source, for_version(doc, istio)))
-    return out
-
-
-def for_version(obj: dict[str, Any], istio: IstioVersion) -> dict[str, Any]:
-    """The object with the images (and httpbin port) of the Istio release's samples."""
-    obj = copy.deepcopy(obj)
-    python_httpbin = istio.httpbin == "python"
-    if obj.get("kind") == "Service" and python_httpbin and _is_httpbin(obj):
-        for port in (obj.get("spec") or {}).get("ports") or []:
-            if port.get("targetPort") == GO_HTTPBIN_PORT:
-                port["targetPort"] = PYTHON_HTTPBIN_PORT
-    for container in _containers(obj):
-        image = container.get("image", "")
-        match = _BOOKINFO_IMAGE.match(image)
-        if match:
-            container["image"] = f"{istio.sample_registry}/{match.group(1)}:{istio.bookinfo_tag}"
-        elif python_httpbin and "go-httpbin" in image:
-            container["image"] = PYTHON_HTTPBIN_IMAGE
-            container.pop("command", None)
-            container.pop("args", None)
-            for port in container.get("ports") or []:
-                if port.get("containerPort") == GO_HTTPBIN_PORT:
-                    port["containerPort"] = PYTHON_HTTPBIN_PORT
-    return obj
-
-
-def _is_httpbin(obj: dict) -> bool:
-    meta = obj.get("metadata") or {}
-    return meta.get("name") == "httpbin" or (meta.get("labels") or {}).get("app") == "httpbin"
-
-
-def _containers(obj: dict) -> list[dict]:
-    spec = obj.get("spec") or {}
-    pod_spec = (spec.get("template") or {}).get("spec") if obj.get("kind") != "Pod" else spec
-    pod_spec = pod_spec or {}
-    return [*(pod_spec.get("containers") or []), *(pod_spec.get("initContainers") or [])]
 
 
 def rollout_state(dep: dict | None) -> str | None:

@@ -94,11 +94,7 @@ class LocalMesh(Mesh):
     def deploy(self, sample: str) -> None:
         if sample in self._deployed:
             return
-        try:
-            manifests = sample_manifests(sample)
-        except ValueError as exc:
-            raise MeshError(str(exc)) from None
-        self._loop.run(self._deploy(manifests))
+        self._loop.run(self._deploy(sample_manifests(sample, self.istio)))
         self._deployed.add(sample)
 
     async def _deploy(self, manifests: list[Manifest]) -> None:
@@ -143,7 +139,9 @@ class LocalMesh(Mesh):
             application = factory(ctx)
             if inspect.isawaitable(application):
                 application = await application
-            runner = web.AppRunner(application, access_log=None, handle_signals=False)
+            # A reset from the sidecar (a timeout upstream) reaches the app as a disconnect.
+            runner = web.AppRunner(application, access_log=None, handle_signals=False,
+                                   handler_cancellation=True)
             await runner.setup()
             await web.TCPSite(runner, "127.0.0.1", 0).start()
             self._runners.append(runner)

@@ -107,7 +107,10 @@ class Sidecar:
     async def _listen(self, handler) -> int:
         app = web.Application(client_max_size=16 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", handler)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # Envoy resets the upstream side when the downstream goes away (a caller's timeout):
+        # cancelling the handler passes that reset on, down to the app.
+        runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                               handler_cancellation=True)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
