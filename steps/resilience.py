@@ -1,11 +1,14 @@
 """Resilience steps: faults, timeouts and latency bands, status splits, load, logs, stats."""
 
+import time
 from collections import Counter
 
 from pytest_bdd import parsers, then, when
 
-from bookinfo_labs.checks import check_split
+from bookinfo_labs.accesslog import parse_line
+from bookinfo_labs.checks import check_split, eventually
 from bookinfo_labs.checks.backends import page
+from bookinfo_labs.mesh import HttpRequest
 
 REVIEWS_ERROR = "Sorry, product reviews are currently unavailable for this book."
 DETAILS_ERROR = "Sorry, product details are currently unavailable for this book."
@@ -85,3 +88,178 @@ def statuses_split(lab, spec):
     result = check_split(observed, expected)
     print(result.table())
     result.assert_ok()
+
+
+# -- load and the circuit breaker -------------------------------------------------------
+
+@when(parsers.re(r'fortio sends (?P<requests>\d+) requests over (?P<connections>\d+) '
+                 r'connections? to "(?P<url>[^"]+)"'))
+def fortio_load(lab, requests, connections, url):
+    lab.load(url, connections=int(connections), requests=int(requests))
+
+
+@then(parsers.parse("fortio got only {status:d}s"))
+def fortio_only(lab, status):
+    codes = lab.load_result.codes
+    assert set(codes) == {status}, f"fortio codes: {lab.load_result.code_lines()}"
+
+
+@then(parsers.parse("fortio got at least one {first:d} and one {second:d}"))
+def fortio_both(lab, first, second):
+    codes = lab.load_result.codes
+    assert codes.get(first, 0) >= 1 and codes.get(second, 0) >= 1, (
+        f"fortio codes: {lab.load_result.code_lines()}")
+
+
+def _stat_change(lab, host: str, stat: str) -> int:
+    """The change of ``stat`` summed over the clusters of ``host`` (every subset)."""
+    return sum(value for name, value in lab.stats_change.items()
+               if name.startswith("cluster.outbound|") and f"|{host}." in name
+               and name.endswith("." + stat))
+
+
+@then(parsers.parse("the {stat} of httpbin in the client's sidecar grew by the number of {status:d}s"))
+def stat_grew_by_code_count(lab, stat, status):
+    expected = lab.load_result.count(status)
+    grown = _stat_change(lab, "httpbin", stat)
+    print(f"{stat} grew by {grown}; fortio got {expected} x {status}")
+    assert grown == expected, f"{stat} grew by {grown}, fortio saw {expected} x {status}"
+
+
+@then(parsers.parse("the {stat} of httpbin in the client's sidecar grew by {amount:d}"))
+def stat_grew_by(lab, stat, amount):
+    grown = _stat_change(lab, "httpbin", stat)
+    assert grown == amount, f"{stat} grew by {grown}, expected {amount}"
+
+
+@then("the fortio sidecar reports the pending statistics of httpbin")
+def pending_stats(lab):
+    """What the lab greps: ``pilot-agent request GET stats | grep httpbin | grep pending``."""
+    stats = lab.mesh.proxy_stats("fortio")
+    lines = sorted(f"{k}: {v}" for k, v in stats.items() if "httpbin" in k and "pending" in k)
+    print("\n".join(lines))
+    expected = ["circuit_breakers.default.rq_pending_open", "circuit_breakers.high.rq_pending_open",
+                "upstream_rq_pending_active", "upstream_rq_pending_failure_eject",
+                "upstream_rq_pending_overflow", "upstream_rq_pending_total"]
+    if lab.mesh.istio.track_remaining_cb:  # not emitted from Istio 1.29 on
+        expected.append("circuit_breakers.default.remaining_pending")
+    missing = [name for name in expected if not any(line.split(":")[0].endswith("." + name)
+                                                    for line in lines)]
+    assert not missing, f"missing pending stats {missing}; found:\n" + "\n".join(lines)
+
+
+@when(parsers.parse('I send {count:d} requests to "{url}" over {parallel:d} parallel connections'))
+def send_parallel(lab, count, url, parallel):
+    lab.send(HttpRequest(url=url, parallel=parallel), count)
+
+
+@then(parsers.parse("some responses have status {status:d}"))
+def some_status(lab, status):
+    seen = Counter(r.status for r in lab.traffic.responses)
+    assert seen[status] >= 1, f"statuses: {dict(seen)}"
+
+
+@then(parsers.parse('some responses have status {status:d}, body "{body}" and header "{header}"'))
+def some_status_body_header(lab, status, body, header):
+    name, _, value = header.partition(":")
+    matching = [r for r in lab.traffic.responses if r.status == status]
+    assert matching, f"no {status}: statuses {dict(Counter(r.status for r in lab.traffic.responses))}"
+    for response in matching:
+        assert response.body == body, f"{status} body: {response.body!r}"
+        assert response.header(name.strip()) == value.strip(), f"{status} headers: {response.headers}"
+
+
+# -- tagged requests: where did each request go, and how many times --------------------
+
+@when(parsers.parse('I send {count:d} requests tagged with a nonce to "{url}"'))
+def send_tagged(lab, count, url):
+    lab.send_tagged(HttpRequest(url=url), count)
+
+
+def _logged(lab, workload: str) -> int:
+    return len(lab.tagged_in_log(workload))
+
+
+@then(parsers.parse("{workload} logged the tagged requests {total:d} times"))
+def logged_times(lab, workload, total):
+    eventually(lambda: _logged(lab, workload), _equals(total),
+               expected=f"{workload} logs {total} lines with the nonce", policy=lab.policy)
+
+
+@then(parsers.parse("{workload} logged none of the tagged requests"))
+def logged_none(lab, workload):
+    assert _logged(lab, workload) == 0, lab.tagged_in_log(workload)
+
+
+@then(parsers.re(r"(?P<workload>[\w-]+) logged each tagged request once, or three times on "
+                 r"Istio 1\.23 and older"))
+def logged_default_retries(lab, workload):
+    """Istio's default retry policy retried an upstream 503 twice up to 1.23, not since."""
+    per_request = 3 if lab.mesh.istio.default_retry_503 else 1
+    logged_times(lab, workload, per_request * lab.traffic.count)
+
+
+@then(parsers.re(r"(?P<workload>[\w-]+) logged about (?P<percent>[\d.]+)% of the tagged requests"))
+def logged_share(lab, workload, percent):
+    """Mirroring percentages, with an exact binomial band once the copies have settled."""
+    seen = _settled(lambda: _logged(lab, workload))
+    sent = lab.traffic.count
+    result = check_split({"mirrored": seen, "not mirrored": sent - seen},
+                         {"mirrored": float(percent), "not mirrored": 100 - float(percent)})
+    print(result.table())
+    result.assert_ok()
+
+
+@then(parsers.parse("the {workload} sidecar saw the tagged requests with the host the Istio version uses"))
+def mirrored_host(lab, workload):
+    """Envoy appends -shadow to a mirrored Host up to Istio 1.27 (not from 1.28 on)."""
+    host, port = lab.traffic.request.url.split("/")[2].partition(":")[::2]
+    expected = f"{host}-shadow:{port}" if lab.mesh.istio.mirror_shadow_suffix else f"{host}:{port}"
+    lines = eventually(lambda: lab.tagged_in_log(workload, container="istio-proxy"),
+                       lambda found: _equals(lab.traffic.count)(len(found)),
+                       expected=f"{workload}'s sidecar logs every tagged request", policy=lab.policy)
+    hosts = Counter(parse_line(line).authority for line in lines)
+    assert set(hosts) == {expected}, f"authorities seen: {dict(hosts)}, expected {expected}"
+
+
+def _equals(expected: int):
+    def check(value):
+        assert value == expected, f"found {value}, expected {expected}"
+
+    return check
+
+
+def _settled(observe):
+    """Observe until two readings 0.3 s apart agree: fire-and-forget copies have landed."""
+    readings = []
+
+    def check(value):
+        readings.append(value)
+        assert len(readings) > 1 and readings[-2] == value, f"still changing: {readings[-3:]}"
+
+    return eventually(observe, check, expected="a settled count", times=1, interval_s=0.3,
+                      max_backoff_s=0.3, timeout_s=10)
+
+
+# -- outlier detection ------------------------------------------------------------------
+
+@when(parsers.parse('a request to "{url}" fails with {status:d}'))
+def failing_request(lab, url, status):
+    response = lab.send_counting_stats(HttpRequest(url=url)).responses[0]
+    lab.mark("failure")
+    assert response.status == status, f"expected {status}, got {response.status} {response.body!r}"
+
+
+@then(parsers.re(r'"(?P<url>[^"]+)" answers 200 again (?P<center>[\d.]+) ± (?P<tol>[\d.]+) '
+                 r"seconds after that failure"))
+def answers_again(lab, url, center, tol):
+    center, tol = float(center), float(tol)
+
+    def check(traffic):
+        assert traffic.responses[0].status == 200, f"still {traffic.responses[0].status}"
+
+    eventually(lambda: lab.send(HttpRequest(url=url)), check, expected=f"{url} answers 200",
+               times=1, timeout_s=center + tol + 5, interval_s=0.05, max_backoff_s=0.05)
+    back_after = time.monotonic() - lab.marks["failure"]
+    print(f"back after {back_after:.2f} s (expected {center:g} s ± {tol:g} s)")
+    assert abs(back_after - center) <= tol, f"back after {back_after:.2f} s, expected {center:g} ± {tol:g}"

@@ -20,15 +20,15 @@ def new_marker() -> str:
 
 
 def curl_argv(request: HttpRequest, marker: str, jar_dir: str | None,
-              extra: list[str] | None = None) -> list[str]:
-    """curl's argv for the batch; the URLs come on stdin (see ``curl_config``)."""
+              extra: list[str] | None = None, config: str = "-") -> list[str]:
+    """curl's argv for the batch; the URLs come from ``config`` (stdin by default)."""
     argv = ["curl", *request.curl_args(), "-w", f"\\n{marker}%{{json}}\\n"]
     if request.cookie_jar:
         if jar_dir is None:
             raise ValueError("a cookie jar needs a directory to keep it in")
         jar = f"{jar_dir.rstrip('/')}/{request.cookie_jar}.cookies"
         argv += ["-b", jar, "-c", jar]
-    return argv + list(extra or []) + ["--config", "-"]
+    return argv + list(extra or []) + ["--config", config]
 
 
 def curl_config(request: HttpRequest, count: int) -> str:
@@ -37,6 +37,12 @@ def curl_config(request: HttpRequest, count: int) -> str:
         raise ValueError("a batch needs at least one request")
     quoted = request.url.replace("\\", "\\\\").replace('"', '\\"')
     return f'url = "{quoted}"\n' * count
+
+
+def shares(count: int, parallel: int) -> list[int]:
+    """How a batch of ``count`` splits over ``parallel`` concurrent curl processes."""
+    parallel = max(1, min(parallel, count))
+    return [count // parallel + (1 if i < count % parallel else 0) for i in range(parallel)]
 
 
 def parse_output(stdout: bytes, marker: str, count: int) -> list[HttpResponse]:

@@ -41,6 +41,7 @@ class HttpRequest:
     data: str | None = None
     cookie_jar: str | None = None
     max_time_s: float | None = None
+    parallel: int = 1
 
     def curl_args(self) -> list[str]:
         """The curl arguments (without the URL) both backends pass to a real curl."""

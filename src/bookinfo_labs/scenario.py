@@ -9,11 +9,13 @@ which left config behind.
 from __future__ import annotations
 
 import secrets
+import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Callable
 
-from .explain import apply_commands, delete_commands, send_command
+from .explain import apply_commands, delete_commands, load_command, send_command
+from .loadgen import LoadResult
 from .checks import EventuallyPolicy, eventually
 from .manifests import Manifest, load_file, parse_text
 from .samples import sample_manifests
@@ -58,12 +60,17 @@ class Lab:
         self.warnings: list[str] = []
         self.traffic: Traffic | None = None
         self.error: Exception | None = None  # what a step expected to fail raised
+        self.nonce: str | None = None  # tags the last tagged batch in upstream logs
+        self.load_result: LoadResult | None = None
+        self.stats_change: dict[str, int] = {}  # a sidecar's stats across the last burst
+        self.marks: dict[str, float] = {}  # named moments (monotonic clock)
+        self.started = time.monotonic()
 
-    def _show(self, command: Callable[..., object], *args) -> None:
+    def _show(self, command: Callable[..., object], *args, **kwargs) -> None:
         """With --explain, print the kubectl/curl equivalent of what the step does."""
         if not self._explain:
             return
-        lines = command(*args, self.mesh.namespace)
+        lines = command(*args, namespace=self.mesh.namespace, **kwargs)
         for line in [lines] if isinstance(lines, str) else lines:
             self._say(line)
 
@@ -130,6 +137,47 @@ class Lab:
         return self.send(HttpRequest(url=f"{PRODUCTPAGE}/productpage",
                                      cookie_jar=self.jar(user)), count)
 
+    def send_tagged(self, request: HttpRequest, count: int) -> Traffic:
+        """A batch whose URL carries a fresh nonce, so upstream logs show where it went."""
+        self.nonce = secrets.token_hex(8)
+        separator = "&" if "?" in request.url else "?"
+        tagged = HttpRequest(**{**request.__dict__, "url": f"{request.url}{separator}nonce={self.nonce}"})
+        return self.send_counting_stats(tagged, count)
+
+    def send_counting_stats(self, request: HttpRequest, count: int = 1) -> Traffic:
+        """``send``, with the client sidecar's stats read before and after (``stats_change``)."""
+        before = self.mesh.proxy_stats(self.client)
+        traffic = self.send(request, count)
+        self.stats_change = _change(before, self.mesh.proxy_stats(self.client))
+        return traffic
+
+    def tagged_in_log(self, workload: str, container: str | None = None) -> list[str]:
+        """The log lines of ``workload`` that carry the last nonce."""
+        if self.nonce is None:
+            raise AssertionError("no tagged requests were sent in this scenario")
+        since = time.monotonic() - self.started + 1
+        return [line for line in self.mesh.logs(workload, since_s=since, container=container)
+                if self.nonce in line]
+
+    def load(self, url: str, *, connections: int, requests: int, qps: float = 0.0,
+             client: str = "fortio") -> LoadResult:
+        """A fortio load; the fortio sidecar's stats are read before and after it."""
+        if self._explain:  # the sample's Deployment (fortio's is "fortio-deploy")
+            deployment = next((m.name for m in sample_manifests(client, self.mesh.istio)
+                               if m.kind == "Deployment"), client)
+            self._show(load_command, deployment, url, connections=connections,
+                       requests=requests, qps=qps)
+        before = self.mesh.proxy_stats(client)
+        self.load_result = self.mesh.load(client, url, connections=connections,
+                                          requests=requests, qps=qps)
+        self.stats_change = _change(before, self.mesh.proxy_stats(client))
+        for line in self.load_result.code_lines():
+            self._say(line)
+        return self.load_result
+
+    def mark(self, name: str) -> None:
+        self.marks[name] = time.monotonic()
+
     def expect(self, expected: str, check: Callable[[Traffic], None]) -> Traffic:
         """Check the last traffic; while it fails, send the same batch again (eventually).
 
@@ -158,3 +206,8 @@ class Lab:
     def leaks(self) -> set[ResourceKey]:
         """Config present now that was not there before the scenario."""
         return self.mesh.owned_resources() - self.baseline
+
+
+def _change(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {name: value - before.get(name, 0) for name, value in after.items()
+            if value != before.get(name, 0)}

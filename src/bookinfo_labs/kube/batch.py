@@ -28,10 +28,20 @@ def batch_script(request: HttpRequest, count: int, marker: str, jar_dir: str = J
         raise ValueError("a batch needs at least one request")
     argv = curlbatch.curl_argv(request, marker, jar_dir=jar_dir)
     line = shlex.quote(config_line(request))
-    return (
-        f"i=0; while [ \"$i\" -lt {int(count)} ]; do printf '%s\\n' {line}; i=$((i+1)); done"
-        f" | {shlex.join(argv)}"
-    )
+
+    def one_curl(n: int) -> str:
+        return (f"i=0; while [ \"$i\" -lt {int(n)} ]; do printf '%s\\n' {line}; i=$((i+1)); done"
+                f" | {shlex.join(argv)}")
+
+    parts = curlbatch.shares(count, request.parallel)
+    if len(parts) == 1:
+        return one_curl(count)
+    # Concurrent curls write to their own files (shared stdout would interleave), then
+    # the files are printed in order: still one exec, one parse.
+    out = f"{jar_dir.rstrip('/')}/{marker.strip('@')}"
+    started = " ".join(f"( {one_curl(n)} ) > {out}.{i} &" for i, n in enumerate(parts))
+    files = " ".join(f"{out}.{i}" for i in range(len(parts)))
+    return f"{started} wait; cat {files}; rm -f {files}"
 
 
 def batch_command(request: HttpRequest, count: int, marker: str, jar_dir: str = JAR_DIR) -> list[str]:

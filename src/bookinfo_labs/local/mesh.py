@@ -277,12 +277,29 @@ class LocalMesh(Mesh):
         capture = []
         for name in self.cluster.dns_names(pod.namespace):
             capture += ["--connect-to", f"{name}::127.0.0.1:{pod.sidecar.outbound_port}"]
-        argv = curlbatch.curl_argv(request, marker, str(jar_dir),
-                                   extra=["--noproxy", "*", *capture])
         limit = (request.max_time_s or 60) * count + 30
-        done = subprocess.run(argv, input=curlbatch.curl_config(request, count).encode(),
-                              capture_output=True, timeout=limit, check=False)
-        return curlbatch.parse_output(done.stdout, marker, count)
+        # One curl process per share, all running at once (one share unless parallel > 1);
+        # each reads its URLs from its own config file, so none waits for another's input.
+        processes = []
+        for i, n in enumerate(curlbatch.shares(count, request.parallel)):
+            config = jar_dir / f"batch-{marker.strip('@')}-{i}.curlrc"
+            config.write_text(curlbatch.curl_config(request, n))
+            argv = curlbatch.curl_argv(request, marker, str(jar_dir), config=str(config),
+                                       extra=["--noproxy", "*", *capture])
+            processes.append((subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                               stdout=subprocess.PIPE, stderr=subprocess.PIPE),
+                              n, config))
+        responses = []
+        try:
+            for process, n, _ in processes:
+                stdout, _ = process.communicate(timeout=limit)
+                responses += curlbatch.parse_output(stdout, marker, n)
+        finally:
+            for process, _, config in processes:
+                if process.poll() is None:
+                    process.kill()
+                config.unlink(missing_ok=True)
+        return responses
 
     def load(self, client: str, url: str, *, connections: int, requests: int,
              qps: float = 0.0) -> LoadResult:

@@ -31,6 +31,15 @@ from .envoy import Stats
 
 UNLIMITED = 2**32 - 1  # Istio's default for every threshold
 
+# Envoy reports a cluster's counters from the start, at 0.
+CLUSTER_COUNTERS = (
+    "upstream_cx_total", "upstream_cx_connect_fail", "upstream_cx_overflow", "upstream_cx_destroy",
+    "upstream_rq_total", "upstream_rq_completed", "upstream_rq_timeout", "upstream_rq_per_try_timeout",
+    "upstream_rq_pending_total", "upstream_rq_pending_overflow", "upstream_rq_pending_failure_eject",
+    "upstream_rq_overflow", "upstream_rq_retry", "upstream_rq_retry_success",
+    "upstream_rq_retry_overflow", "upstream_rq_retry_limit_exceeded",
+)
+
 
 @dataclass(frozen=True)
 class PoolLimits:
@@ -159,6 +168,8 @@ class ConnectionPool:
         self.pending: collections.deque[asyncio.Future] = collections.deque()
         self.idle: dict[tuple[str, int], list[Connection]] = collections.defaultdict(list)
         self.connecting: collections.Counter[tuple[str, int]] = collections.Counter()
+        for counter in CLUSTER_COUNTERS:
+            stats.inc(self._stat(counter), 0)
         self._gauges()
 
     def _stat(self, suffix: str) -> str:
@@ -266,6 +277,7 @@ class ConnectionPool:
             waiter = next((w for w in self.pending if w.address == address and not w.done()), None)
             if waiter is not None:
                 self.pending.remove(waiter)
+                self.stats.inc(self._stat("upstream_rq_pending_failure_eject"))
                 waiter.set_exception(exc)
             self._closed()
             return

@@ -839,6 +839,12 @@ class _PythonHttpbin:
     # -- middleware -----------------------------------------------------------------------
     @web.middleware
     async def access_log(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """A gunicorn worker does not notice a client that went away: it finishes the request
+        (a /delay sleeps on) and logs it. Shielded, so a cancelled handler still completes."""
+        work = asyncio.ensure_future(self._serve_and_log(request, handler))
+        return await asyncio.shield(work)
+
+    async def _serve_and_log(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """after_request CORS headers, then gunicorn's access-log line."""
         remote_addr = _peer(request)[0]
         try:
