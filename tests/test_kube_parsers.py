@@ -206,6 +206,16 @@ def test_batch_keeps_the_cookie_jar_between_execs(server, tmp_path):
     assert [r.status for r in _run_in_shell(HttpRequest(url=f"{server}/nope"), 2, str(tmp_path))] == [404, 404]
 
 
+@needs_curl
+def test_a_parallel_batch_is_one_exec_of_concurrent_curls_read_back_in_order(server, tmp_path):
+    request = HttpRequest(url=f"{server}/productpage", parallel=3)
+    responses = _run_in_shell(request, 10, str(tmp_path))
+    assert [r.status for r in responses] == [200] * 10
+    script = batch_script(request, 10, "@@m@@", jar_dir=str(tmp_path))
+    assert script.count("curl ") == 3 and "wait; cat" in script
+    assert not list(tmp_path.glob("bookinfo-labs-*"))  # the per-curl files are removed
+
+
 def test_batch_config_line_is_curl_config():
     request = HttpRequest(url='http://productpage:9080/productpage?u="x"')
     assert config_line(request) + "\n" == curlbatch.curl_config(request, 1)

@@ -84,3 +84,24 @@ def test_delete_leaves_nothing_owned(mesh):
 def test_a_missing_path_is_404(mesh):
     (response,) = mesh.send(mesh.client(), HttpRequest(url="http://productpage:9080/no-such-page"))
     assert response.status == 404
+
+
+def test_the_resilience_verbs(mesh):
+    """What the resilience steps use: fortio load, logs by container, cluster stats, and
+    concurrent curls."""
+    mesh.deploy("httpbin")
+    mesh.deploy("fortio")
+    result = mesh.load("fortio", "http://httpbin:8000/get", connections=2, requests=10)
+    assert result.codes == {200: 10} and result.requests == 10
+    assert result.code_lines() == ["Code 200 : 10 (100.0 %)"]
+    stats = mesh.proxy_stats("fortio")
+    assert any(k.startswith("cluster.outbound|8000||httpbin.") and k.endswith(".upstream_rq_200")
+               for k in stats), sorted(stats)[:20]
+    responses = mesh.send(mesh.client(), HttpRequest(url="http://httpbin:8000/get?contract=1",
+                                                     parallel=2), 4)
+    assert [r.status for r in responses] == [200] * 4
+    app_lines = mesh.logs("httpbin-v1") + mesh.logs("httpbin-v2")
+    proxy_lines = mesh.logs("httpbin-v1", container="istio-proxy") + mesh.logs(
+        "httpbin-v2", container="istio-proxy")
+    assert sum("contract=1" in line for line in app_lines) == 4
+    assert sum("contract=1" in line for line in proxy_lines) == 4

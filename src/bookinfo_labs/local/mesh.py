@@ -301,6 +301,10 @@ class LocalMesh(Mesh):
                 config.unlink(missing_ok=True)
         return responses
 
+    def run(self, coro, timeout_s: float = 600):
+        """Run a coroutine on the mesh's loop (benchmarks and tests drive the engine so)."""
+        return self._loop.run(coro, timeout_s=timeout_s)
+
     def load(self, client: str, url: str, *, connections: int, requests: int,
              qps: float = 0.0) -> LoadResult:
         pod = self._pod(client)
