@@ -6,7 +6,7 @@ from collections import Counter
 from pytest_bdd import parsers, then, when
 
 from bookinfo_labs.accesslog import parse_line
-from bookinfo_labs.checks import check_split, eventually
+from bookinfo_labs.checks import check_split, eventually, parse_shares
 from bookinfo_labs.checks.backends import page
 from bookinfo_labs.mesh import HttpRequest
 
@@ -80,12 +80,8 @@ def status_and_body(lab, status, body):
 @then(parsers.re(r"the statuses are split (?P<spec>\d+ \d+(?:\.\d+)?% (?:and \d+ \d+(?:\.\d+)?%)+)"))
 def statuses_split(lab, spec):
     """Fault percentages, checked with an exact binomial band (false failure <= 1e-6)."""
-    expected = {}
-    for part in spec.split(" and "):
-        status, percent = part.split()
-        expected[status] = float(percent.rstrip("%"))
     observed = Counter(str(r.status) for r in lab.traffic.responses)
-    result = check_split(observed, expected)
+    result = check_split(observed, parse_shares(spec))
     print(result.table())
     result.assert_ok()
 

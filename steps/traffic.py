@@ -4,7 +4,7 @@ from collections import Counter
 
 from pytest_bdd import parsers, then, when
 
-from bookinfo_labs.checks import check_split
+from bookinfo_labs.checks import check_split, parse_shares
 from bookinfo_labs.checks.backends import reviews_version
 from bookinfo_labs.mesh import HttpRequest
 
@@ -54,11 +54,7 @@ def every_response_from(lab, version):
 @then(parsers.re(r"the reviews versions are split (?P<spec>v\d+ \d+% (?:and v\d+ \d+%)+)"))
 def versions_split(lab, spec):
     """Weighted routing, checked with an exact binomial band (false failure <= 1e-6)."""
-    expected = {}
-    for part in spec.split(" and "):
-        version, percent = part.split()
-        expected[version] = float(percent.rstrip("%"))
     observed = Counter(reviews_version(r) or "unknown" for r in lab.traffic.responses)
-    result = check_split(observed, expected)
+    result = check_split(observed, parse_shares(spec))
     print(result.table())
     result.assert_ok()

@@ -285,3 +285,12 @@ def test_table_lists_every_category_and_the_bound():
 def test_no_traffic_is_a_caller_error():
     with pytest.raises(ValueError):
         check_split({}, {"v1": 1})
+
+
+def test_parse_shares_reads_a_split_as_features_state_it():
+    from bookinfo_labs.checks import parse_shares
+
+    assert parse_shares("v1 90% and v2 10%") == {"v1": 90.0, "v2": 10.0}
+    assert parse_shares("503 12.5% and 200 87.5%") == {"503": 12.5, "200": 87.5}
+    with pytest.raises(ValueError, match="cannot read 'v1 90'"):
+        parse_shares("v1 90 and v2 10%")

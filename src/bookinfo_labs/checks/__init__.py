@@ -8,6 +8,7 @@ from .stats import (
     binomial_band,
     check_split,
     false_failure_probability,
+    parse_shares,
 )
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     "check_split",
     "eventually",
     "false_failure_probability",
+    "parse_shares",
 ]

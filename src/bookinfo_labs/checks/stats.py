@@ -199,3 +199,14 @@ def check_split(
         ok = band[0] <= count <= band[1]
         rows.append(SplitRow(category, share, band, count, count / n, ok))
     return SplitCheck(tuple(rows), n, alpha, bound, tested)
+
+
+def parse_shares(spec: str) -> dict[str, float]:
+    """``"v1 90% and v2 10%"`` -> ``{"v1": 90.0, "v2": 10.0}``: a split as a feature states it."""
+    shares: dict[str, float] = {}
+    for part in spec.split(" and "):
+        category, _, percent = part.strip().rpartition(" ")
+        if not category or not percent.endswith("%"):
+            raise ValueError(f"cannot read {part!r} as '<category> <percent>%' in {spec!r}")
+        shares[category] = float(percent[:-1])
+    return shares
