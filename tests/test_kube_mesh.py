@@ -375,6 +375,19 @@ def test_proxy_stats_and_logs(mesh, fake):
     assert log_request.q("container") == "httpbin" and log_request.q("sinceSeconds") == "5"
 
 
+def test_logs_of_the_sidecar_container(mesh, fake):
+    fake.add_deployment("httpbin-v2", labels={"app": "httpbin", "version": "v2"},
+                        containers=["httpbin"])
+    pod = next(k[3] for k in fake.objects if k[1] == "pods" and k[3].startswith("httpbin-v2"))
+    fake.pod_logs[("default", pod, "istio-proxy")] = (
+        '[2026-11-21T10:00:00.000Z] "GET /headers?nonce=1 HTTP/1.1" 200 - via_upstream - "-" '
+        '0 10 1 1 "-" "curl/8.16.0" "r" "httpbin-shadow:8000" "127.0.0.1:8080" inbound|8080|| '
+        "- - - - default\n")
+    [line] = mesh.logs("httpbin-v2", container="istio-proxy")
+    assert "httpbin-shadow:8000" in line
+    assert fake.requests_to("GET", "/log")[-1].q("container") == "istio-proxy"
+
+
 def test_no_running_pod_is_a_clear_error(mesh):
     with pytest.raises(MeshError, match="no running pod for ghost in namespace default"):
         mesh.proxy_stats("ghost")
