@@ -94,6 +94,20 @@ def test_deadline_reports_the_best_streak_reached():
         eventually(observe, check_ok, expected="ok", timeout_s=0.2, _sleep=no_sleep)
 
 
+def test_a_streak_under_way_at_the_deadline_runs_to_its_end():
+    """A batch can take longer than the deadline (a 7 s fault delay with a 5 s deadline):
+    the deadline stops new attempts after a failure, not a streak that keeps passing."""
+    observe = Script([("ok", 1), ("ok", 2), ("ok", 3), ("ok", 4)])
+    assert eventually(observe, check_ok, expected="ok", timeout_s=0.0, _sleep=no_sleep) == ("ok", 3)
+
+
+def test_past_the_deadline_the_first_failure_ends_the_check():
+    observe = Script([("ok", 1), ("bad", 2), ("ok", 3), ("ok", 4), ("ok", 5)])
+    with pytest.raises(AssertionError, match="best streak 1 of 3"):
+        eventually(observe, check_ok, expected="ok", timeout_s=0.0, _sleep=no_sleep)
+    assert len(observe.returned) == 2
+
+
 def test_deadline_truncates_long_observations():
     observe = Script(itertools.repeat(("bad", "x" * 10_000)))
     with pytest.raises(AssertionError) as failure:

@@ -123,7 +123,13 @@ class Log:
             self.changed.set()
 
 
-def make_ctx(log: Log, env: dict[str, str] | None = None) -> AppContext:
+#: how the samples run the Python httpbin (samples.py): gunicorn logging requests to stdout
+GUNICORN_LOGGING = ("pipenv", "run", "gunicorn", "-b", "0.0.0.0:8080", "httpbin:app",
+                    "-k", "gevent", "--access-logfile", "-")
+
+
+def make_ctx(log: Log, env: dict[str, str] | None = None,
+             command: tuple[str, ...] = GUNICORN_LOGGING) -> AppContext:
     return AppContext(
         pod_name="httpbin-v1-7d9c5b8f6d-x2k4p",
         labels={"app": "httpbin", "version": "v1"},
@@ -131,16 +137,18 @@ def make_ctx(log: Log, env: dict[str, str] | None = None) -> AppContext:
         outbound=None,  # type: ignore[arg-type]  # httpbin never calls out
         istio=get_version("1.26"),
         log=log.append,
+        command=command,
     )
 
 
 def serve(factory: Callable, scenario: Callable[[TestClient, Log], Any], *,
-          env: dict[str, str] | None = None, **hooks: Any) -> Any:
+          env: dict[str, str] | None = None, command: tuple[str, ...] = GUNICORN_LOGGING,
+          **hooks: Any) -> Any:
     """Run ``scenario(client, log)`` against ``factory`` on a loopback test server."""
 
     async def main():
         log = Log(changed=asyncio.Event())
-        app = factory(make_ctx(log, env), **hooks)
+        app = factory(make_ctx(log, env, command), **hooks)
         async with TestClient(TestServer(app)) as client:
             return await scenario(client, log)
 
@@ -650,6 +658,19 @@ def test_python_access_log_is_gunicorns_line(path, status):
     assert (m["ip"], m["user"], m["method"], m["uri"], m["status"]) == (
         "127.0.0.1", "-", "GET", path, str(status))
     assert (int(m["size"]), m["referer"], m["ua"]) == (len(reply.body), "-", CURL)
+
+
+@pytest.mark.parametrize("command", [
+    (),  # the image's CMD: gunicorn -b 0.0.0.0:80 httpbin:app -k gevent
+    ("pipenv", "run", "gunicorn", "-b", "0.0.0.0:8080", "httpbin:app", "-k", "gevent"),  # 1.22
+    ("gunicorn", "--access-logfile", "/tmp/access.log", "httpbin:app"),
+])
+def test_python_httpbin_logs_no_requests_without_access_logfile_stdout(command):
+    """gunicorn writes its access log only where --access-logfile says; without it, a
+    log-counting step on a cluster would see 0 lines, so the local mesh sees 0 too."""
+    reply = call(python_httpbin, "/get", command=command)
+    assert reply.status == 200 and reply.log == []
+    assert len(call(python_httpbin, "/get", command=("gunicorn", "--access-logfile=-")).log) == 1
 
 
 def test_python_access_log_keeps_the_query_and_basic_auth_user():

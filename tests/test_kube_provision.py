@@ -275,21 +275,30 @@ def test_every_table_version_has_node_image_and_sample_images(version):
     assert images and all(i.endswith(f":{istio.bookinfo_tag}") for i in images)
     assert all(i.startswith(f"{istio.sample_registry}/examples-bookinfo-") for i in images)
     httpbin = {obj["kind"]: obj for _, obj in sample_objects("httpbin", istio)}
-    target = httpbin["Service"]["spec"]["ports"][0]["targetPort"]
-    assert target == (8080 if istio.httpbin == "go" else 80)
+    assert httpbin["Service"]["spec"]["ports"][0]["targetPort"] == 8080  # both flavours
     assert istio.client in ("curl", "sleep")
     sample_objects(istio.client, istio)  # the client's manifest exists
 
 
-def test_python_httpbin_for_older_releases():
-    old = get_version("1.23")
-    dep = next(obj for _, obj in sample_objects("httpbin", old) if obj["kind"] == "Deployment")
-    container = dep["spec"]["template"]["spec"]["containers"][0]
-    assert container["image"] == "docker.io/kong/httpbin"
-    assert container["ports"] == [{"containerPort": 80}]
+def test_httpbin_flavour_follows_the_releases_sample():
+    """go-httpbin from 1.24.0 and 1.23.4 (the pinned 1.23.6 ships it); 1.22.8 runs kong/httpbin
+    with pipenv + gunicorn on 8080, to which we add --access-logfile - so requests are logged."""
+    def container(version):
+        dep = next(obj for _, obj in sample_objects("httpbin", get_version(version))
+                   if obj["kind"] == "Deployment")
+        return dep["spec"]["template"]["spec"]["containers"][0]
+
+    assert container("1.23")["image"] == "docker.io/mccutchen/go-httpbin:v2.15.0"
+    assert "command" not in container("1.23")
+    old = container("1.22")
+    assert old["image"] == "docker.io/kong/httpbin"
+    assert old["command"][:5] == ["pipenv", "run", "gunicorn", "-b", "0.0.0.0:8080"]
+    assert old["command"][-2:] == ["--access-logfile", "-"]
+    assert old["ports"] == [{"containerPort": 8080}]
+    assert {"name": "WORKON_HOME", "value": "/tmp"} in old["env"]
     untouched = {"kind": "Deployment", "spec": {"template": {"spec": {"containers": [
         {"name": "x", "image": "docker.io/library/nginx:1.27"}]}}}}
-    assert for_version(untouched, old) == untouched
+    assert for_version(untouched, get_version("1.22")) == untouched
 
 
 def test_a_new_namespace_is_created_labelled_for_injection(setup):

@@ -156,7 +156,7 @@ def test_the_sidecar_adds_envoy_headers_and_counts_with_envoy_stat_names(mesh):
     assert response.status == 200 and response.body == '{"id":0,"ratings":{"Reviewer1":5,"Reviewer2":4}}'
     assert response.header("server") == "envoy"
     assert response.header("x-envoy-upstream-service-time").isdigit()
-    name = "cluster.outbound|9080||ratings.default.svc.cluster.local.upstream_rq_200"
+    name = "cluster.outbound|9080||ratings.default.svc.cluster.local;.upstream_rq_200"
     assert mesh.proxy_stats("curl")[name] == before.get(name, 0) + 1
 
 

@@ -152,3 +152,39 @@ def test_explain_prints_each_step_and_its_kubectl_and_curl_equivalent(project):
         "# And jason opens the product page 2 times",
         "kubectl exec deploy/curl -c curl -- sh -c *seq 2*http://productpage:9080/productpage*",
     ])
+
+
+def test_consecutive_passes_sets_the_streak_of_every_check(project):
+    project.makeconftest(project.path.joinpath("conftest.py").read_text() + textwrap.dedent('''
+        @then("the checks need 3 batches in a row")
+        def three(lab):
+            assert lab.policy.times == 3, lab.policy
+    '''))
+    project.feature("""
+        Feature: Streak
+          Scenario: three in a row
+            Then the checks need 3 batches in a row
+    """)
+    project.runpytest_subprocess("features", "--consecutive-passes", "3",
+                                 "--lab-report", "out").assert_outcomes(passed=1)
+    result = project.runpytest_subprocess("features", "--consecutive-passes", "0")
+    assert result.ret == 4  # a usage error, before anything runs
+    result.stderr.fnmatch_lines(["*--consecutive-passes: needs a whole number of at least 1, got '0'*"])
+
+
+def test_k_selects_labs_by_their_feature_file(project):
+    project.feature("""
+        Feature: Traffic mirroring
+          Scenario: one
+            Then nothing is applied
+    """)
+    project.path.joinpath("features", "lab.feature").rename(
+        project.path / "features" / "mirroring.feature")
+    project.feature("""
+        Feature: Retries
+          Scenario: two
+            Then nothing is applied
+    """)
+    result = project.runpytest_subprocess("features", "-k", "mirroring", "--lab-report", "out")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*1 deselected*"])

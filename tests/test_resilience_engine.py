@@ -86,7 +86,7 @@ def test_max_ejection_percent_still_ejects_one_host():
     od.record("a", 500, hosts)
     od.record("b", 500, hosts)
     assert od.healthy(hosts) == ["b", "c"]
-    assert od.stats.snapshot()["cluster.c.outlier_detection.ejections_overflow"] == 1
+    assert od.stats.snapshot()["cluster.c;.outlier_detection.ejections_overflow"] == 1
 
 
 def test_outlier_settings_from_a_destination_rule_block():
@@ -185,10 +185,10 @@ def test_the_pool_queues_one_pending_request_and_overflows_the_next():
 
     statuses, stats = asyncio.run(scenario())
     assert statuses == [200, 200]
-    assert stats["cluster.c.upstream_rq_pending_overflow"] == 1
-    assert stats["cluster.c.upstream_rq_pending_total"] == 2
-    assert stats["cluster.c.upstream_cx_total"] == 2  # one request per connection
-    assert stats["cluster.c.circuit_breakers.default.remaining_pending"] == 1
+    assert stats["cluster.c;.upstream_rq_pending_overflow"] == 1
+    assert stats["cluster.c;.upstream_rq_pending_total"] == 2
+    assert stats["cluster.c;.upstream_cx_total"] == 2  # one request per connection
+    assert stats["cluster.c;.circuit_breakers.default.remaining_pending"] == 1
 
 
 def test_without_limits_nothing_overflows():

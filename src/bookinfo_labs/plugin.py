@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import json
 from pathlib import Path
@@ -35,6 +36,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="where to write labs.json and labs.txt (default: reports)")
     group.addoption("--eventually-timeout", type=float, default=None, metavar="SECONDS",
                     help="deadline of each eventually check (default 5 s locally, 90 s on kube)")
+    group.addoption("--consecutive-passes", type=_positive_int, default=None, metavar="N",
+                    help="batches in a row an eventually check must pass (default 1 locally, "
+                         "3 on kube, where istiod pushes config to each proxy in its own time)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"needs a whole number of at least 1, got {text!r}")
+    return value
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -101,7 +115,7 @@ def lab(mesh: Mesh, request: pytest.FixtureRequest):
         90.0 if mesh.name == "kube" else 5.0)
     # One batch is one observation. Locally config applies synchronously, so one batch shows
     # the state; on a cluster the check must hold three batches in a row.
-    times = 1 if mesh.name == "local" else 3
+    times = request.config.getoption("--consecutive-passes") or (1 if mesh.name == "local" else 3)
     policy = EventuallyPolicy(times=times, timeout_s=timeout, interval_s=mesh.poll_interval_s)
     scenario = Lab(mesh, say=say, explain=explain, policy=policy)
     request.node.stash[_LAB_KEY] = scenario
@@ -111,6 +125,18 @@ def lab(mesh: Mesh, request: pytest.FixtureRequest):
     if leaked:
         listed = ", ".join(sorted(str(k) for k in leaked))
         pytest.fail(f"the scenario left config behind: {listed}", pytrace=False)
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's own -k deselection
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """``-k`` also matches a lab by its feature file's name: ``-k "retries or mirroring"``.
+
+    pytest-bdd documents a scenario's test as "<feature file path>: <scenario name>"."""
+    for item in items:
+        doc = getattr(getattr(item, "obj", None), "__doc__", None) or ""
+        path, sep, _ = doc.partition(".feature: ")
+        if sep:
+            item.extra_keyword_matches.add(Path(path).name)
 
 
 def pytest_bdd_before_step(request, feature, scenario, step, step_func) -> None:

@@ -1,7 +1,7 @@
 """The sample apps the labs deploy, and the manifests that define them.
 
 Both meshes deploy from the same YAML, adjusted to the selected Istio release's samples
-(image tags; the Python httpbin on port 80 up to Istio 1.23): the kube backend applies
+(image tags; the Python httpbin of Istio 1.22): the kube backend applies
 it, the local mesh reads its Services and Deployments and starts a local implementation
 of each container image.
 """
@@ -28,8 +28,14 @@ SAMPLE_FILES: dict[str, tuple[str, ...]] = {
     "httpbin": ("httpbin/httpbin.yaml",),
 }
 
-GO_HTTPBIN_PORT, PYTHON_HTTPBIN_PORT = 8080, 80
 PYTHON_HTTPBIN_IMAGE = "docker.io/kong/httpbin"
+#: Istio 1.22's samples/httpbin/httpbin.yaml runs kong/httpbin as "the Dockerfile's CMD on an
+#: unprivileged port" (8080, like go-httpbin), plus ``--access-logfile -``: without it
+#: gunicorn logs no requests, and the labs count requests in httpbin's log (the istio.io
+#: mirroring task passes the same flag)
+PYTHON_HTTPBIN_COMMAND = ["pipenv", "run", "gunicorn", "-b", "0.0.0.0:8080", "httpbin:app",
+                          "-k", "gevent", "--access-logfile", "-"]
+PYTHON_HTTPBIN_ENV = [{"name": "WORKON_HOME", "value": "/tmp"}]  # a writable pipenv home
 _BOOKINFO_IMAGE = re.compile(r"^(?:.*/)?(examples-bookinfo-[a-z0-9-]+):[^/]+$")
 
 def sample_paths(name: str, root: Path = MANIFESTS_ROOT) -> list[Path]:
@@ -62,13 +68,9 @@ def sample_objects(name: str, istio: IstioVersion, root: Path = MANIFESTS_ROOT) 
 
 
 def for_version(obj: dict[str, Any], istio: IstioVersion) -> dict[str, Any]:
-    """The object with the images (and httpbin port) of the Istio release's samples."""
+    """The object with the images (and the httpbin flavour) of the Istio release's samples."""
     obj = copy.deepcopy(obj)
     python_httpbin = istio.httpbin == "python"
-    if obj.get("kind") == "Service" and python_httpbin and _is_httpbin(obj):
-        for port in (obj.get("spec") or {}).get("ports") or []:
-            if port.get("targetPort") == GO_HTTPBIN_PORT:
-                port["targetPort"] = PYTHON_HTTPBIN_PORT
     for container in _containers(obj):
         image = container.get("image", "")
         match = _BOOKINFO_IMAGE.match(image)
@@ -76,17 +78,10 @@ def for_version(obj: dict[str, Any], istio: IstioVersion) -> dict[str, Any]:
             container["image"] = f"{istio.sample_registry}/{match.group(1)}:{istio.bookinfo_tag}"
         elif python_httpbin and "go-httpbin" in image:
             container["image"] = PYTHON_HTTPBIN_IMAGE
-            container.pop("command", None)
+            container["command"] = list(PYTHON_HTTPBIN_COMMAND)
             container.pop("args", None)
-            for port in container.get("ports") or []:
-                if port.get("containerPort") == GO_HTTPBIN_PORT:
-                    port["containerPort"] = PYTHON_HTTPBIN_PORT
+            container["env"] = [*(container.get("env") or []), *PYTHON_HTTPBIN_ENV]
     return obj
-
-
-def _is_httpbin(obj: dict) -> bool:
-    meta = obj.get("metadata") or {}
-    return meta.get("name") == "httpbin" or (meta.get("labels") or {}).get("app") == "httpbin"
 
 
 def _containers(obj: dict) -> list[dict]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from .explain import apply_commands, delete_commands, load_command, send_command
@@ -20,6 +20,7 @@ from .checks import EventuallyPolicy, eventually
 from .manifests import Manifest, load_file, parse_text
 from .samples import sample_manifests
 from .mesh import HttpRequest, HttpResponse, Mesh, ResourceKey
+from .proxystats import StatsChange
 
 PRODUCTPAGE = "http://productpage:9080"
 
@@ -30,6 +31,9 @@ class Traffic:
 
     request: HttpRequest
     responses: list[HttpResponse]
+    #: when the last response arrived (monotonic clock): timing marks start here, not
+    #: after whatever a step reads next
+    finished_at: float = 0.0
 
     @property
     def count(self) -> int:
@@ -59,10 +63,11 @@ class Lab:
         self.manifests: list[Manifest] = []  # everything applied, for failure diagnostics
         self.warnings: list[str] = []
         self.traffic: Traffic | None = None
+        self._resend: Callable[[], Traffic] | None = None  # sends the last kind of batch again
         self.error: Exception | None = None  # what a step expected to fail raised
         self.nonce: str | None = None  # tags the last tagged batch in upstream logs
         self.load_result: LoadResult | None = None
-        self.stats_change: dict[str, int] = {}  # a sidecar's stats across the last burst
+        self.stats_change: StatsChange | None = None  # a sidecar's stats across the last burst
         self.marks: dict[str, float] = {}  # named moments (monotonic clock)
         self.started = time.monotonic()
 
@@ -116,9 +121,7 @@ class Lab:
         return f"{user}-{self._id}" if user else None
 
     def send(self, request: HttpRequest, count: int = 1) -> Traffic:
-        self._show(send_command, self.client, request, count)
-        self.traffic = Traffic(request, self.mesh.send(self.client, request, count))
-        return self.traffic
+        return self._batch(lambda: self._send(request, count))
 
     def login(self, user: str) -> HttpResponse:
         """Sign in on the product page as a browser would (POST /login, session cookie kept)."""
@@ -138,17 +141,38 @@ class Lab:
                                      cookie_jar=self.jar(user)), count)
 
     def send_tagged(self, request: HttpRequest, count: int) -> Traffic:
-        """A batch whose URL carries a fresh nonce, so upstream logs show where it went."""
-        self.nonce = secrets.token_hex(8)
-        separator = "&" if "?" in request.url else "?"
-        tagged = HttpRequest(**{**request.__dict__, "url": f"{request.url}{separator}nonce={self.nonce}"})
-        return self.send_counting_stats(tagged, count)
+        """A batch whose URL carries a fresh nonce, so upstream logs show where it went.
+
+        A re-send (``expect``) draws a new nonce and a new stats baseline, so the steps that
+        count log lines or counters count the last batch only, never the sum of re-sends.
+        """
+        def tagged() -> Traffic:
+            self.nonce = secrets.token_hex(8)
+            separator = "&" if "?" in request.url else "?"
+            url = f"{request.url}{separator}nonce={self.nonce}"
+            return self._counting_stats(lambda: self._send(replace(request, url=url), count))
+
+        return self._batch(tagged)
 
     def send_counting_stats(self, request: HttpRequest, count: int = 1) -> Traffic:
         """``send``, with the client sidecar's stats read before and after (``stats_change``)."""
+        return self._batch(lambda: self._counting_stats(lambda: self._send(request, count)))
+
+    def _batch(self, send: Callable[[], Traffic]) -> Traffic:
+        """Send a batch, remembering how, so ``expect`` can send the same kind of batch again."""
+        self._resend = send
+        return send()
+
+    def _send(self, request: HttpRequest, count: int) -> Traffic:
+        self._show(send_command, self.client, request, count)
+        responses = self.mesh.send(self.client, request, count)
+        self.traffic = Traffic(request, responses, finished_at=time.monotonic())
+        return self.traffic
+
+    def _counting_stats(self, send: Callable[[], Traffic]) -> Traffic:
         before = self.mesh.proxy_stats(self.client)
-        traffic = self.send(request, count)
-        self.stats_change = _change(before, self.mesh.proxy_stats(self.client))
+        traffic = send()
+        self.stats_change = StatsChange(self.client, before, self.mesh.proxy_stats(self.client))
         return traffic
 
     def tagged_in_log(self, workload: str, container: str | None = None) -> list[str]:
@@ -170,28 +194,28 @@ class Lab:
         before = self.mesh.proxy_stats(client)
         self.load_result = self.mesh.load(client, url, connections=connections,
                                           requests=requests, qps=qps)
-        self.stats_change = _change(before, self.mesh.proxy_stats(client))
+        self.stats_change = StatsChange(client, before, self.mesh.proxy_stats(client))
         for line in self.load_result.code_lines():
             self._say(line)
         return self.load_result
 
-    def mark(self, name: str) -> None:
-        self.marks[name] = time.monotonic()
+    def mark(self, name: str, at: float | None = None) -> None:
+        """Remember a moment (now, or ``at`` on the monotonic clock) under ``name``."""
+        self.marks[name] = time.monotonic() if at is None else at
 
     def expect(self, expected: str, check: Callable[[Traffic], None]) -> Traffic:
         """Check the last traffic; while it fails, send the same batch again (eventually).
 
         The first observation is the batch the When step already sent; the check must then
         hold ``policy.times`` batches in a row (config may still be propagating on a cluster).
+        A re-send repeats the When step's kind of batch: a tagged one gets a fresh nonce.
         """
-        if self.traffic is None:
+        if self.traffic is None or self._resend is None:
             raise AssertionError("no traffic was sent yet: a When step must send requests first")
         pending = [self.traffic]
 
         def observe() -> Traffic:
-            if pending:
-                return pending.pop()
-            return self.send(self.traffic.request, self.traffic.count)
+            return pending.pop() if pending else self._resend()
 
         return eventually(observe, check, expected=expected, policy=self.policy)
 
@@ -207,7 +231,3 @@ class Lab:
         """Config present now that was not there before the scenario."""
         return self.mesh.owned_resources() - self.baseline
 
-
-def _change(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
-    return {name: value - before.get(name, 0) for name, value in after.items()
-            if value != before.get(name, 0)}

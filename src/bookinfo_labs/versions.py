@@ -20,11 +20,15 @@ class IstioVersion:
     sample_registry: str  # docker.io/istio or registry.istio.io/release
     productpage_ui: str  # "tailwind" (images >= 1.20.1) or "bootstrap" (legacy)
     star_svg_id: bool  # filled-star <svg id="glyphicon glyphicon-star"> (image >= 1.20.2)
-    httpbin: str  # "go" (mccutchen/go-httpbin, port 8080) or "python" (kong/httpbin, port 80)
+    # samples/httpbin/httpbin.yaml: "go" (mccutchen/go-httpbin v2.15.0, from 1.24.0 and
+    # backported to 1.23.4) or "python" (kong/httpbin run by pipenv + gunicorn on 8080);
+    # both listen on 8080 behind Service port 8000
+    httpbin: str
     default_retry_503: bool  # default retry policy retries an upstream 503 (<= 1.23)
     default_tracing: bool  # Zipkin tracer on by default, B3 headers added (<= 1.21)
     mirror_shadow_suffix: bool  # mirrored Host gets "-shadow" (<= 1.27)
     track_remaining_cb: bool  # circuit_breakers.*.remaining_* gauges emitted (<= 1.28)
+    stat_delimiter: bool  # alt_stat_name / stat_prefix end in ";" (>= 1.23)
     client: str  # the in-mesh curl client sample: "sleep" (older docs) or "curl"
 
     @property
@@ -37,11 +41,12 @@ def _v(version, patch, node, tag, registry="docker.io/istio", **flags) -> IstioV
     defaults = dict(
         productpage_ui="tailwind" if minor >= 23 else "bootstrap",
         star_svg_id=minor >= 24,
-        httpbin="go" if minor >= 24 else "python",
+        httpbin="go" if minor >= 23 else "python",
         default_retry_503=minor <= 23,
         default_tracing=minor <= 21,
         mirror_shadow_suffix=minor <= 27,
         track_remaining_cb=minor <= 28,
+        stat_delimiter=minor >= 23,
         client="curl" if minor >= 24 else "sleep",
     )
     defaults.update(flags)

@@ -96,6 +96,7 @@ class Pod:
     image: str
     env: dict[str, str]
     container: str = "app"  # the app container's name in the Deployment
+    annotations: dict[str, str] = field(default_factory=dict)
     #: container port -> the loopback port the local app really listens on
     ports: dict[int, int] = field(default_factory=dict)
     sidecar: "Sidecar | None" = None

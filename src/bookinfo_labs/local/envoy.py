@@ -80,9 +80,20 @@ PASSTHROUGH_FAILURE = LocalReply(
 class Stats:
     """Envoy counters of one proxy, keyed by Envoy's stat names."""
 
-    def __init__(self) -> None:
+    def __init__(self, delimited: bool = True) -> None:
         self._counters: Counter[str] = Counter()
         self._lock = threading.Lock()
+        # Istio ends alt_stat_name and stat_prefix in ";" from 1.23 on:
+        # cluster.outbound|8000||httpbin.default.svc.cluster.local;.upstream_rq_retry
+        self._end = ";." if delimited else "."
+
+    def cluster(self, name: str) -> str:
+        """The prefix of a cluster's stats, ``cluster.<name>;.``."""
+        return f"cluster.{name}{self._end}"
+
+    def http(self, stat_prefix: str) -> str:
+        """The prefix of an HTTP connection manager's stats, ``http.<stat_prefix>;.``."""
+        return f"http.{stat_prefix}{self._end}"
 
     def inc(self, name: str, amount: int = 1) -> None:
         with self._lock:
@@ -94,7 +105,7 @@ class Stats:
             self._counters[name] = value
 
     def upstream_response(self, cluster: str, status: int) -> None:
-        prefix = f"cluster.{cluster}."
+        prefix = self.cluster(cluster)
         for suffix in ("upstream_rq_total", "upstream_rq_completed", f"upstream_rq_{status}",
                        f"upstream_rq_{status // 100}xx"):
             self.inc(prefix + suffix)

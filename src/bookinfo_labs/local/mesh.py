@@ -23,6 +23,7 @@ from .apps import find_app
 from .apps.base import AppContext
 from ..loadgen import LoadResult
 from .fortio import run_load
+from .bootstrap import StatsMatcher
 from .cluster import Cluster, Pod, Service, ServicePort, fqdn, pod_name
 from .config import ConfigStore
 from .routing import subset_labels
@@ -79,6 +80,7 @@ class LocalMesh(Mesh):
         self._deployed: set[str] = set()
         self._runners: list[web.AppRunner] = []
         self._outbounds: list[AppOutbound] = []
+        self._exposed_stats: dict[str, StatsMatcher] = {}  # pod name -> its bootstrap's matcher
         self._workdir = Path(tempfile.mkdtemp(prefix="bookinfo-labs-"))
         self._loop = LoopThread()
         self._closed = False
@@ -126,8 +128,10 @@ class LocalMesh(Mesh):
         pod = Pod(
             name=pod_name(m.name), namespace=m.namespace or self.namespace, deployment=m.name,
             labels=dict(template["metadata"].get("labels") or {}),
+            annotations=dict(template["metadata"].get("annotations") or {}),
             service_account=template["spec"].get("serviceAccountName", "default"),
             image=image, env=env, container=container.get("name", m.name))
+        self._exposed_stats[pod.name] = StatsMatcher.for_pod(pod.name, pod.annotations)
         sidecar = Sidecar(pod, self.cluster, self.store, self.istio)
         if app is not None:
             factory, options = app
@@ -135,7 +139,8 @@ class LocalMesh(Mesh):
             self._outbounds.append(outbound)
             ctx = AppContext(pod_name=pod.name, labels=pod.labels, env={**env, "HOSTNAME": pod.name},
                              outbound=outbound, istio=self.istio, log=pod.log.append,
-                             options=options)
+                             options=options,
+                             command=[*container.get("command", ()), *container.get("args", ())])
             application = factory(ctx)
             if inspect.isawaitable(application):
                 application = await application
@@ -323,7 +328,11 @@ class LocalMesh(Mesh):
         return pod.log.lines(since_s)
 
     def proxy_stats(self, workload: str) -> dict[str, int]:
-        return self._pod(workload).sidecar.stats.snapshot()
+        """The stats Istio's bootstrap (and the pod's proxyStatsMatcher) lets Envoy keep."""
+        pod = self._pod(workload)
+        exposed = self._exposed_stats[pod.name]
+        return {name: value for name, value in pod.sidecar.stats.snapshot().items()
+                if exposed(name)}
 
     def diagnostics(self, manifests: list[Manifest]) -> str:
         applied = "---\n".join(yaml.safe_dump(m.raw, sort_keys=False) for m in manifests)

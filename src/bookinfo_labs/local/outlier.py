@@ -74,7 +74,7 @@ class OutlierDetector:
         self._swept = 0  # sweeps processed so far
 
     def _stat(self, suffix: str) -> str:
-        return f"cluster.{self.cluster}.outlier_detection.{suffix}"
+        return f"{self.stats.cluster(self.cluster)}outlier_detection.{suffix}"
 
     def _sweep(self) -> None:
         """Process the interval sweeps that have passed since the last call."""

@@ -81,7 +81,7 @@ class Sidecar:
         self.cluster = cluster
         self.store = store
         self.istio = istio
-        self.stats = envoy.Stats()
+        self.stats = envoy.Stats(delimited=istio.stat_delimiter)
         self.clusters = Clusters(store, self.stats, track_remaining=istio.track_remaining_cb)
         self.access_log = PodLog()  # the istio-proxy container's log: inbound and outbound
         self.outbound_port = 0
@@ -172,7 +172,7 @@ class Sidecar:
         log.route_name = rule.name or "-"
         flags: list[str] = []
         fault = rule.fault
-        stat_prefix = f"http.outbound_0.0.0.0_{port}.fault."
+        stat_prefix = self.stats.http(f"outbound_0.0.0.0_{port}") + "fault."
         if fault and fault.delay and self._roll(fault.delay.effective_percentage):
             self.stats.inc(stat_prefix + "delays_injected")
             flags.append("DI")
@@ -224,7 +224,7 @@ class Sidecar:
                 outcome = await self._tries(state, target, port, labels, policy, method, path,
                                             sent, body)
         except TimeoutError:
-            self.stats.inc(f"cluster.{ref}.upstream_rq_timeout")
+            self.stats.inc(self.stats.cluster(ref) + "upstream_rq_timeout")
             outcome = Outcome.local(envoy.TIMEOUT)
         log.upstream_service_time = str(int((time.monotonic() - started) * 1000))
         return outcome
@@ -243,7 +243,7 @@ class Sidecar:
             if state.outlier is not None:
                 healthy = state.outlier.healthy(healthy)
             if not healthy:
-                self.stats.inc(f"cluster.{state.name}.upstream_cx_none_healthy")
+                self.stats.inc(self.stats.cluster(state.name) + "upstream_cx_none_healthy")
                 return Outcome.local(envoy.NO_HEALTHY_UPSTREAM, ["URX"] if retried else [])
             fresh = [h for h in healthy if h not in tried] or healthy  # previous_hosts
             host = state.pick(fresh, self.rng)
@@ -263,7 +263,7 @@ class Sidecar:
             except UpstreamReset:
                 failure = RESET
             except TimeoutError:
-                self.stats.inc(f"cluster.{state.name}.upstream_rq_per_try_timeout")
+                self.stats.inc(self.stats.cluster(state.name) + "upstream_rq_per_try_timeout")
                 failure = PER_TRY_TIMEOUT
             finally:
                 state.active[host] -= 1
@@ -277,19 +277,19 @@ class Sidecar:
             else:
                 retry = policy.retries_failure(failure)
             if retry and attempt <= policy.attempts and state.pool.try_begin_retry():
-                self.stats.inc(f"cluster.{state.name}.upstream_rq_retry")
+                self.stats.inc(self.stats.cluster(state.name) + "upstream_rq_retry")
                 retried = True
                 await asyncio.sleep(policy.backoff_s(attempt, self.rng))
                 continue
             if retry and attempt > policy.attempts:
-                self.stats.inc(f"cluster.{state.name}.upstream_rq_retry_limit_exceeded")
+                self.stats.inc(self.stats.cluster(state.name) + "upstream_rq_retry_limit_exceeded")
             return self._final(reply, failure, retried, pod, service_port.target_port, state)
 
     def _final(self, reply: UpstreamReply | None, failure, retried, pod, port, state) -> Outcome:
         flags = ["URX"] if retried and (reply is None or reply.status >= 500) else []
         if reply is not None:
             if retried and reply.status < 500:
-                self.stats.inc(f"cluster.{state.name}.upstream_rq_retry_success")
+                self.stats.inc(self.stats.cluster(state.name) + "upstream_rq_retry_success")
             return Outcome(reply.status, reply.headers, reply.body, flags,
                            upstream_host=f"{pod.name}:{port}")
         if failure == CONNECT_FAILURE:

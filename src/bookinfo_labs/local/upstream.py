@@ -173,7 +173,7 @@ class ConnectionPool:
         self._gauges()
 
     def _stat(self, suffix: str) -> str:
-        return f"cluster.{self.name}.{suffix}"
+        return f"{self.stats.cluster(self.name)}{suffix}"
 
     def _gauges(self) -> None:
         limits, set_ = self.limits, self.stats.set

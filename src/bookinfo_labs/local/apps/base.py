@@ -53,6 +53,8 @@ class AppContext:
     istio: IstioVersion
     log: Callable[[str], None]  # appends one line to the app's log (kubectl logs)
     options: Mapping[str, str] = field(default_factory=dict)  # image build settings
+    #: the container's command and args from the Deployment (empty: the image's own)
+    command: Sequence[str] = ()
 
 
 AppFactory = Callable[[AppContext], web.Application | Awaitable[web.Application]]

@@ -1,0 +1,120 @@
+"""The scenario contract's traffic: re-sends, nonces, stats baselines and timing marks.
+
+A recording mesh stands in for a cluster: every request it is sent is logged by the
+upstream with its URL (as httpbin logs a nonce) and counted in the client sidecar's
+stats, so a test can see exactly what re-sending does to what later steps count.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bookinfo_labs import scenario as scenario_module
+from bookinfo_labs.checks import EventuallyPolicy
+from bookinfo_labs.mesh import HttpRequest, HttpResponse, Mesh
+from bookinfo_labs.proxystats import StatsChange, is_cluster_stat
+from bookinfo_labs.scenario import Lab
+from bookinfo_labs.versions import get_version
+
+RETRY_STAT = "cluster.outbound|8000|v1|httpbin.default.svc.cluster.local;.upstream_rq_retry"
+
+
+class RecordingMesh(Mesh):
+    """Each request: one upstream log line with its URL, one retry counted by the sidecar."""
+
+    name = "recording"
+
+    def __init__(self, clock=None):
+        self.istio = get_version("1.26")
+        self.upstream_log: list[str] = []
+        self.retries = 0
+        self.clock = clock
+        self.stats_reads = 0
+
+    def deploy(self, sample): pass
+    def close(self): pass
+    def apply(self, manifests): return []
+    def delete(self, keys): pass
+    def owned_resources(self): return set()
+    def client(self): return "curl"
+    def load(self, client, url, **kwargs): raise NotImplementedError
+
+    def send(self, client, request, count=1):
+        self.upstream_log += [f'"GET {request.url}" 503'] * count
+        self.retries += count
+        if self.clock:
+            self.clock.now += 0.5  # the batch takes half a second
+        return [HttpResponse(status=503)] * count
+
+    def logs(self, workload, since_s=None, container=None):
+        return list(self.upstream_log)
+
+    def proxy_stats(self, workload):
+        self.stats_reads += 1
+        if self.clock:
+            self.clock.now += 2.0  # an exec in the sidecar is slow on a cluster
+        return {RETRY_STAT: self.retries, "server.live": 1}
+
+
+def _all_503(traffic):
+    assert all(r.status == 503 for r in traffic.responses)
+
+
+@pytest.mark.parametrize("times", [1, 3])
+def test_re_sending_a_tagged_batch_never_inflates_what_is_counted(times):
+    """With 3 consecutive passes the status check sends the batch twice more; the log
+    count and the stats change must still be about one batch of 5 (not 15)."""
+    mesh = RecordingMesh()
+    lab = Lab(mesh, policy=EventuallyPolicy(times=times, timeout_s=5))
+    lab.send_tagged(HttpRequest(url="http://httpbin:8000/status/503"), 5)
+    lab.expect("every response 503", _all_503)
+    assert len(mesh.upstream_log) == 5 * times  # the re-sends did happen
+    assert len(lab.tagged_in_log("httpbin-v1")) == 5
+    assert lab.stats_change.cluster_delta("httpbin", "upstream_rq_retry") == 5
+
+
+def test_re_sending_a_plain_batch_sends_the_same_request_again():
+    mesh = RecordingMesh()
+    lab = Lab(mesh, policy=EventuallyPolicy(times=3, timeout_s=5))
+    lab.send(HttpRequest(url="http://httpbin:8000/get"), 2)
+    lab.expect("every response 503", _all_503)
+    assert mesh.upstream_log == ['"GET http://httpbin:8000/get" 503'] * 6
+    assert mesh.stats_reads == 0  # a plain batch reads no stats
+
+
+def test_the_timing_mark_is_the_arrival_of_the_answer_not_the_stats_read_after_it(monkeypatch):
+    class Clock:
+        now = 100.0
+
+    clock = Clock()
+    monkeypatch.setattr(scenario_module.time, "monotonic", lambda: clock.now)
+    lab = Lab(RecordingMesh(clock), policy=EventuallyPolicy(times=1, timeout_s=5))
+    traffic = lab.send_counting_stats(HttpRequest(url="http://httpbin:8000/status/500"))
+    # stats read (2 s), batch (0.5 s), stats read (2 s)
+    assert traffic.finished_at == 102.5 and clock.now == 104.5
+
+
+def test_a_stat_the_sidecar_does_not_expose_is_an_error_not_zero():
+    change = StatsChange("curl", before={"server.live": 1}, after={"server.live": 1})
+    with pytest.raises(AssertionError, match=r"curl sidecar does not expose upstream_rq_retry "
+                                             r"for httpbin.*proxyStatsMatcher"):
+        change.cluster_delta("httpbin", "upstream_rq_retry")
+    exposed = StatsChange("curl", before={RETRY_STAT: 2}, after={RETRY_STAT: 2})
+    assert exposed.cluster_delta("httpbin", "upstream_rq_retry") == 0  # a real 0
+
+
+@pytest.mark.parametrize("name, host, stat, expected", [
+    (RETRY_STAT, "httpbin", "upstream_rq_retry", True),
+    ("cluster.outbound|8000||httpbin.default.svc.cluster.local;.upstream_rq_pending_overflow",
+     "httpbin", "upstream_rq_pending_overflow", True),
+    ("cluster.outbound|8000||httpbin.default.svc.cluster.local.upstream_rq_retry",  # <= 1.22
+     "httpbin", "upstream_rq_retry", True),
+    (RETRY_STAT, "httpbin", "upstream_rq_retry_overflow", False),
+    ("cluster.outbound|8000||httpbin-v2.default.svc.cluster.local;.upstream_rq_retry",
+     "httpbin", "upstream_rq_retry", False),
+    ("cluster.outbound|8000||httpbin.default.svc.cluster.local;.outlier_detection."
+     "ejections_enforced_consecutive_5xx", "httpbin",
+     "outlier_detection.ejections_enforced_consecutive_5xx", True),
+])
+def test_cluster_stat_names_as_istio_writes_them(name, host, stat, expected):
+    assert is_cluster_stat(name, host, stat) is expected
