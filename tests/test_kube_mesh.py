@@ -6,6 +6,7 @@ object, the exec websocket channels and pod logs. Exec commands are answered by 
 them here (sh + curl against a loopback server) or with the outputs the labs quote.
 """
 
+import copy
 import http.server
 import json
 import os
@@ -64,6 +65,7 @@ class Pod:
         self.productpage_url = productpage_url
         self.execs = []
         self.route_dump = {"configs": []}
+        self.route_dumps: list = []  # served first, one per config dump, as istiod pushes
 
     def __call__(self, namespace, pod, container, command):
         self.execs.append((pod, container, command))
@@ -77,6 +79,8 @@ class Pod:
         if command == STATS_COMMAND and container == "istio-proxy":
             return STATS_TEXT.encode(), b"", 0
         if command[-1].startswith("config_dump?resource=dynamic_route_configs"):
+            if self.route_dumps:
+                self.route_dump = self.route_dumps.pop(0)
             return json.dumps(self.route_dump).encode(), b"", 0
         if command[-1].startswith("config_dump?resource=dynamic_active_clusters"):
             return b'{"configs": []}', b"", 0
@@ -120,6 +124,7 @@ def mesh(fake, kubeconfig, productpage):
     mesh = KubeMesh.connect(context=None, allow_any_context=False, istio=ISTIO,
                             kubeconfig=kubeconfig)
     mesh.propagation_timeout_s = 0.5
+    mesh.propagation_poll_s = 0.01
     mesh.applier.poll_s = 0.01
     mesh.samples.poll_s = 0.01
     yield mesh
@@ -364,7 +369,7 @@ def test_proxy_stats_and_logs(mesh, fake):
                         containers=["httpbin"])
     stats = mesh.proxy_stats("httpbin-v1")
     assert stats["cluster.outbound|8000||httpbin.default.svc.cluster.local"
-                 ".upstream_rq_pending_overflow"] == 21
+                 ";.upstream_rq_pending_overflow"] == 21
     assert fake.exec_handler.execs[-1][1] == "istio-proxy"
     fake.pod_logs[("default", "httpbin-v1-5d8f7c9b6d-x2k4p", "httpbin")] = (
         'time=2026-11-21T10:00:00Z level=INFO msg="200 GET /headers 0.1ms"\n'
@@ -402,10 +407,7 @@ def test_ingress_address_on_kind_is_loopback_and_the_node_port(mesh):
 
 # --- propagation and diagnostics -------------------------------------------------------------
 
-def test_apply_waits_for_the_client_sidecar_to_have_the_routes(mesh, fake):
-    fake.exec_handler.route_dump = ROUTES_DUMP  # mentions virtual-service reviews
-    started = time.monotonic()
-    mesh.apply(parse_text("""
+REVIEWS_V2 = """
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: reviews}
@@ -414,17 +416,57 @@ spec:
   http:
   - route:
     - destination: {host: reviews, subset: v2}
-"""))
-    assert time.monotonic() - started < 0.4
-    assert any("dynamic_route_configs" in c[2][-1] for c in fake.exec_handler.execs)
+"""
 
 
-def test_a_propagation_gate_that_never_opens_is_given_up(mesh, fake):
+def _routes_to(subset: str) -> dict:
+    """ROUTES_DUMP (from VirtualService reviews) with every route sent to one subset."""
+    dump = copy.deepcopy(ROUTES_DUMP)
+    for route in dump["configs"][0]["route_config"]["virtual_hosts"][0]["routes"]:
+        route["route"] = {"cluster": f"outbound|9080|{subset}|reviews.default.svc.cluster.local"}
+    return dump
+
+
+def _route_dumps_served(pod) -> int:
+    return sum(1 for *_, command in pod.execs if "dynamic_route_configs" in command[-1])
+
+
+def test_apply_waits_until_the_sidecar_config_differs_from_before(mesh, fake):
+    """A previous scenario's reviews VirtualService is still in Envoy: its name alone must
+    not open the gate for the re-applied one; the new routes must arrive."""
+    pod = fake.exec_handler
+    mesh.propagation_timeout_s = 10
+    pod.route_dumps = [_routes_to("v1")] * 4 + [_routes_to("v2")]
+    mesh.apply(parse_text(REVIEWS_V2))
+    assert pod.route_dumps == []  # the gate read on until the new config was served
+    assert _route_dumps_served(pod) == 5
+
+
+def test_delete_waits_until_the_routes_have_left_the_sidecar(mesh, fake):
+    pod = fake.exec_handler
+    keys = mesh.apply(parse_text(REVIEWS_V2))  # the gate gives up: the dump never changes
+    mesh.propagation_timeout_s = 10
+    pod.route_dumps = [_routes_to("v2")] * 3 + [{"configs": []}]
+    mesh.delete(keys)
+    assert pod.route_dumps == []
+
+
+def test_a_same_content_re_apply_is_not_waited_for(mesh, fake):
+    pod = fake.exec_handler
+    pod.route_dump = _routes_to("v2")
+    mesh.apply(parse_text(REVIEWS_V2))  # new object: waited for, never changes, gives up
+    served = _route_dumps_served(pod)
+    mesh.apply(parse_text(REVIEWS_V2))  # unchanged: the API server kept its resourceVersion
+    assert _route_dumps_served(pod) == served + 1  # the snapshot only
+
+
+def test_a_gate_that_timed_out_still_gates_the_next_apply(mesh, fake):
+    pod = fake.exec_handler
     mesh.apply(load_file("virtual-service-all-v1.yaml"))  # the dump never mentions them
-    assert mesh._propagation_checks is False
-    execs = len(fake.exec_handler.execs)
-    mesh.apply(load_file("destination-rule-all.yaml"))
-    assert len(fake.exec_handler.execs) == execs
+    pod.route_dumps = [{"configs": []}] * 2 + [_routes_to("v1")]
+    mesh.propagation_timeout_s = 10
+    mesh.apply(parse_text(REVIEWS_V2.replace("v2", "v1")))
+    assert pod.route_dumps == []
 
 
 def test_diagnostics_for_a_failed_scenario(mesh, fake):
@@ -444,8 +486,9 @@ def test_diagnostics_for_a_failed_scenario(mesh, fake):
 
 
 def test_deploy_restarts_a_sample_that_runs_without_sidecar(mesh, fake):
+    # deployed by us before the namespace had the injection label
     fake.add_deployment("httpbin-v1", labels={"app": "httpbin", "version": "v1"},
-                        containers=["httpbin"], sidecar=False)
+                        containers=["httpbin"], sidecar=False, sample="httpbin")
     mesh.deploy("httpbin")
     (restart,) = [p for p in fake.requests_to("PATCH", "/deployments/httpbin-v1")
                   if p.content_type == "application/strategic-merge-patch+json"]
@@ -460,3 +503,114 @@ def test_logs_of_a_missing_container_is_a_clear_error(mesh, fake):
     del fake.objects[("", "pods", "default", "httpbin-v1-5d8f7c9b6d-x2k4p")]
     with pytest.raises(MeshError, match="no running pod for httpbin-v1"):
         mesh.logs("httpbin-v1")
+
+
+# --- the context guard: a kind-* name is not enough -----------------------------------------
+
+def _kubeconfig_for(path, context, server):
+    import yaml
+    doc = {"apiVersion": "v1", "kind": "Config", "current-context": context,
+           "clusters": [{"name": "c", "cluster": {"server": server}}],
+           "users": [{"name": "u", "user": {"token": "t"}}],
+           "contexts": [{"name": context, "context": {"cluster": "c", "user": "u"}}]}
+    path.write_text(yaml.safe_dump(doc))
+    return str(path)
+
+
+def test_a_kind_named_context_elsewhere_is_refused_without_connecting(tmp_path, monkeypatch):
+    import socket
+    attempts = []
+
+    def no_network(*args, **kwargs):
+        attempts.append(args)
+        raise OSError("no connection may be attempted")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    config = _kubeconfig_for(tmp_path / "kubeconfig", "kind-prod", "https://prod.example.invalid:6443")
+    with pytest.raises(MeshError, match="--allow-any-context") as info:
+        KubeMesh.connect(context="kind-prod", allow_any_context=False, istio=ISTIO,
+                         kubeconfig=config)
+    assert "'kind-prod'" in str(info.value) and "prod.example.invalid" in str(info.value)
+    assert attempts == []
+
+
+def test_check_kind_server_accepts_loopback_and_asks_for_nodes_of_a_kind_node_name():
+    from bookinfo_labs.kube.context import check_kind_nodes, check_kind_server
+    for server in ("https://127.0.0.1:41234", "https://localhost:6443", "https://[::1]:6443"):
+        assert check_kind_server("kind-x", server, False) is False
+    assert check_kind_server("kind-x", "https://bookinfo-labs-control-plane:6443", False) is True
+    assert check_kind_server("kind-x", "https://10.0.0.1:6443", True) is False  # allowed
+    with pytest.raises(MeshError, match="not on this machine"):
+        check_kind_server("kind-x", "https://10.0.0.1:6443", False)
+    check_kind_nodes("kind-x", [{"spec": {"providerID": "kind://docker/bookinfo-labs/n1"}}])
+    with pytest.raises(MeshError, match=r"not kind nodes \(providerID aws:///eu-west-1a/i-1\)"):
+        check_kind_nodes("kind-x", [{"spec": {"providerID": "aws:///eu-west-1a/i-1"}}])
+    with pytest.raises(MeshError, match="not kind nodes"):
+        check_kind_nodes("kind-x", [{"spec": {}}])
+
+
+def test_the_run_retries_once_while_the_checks_never_retry(mesh):
+    """urllib3 reads ``retries`` when the client builds its pool; setting it afterwards on the
+    configuration is silently ignored, so the run's clients must be built with it."""
+    for api_client in (mesh.api_client, mesh.exec_client):
+        assert api_client.rest_client.pool_manager.connection_pool_kw["retries"].total == 1
+
+
+def test_a_dropped_exec_websocket_is_a_mesh_error(monkeypatch):
+    from websocket import WebSocketConnectionClosedException
+
+    from bookinfo_labs.kube import exec as kexec
+
+    class Dropped:
+        def run_forever(self, timeout):
+            raise WebSocketConnectionClosedException("Connection to remote host was lost.")
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(kexec, "stream", lambda *args, **kwargs: Dropped())
+    runner = kexec.PodExec(api_client=None)
+    with pytest.raises(MeshError, match=r"exec connection to pod curl-1 container curl was lost"):
+        runner.run("default", "curl-1", "curl", ["sh", "-c", "curl ..."])
+
+
+# --- samples and lab config never take each other's objects ---------------------------------
+
+def test_deploying_a_sample_never_takes_over_a_users_object(mesh, fake):
+    fake.put({"apiVersion": "v1", "kind": "Service",
+              "metadata": {"name": "httpbin", "namespace": "default"},
+              "spec": {"ports": [{"port": 80}]}})
+    with pytest.raises(MeshError, match=r'Service "httpbin" in namespace default already exists '
+                                        r"and was not created by bookinfo-labs"):
+        mesh.deploy("httpbin")
+    assert not [p for p in fake.requests_to("PATCH") if p.q("dryRun") is None]
+    assert fake.get_object("", "services", "default", "httpbin")["spec"]["ports"] == [{"port": 80}]
+
+
+def test_lab_config_never_changes_or_deletes_a_samples_object(mesh, fake):
+    mesh.deploy("httpbin")
+    service = lab_manifests("""
+apiVersion: v1
+kind: Service
+metadata: {name: httpbin}
+spec:
+  ports: [{name: http, port: 8000, targetPort: 9999}]
+  selector: {app: httpbin}
+""")
+    with pytest.raises(MeshError, match=r"belongs to the httpbin sample app"):
+        mesh.apply(service)
+    with pytest.raises(MeshError, match=r"refusing to delete Service/httpbin .*httpbin sample"):
+        mesh.delete([ResourceKey("Service", "default", "httpbin")])
+    svc = fake.get_object("", "services", "default", "httpbin")
+    assert svc["spec"]["ports"][0]["targetPort"] == 8080
+    labelled = lab_manifests(f"""
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: sneaky
+  labels: {{{SAMPLE_LABEL}: httpbin}}
+spec: {{hosts: [httpbin]}}
+""")
+    with pytest.raises(MeshError, match="lab config must not carry it"):
+        mesh.apply(labelled)

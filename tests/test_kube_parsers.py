@@ -17,6 +17,7 @@ from bookinfo_labs.kube.fortio import load_argv, result_of
 from bookinfo_labs.kube.stats import STATS_COMMAND, matching, parse_stats
 from bookinfo_labs.loadgen import LoadResult, parse_fortio_json
 from bookinfo_labs.mesh import HttpRequest, MeshError
+from bookinfo_labs.proxystats import StatsChange
 
 # --- fortio -------------------------------------------------------------------------
 
@@ -93,15 +94,15 @@ def test_fortio_command_is_the_labs_with_json():
 
 # istio-semantics.md §B.4: `pilot-agent request GET stats | grep httpbin | grep pending`
 STATS_TEXT = """\
-cluster.outbound|8000||httpbin.default.svc.cluster.local.circuit_breakers.default.remaining_pending: 1
-cluster.outbound|8000||httpbin.default.svc.cluster.local.circuit_breakers.default.rq_pending_open: 0
-cluster.outbound|8000||httpbin.default.svc.cluster.local.circuit_breakers.high.rq_pending_open: 0
-cluster.outbound|8000||httpbin.default.svc.cluster.local.upstream_rq_pending_active: 0
-cluster.outbound|8000||httpbin.default.svc.cluster.local.upstream_rq_pending_failure_eject: 0
-cluster.outbound|8000||httpbin.default.svc.cluster.local.upstream_rq_pending_overflow: 21
-cluster.outbound|8000||httpbin.default.svc.cluster.local.upstream_rq_pending_total: 29
-cluster.outbound|8000||httpbin.default.svc.cluster.local.upstream_rq_time: P0(nan,0) P25(nan,1.025) P50(nan,2.05) P99(nan,9.9)
-cluster.outbound|9080||reviews.default.svc.cluster.local.upstream_cx_connect_ms: No recorded values
+cluster.outbound|8000||httpbin.default.svc.cluster.local;.circuit_breakers.default.remaining_pending: 1
+cluster.outbound|8000||httpbin.default.svc.cluster.local;.circuit_breakers.default.rq_pending_open: 0
+cluster.outbound|8000||httpbin.default.svc.cluster.local;.circuit_breakers.high.rq_pending_open: 0
+cluster.outbound|8000||httpbin.default.svc.cluster.local;.upstream_rq_pending_active: 0
+cluster.outbound|8000||httpbin.default.svc.cluster.local;.upstream_rq_pending_failure_eject: 0
+cluster.outbound|8000||httpbin.default.svc.cluster.local;.upstream_rq_pending_overflow: 21
+cluster.outbound|8000||httpbin.default.svc.cluster.local;.upstream_rq_pending_total: 29
+cluster.outbound|8000||httpbin.default.svc.cluster.local;.upstream_rq_time: P0(nan,0) P25(nan,1.025) P50(nan,2.05) P99(nan,9.9)
+cluster.outbound|9080||reviews.default.svc.cluster.local;.upstream_cx_connect_ms: No recorded values
 listener.0.0.0.0_15090.downstream_cx_total: 7
 server.state: 0
 """
@@ -109,8 +110,11 @@ server.state: 0
 
 def test_envoy_stats_text_to_values():
     stats = parse_stats(STATS_TEXT)
-    overflow = "cluster.outbound|8000||httpbin.default.svc.cluster.local.upstream_rq_pending_overflow"
+    # Istio >= 1.23 ends a cluster's alt_stat_name with ";" (istio.io circuit-breaking output)
+    overflow = "cluster.outbound|8000||httpbin.default.svc.cluster.local;.upstream_rq_pending_overflow"
     assert stats[overflow] == 21
+    burst = StatsChange("fortio", {overflow: 0}, stats)
+    assert burst.cluster_delta("httpbin", "upstream_rq_pending_overflow") == 21
     assert stats["listener.0.0.0.0_15090.downstream_cx_total"] == 7
     assert stats["server.state"] == 0
     # histograms are not numbers

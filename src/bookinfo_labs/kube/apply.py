@@ -84,6 +84,8 @@ class Applier:
         self.poll_s = poll_s
         #: the type of each object applied, so delete() finds its API path
         self.types: dict[ResourceKey, ResourceType] = {}
+        #: the keys the last ``apply`` created or changed
+        self.changed: set[ResourceKey] = set()
         self._unserved: set[ResourceType] = set()
 
     # -- apply ---------------------------------------------------------------------
@@ -101,23 +103,23 @@ class Applier:
         namespace = (raw["metadata"].get("namespace") or self.namespace) if rtype.namespaced else ""
         return Target(rtype, namespace, name, labelled(raw, namespace, extra_labels), source)
 
-    def apply(self, targets: Sequence[Target], *, adopt: bool = False) -> list[ResourceKey]:
+    def apply(self, targets: Sequence[Target], *, sample: str | None = None) -> list[ResourceKey]:
         """Apply a batch, all or nothing; return the keys in the order given.
 
-        ``adopt`` lets the batch take over existing objects that are not labelled as ours
-        (used for the sample apps, never for lab config).
+        Lab config (``sample`` None) never touches a sample app's object; a sample's
+        objects (``sample`` its name) never touch another sample's. Neither ever takes over
+        an object bookinfo-labs did not create. ``changed`` then holds the keys whose
+        object the API server created or changed (a same-content re-apply changes nothing).
         """
         previous: dict[int, dict | None] = {}
         for i, t in enumerate(targets):
             existing = self._get(t)
-            if existing is not None and not is_ours(existing) and not adopt:
-                raise MeshError(
-                    f"{t.source}: {t.describe()} already exists and was not created by "
-                    f"bookinfo-labs (it has no label {MANAGED_BY_LABEL}={MANAGED_BY_VALUE}); "
-                    f"delete it yourself (kubectl delete {t.rtype.kind.lower()} {t.name}"
-                    f"{' -n ' + t.namespace if t.namespace else ''}) or use another namespace. "
-                    "Nothing was applied."
-                )
+            if existing is not None:
+                self._check_may_change(t, existing, sample)
+            elif sample is None and SAMPLE_LABEL in ((t.body.get("metadata") or {}).get("labels") or {}):
+                raise MeshError(f"{t.source}: {t.describe()}: the label {SAMPLE_LABEL} marks the "
+                                "objects of the sample apps; lab config must not carry it. "
+                                "Nothing was applied.")
             previous[i] = existing
 
         # Namespaces go first; an object in a namespace this batch creates cannot be
@@ -132,15 +134,45 @@ class Applier:
             self._ssa(t, dry_run=True)
 
         done: list[int] = []
+        changed: set[ResourceKey] = set()
         try:
             for i in order:
-                self._ssa(targets[i], dry_run=False)
+                result = self._ssa(targets[i], dry_run=False)
                 done.append(i)
                 self.types[targets[i].key] = targets[i].rtype
+                if _version(result) is None or _version(result) != _version(previous[i]):
+                    changed.add(targets[i].key)
         except MeshError:
             self._roll_back([(targets[i], previous[i]) for i in reversed(done)])
             raise
+        self.changed = changed
         return [t.key for t in targets]
+
+    @staticmethod
+    def _check_may_change(t: Target, existing: dict, sample: str | None) -> None:
+        labels = (existing.get("metadata") or {}).get("labels") or {}
+        kubectl = (f"kubectl delete {t.rtype.kind.lower()} {t.name}"
+                   f"{' -n ' + t.namespace if t.namespace else ''}")
+        if not is_ours(existing):
+            raise MeshError(
+                f"{t.source}: {t.describe()} already exists and was not created by "
+                f"bookinfo-labs (it has no label {MANAGED_BY_LABEL}={MANAGED_BY_VALUE}); "
+                f"delete it yourself ({kubectl}) or use another namespace. Nothing was applied."
+            )
+        owner = labels.get(SAMPLE_LABEL)
+        if sample is None and owner is not None:
+            raise MeshError(
+                f"{t.source}: {t.describe()} belongs to the {owner} sample app; lab config "
+                "must not change a sample's objects (give the object another name). "
+                "Nothing was applied."
+            )
+        if sample is not None and owner != sample:
+            what = f"the {owner} sample app" if owner else "a lab's config"
+            raise MeshError(
+                f"{t.source}: {t.describe()} already exists as part of {what}, not of the "
+                f"{sample} sample; delete it ({kubectl}) before deploying {sample}. "
+                "Nothing was applied."
+            )
 
     def _ssa(self, t: Target, dry_run: bool) -> dict:
         query: list[tuple[str, Any]] = [("fieldManager", FIELD_MANAGER),
@@ -222,6 +254,10 @@ class Applier:
                     f"refusing to delete {key}: it was not created by bookinfo-labs "
                     f"(no label {MANAGED_BY_LABEL}={MANAGED_BY_VALUE})"
                 )
+            sample = ((obj.get("metadata") or {}).get("labels") or {}).get(SAMPLE_LABEL)
+            if sample is not None:
+                raise MeshError(f"refusing to delete {key}: it belongs to the {sample} sample "
+                                "app, which the labs share")
             pending.append((key, rtype))
         for key, rtype in pending:
             try:
@@ -240,6 +276,10 @@ class Applier:
             time.sleep(self.poll_s)
         for key in keys:
             self.types.pop(key, None)
+
+
+def _version(obj: dict | None) -> str | None:
+    return ((obj or {}).get("metadata") or {}).get("resourceVersion")
 
 
 def _type_for(key: ResourceKey) -> ResourceType:

@@ -1,12 +1,18 @@
 """Which cluster the kube mesh may touch.
 
-By default only the kind cluster our scripts create (``kind-bookinfo-labs``); any context
-whose name does not start with ``kind-`` is refused unless the user says
-``--allow-any-context``: the labs create and delete Istio config, and a mistyped context
-should never reach a shared cluster.
+By default only the kind cluster our scripts create (``kind-bookinfo-labs``). Without
+``--allow-any-context`` a context must be named ``kind-*`` AND be a kind cluster: its API
+server on a loopback address (where kind publishes it), or, for kind's internal
+kubeconfig (server ``https://<cluster>-control-plane:6443``), nodes whose ``providerID``
+starts with ``kind://``. A name alone proves nothing (a context ``kind-prod`` may point
+at production), and the labs create and delete Istio config: a mistyped or misnamed
+context must never reach a shared cluster. The server check needs no connection.
 """
 
 from __future__ import annotations
+
+import ipaddress
+from urllib.parse import urlsplit
 
 from ..mesh import MeshError
 
@@ -28,6 +34,46 @@ def resolve_context(context: str | None, allow_any_context: bool) -> str:
             "contexts are used (the labs create and delete Istio config in the cluster)"
         )
     return chosen
+
+
+def check_kind_server(context: str, server: str, allow_any_context: bool) -> bool:
+    """Refuse a server that cannot be a kind cluster's; True when its nodes must be checked.
+
+    Called before any connection. A loopback server is accepted as it is; a kind node's
+    own name (``*-control-plane``) is accepted once ``check_kind_nodes`` has seen the nodes.
+    """
+    if allow_any_context:
+        return False
+    host = (urlsplit(server).hostname or "").lower()
+    if _is_loopback(host):
+        return False
+    if host.endswith("-control-plane"):
+        return True
+    raise MeshError(
+        f"refusing kube context {context!r}: its API server {server} is not on this machine, "
+        "so it is not a kind cluster (kind serves its API on 127.0.0.1). Without "
+        "--allow-any-context the labs only run where they may create and delete Istio config"
+    )
+
+
+def check_kind_nodes(context: str, nodes: list[dict]) -> None:
+    """Refuse a cluster whose nodes kind did not make (``providerID: kind://...``)."""
+    ids = [((node.get("spec") or {}).get("providerID") or "") for node in nodes]
+    if not ids or not all(i.startswith("kind://") for i in ids):
+        shown = ", ".join(sorted({i or "(none)" for i in ids})) or "no nodes"
+        raise MeshError(
+            f"refusing kube context {context!r}: its nodes are not kind nodes (providerID "
+            f"{shown}); pass --allow-any-context to use it anyway"
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def fix_hint(context: str) -> str:

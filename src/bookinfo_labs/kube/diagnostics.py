@@ -10,7 +10,9 @@ virtual-service/<name>`` (or ``destination-rule``): that is how propagation is c
 
 from __future__ import annotations
 
+import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
 import yaml
@@ -19,6 +21,10 @@ ROUTES_DUMP = ["pilot-agent", "request", "GET", "config_dump?resource=dynamic_ro
 CLUSTERS_DUMP = ["pilot-agent", "request", "GET", "config_dump?resource=dynamic_active_clusters"]
 
 _CONFIG_KIND = {"VirtualService": "virtual-service", "DestinationRule": "destination-rule"}
+#: the kinds whose objects a sidecar's routes and clusters name
+CONFIG_KINDS = frozenset(_CONFIG_KIND)
+#: what changes between two dumps of the same config: push times and versions
+_VOLATILE = frozenset({"last_updated", "version_info"})
 
 
 def _walk(node: Any) -> Iterator[dict]:
@@ -37,6 +43,29 @@ def _load(dump: str | bytes | dict) -> dict:
     if isinstance(dump, bytes):
         dump = dump.decode("utf-8", errors="replace")
     return json.loads(dump) if dump.strip() else {}
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """A proxy's routes and clusters as the propagation gate compares them."""
+
+    refs: frozenset[str]  # the Istio objects they were generated from
+    digest: str  # of the config itself, without push times and versions
+
+    @classmethod
+    def of(cls, *dumps: str | bytes | dict) -> "ProxyConfig":
+        loaded = [_load(d) for d in dumps]
+        text = json.dumps([_stable(d) for d in loaded], sort_keys=True)
+        return cls(frozenset(r for d in loaded for r in config_refs(d)),
+                   hashlib.sha256(text.encode()).hexdigest())
+
+
+def _stable(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _stable(v) for k, v in node.items() if k not in _VOLATILE}
+    if isinstance(node, list):
+        return [_stable(v) for v in node]
+    return node
 
 
 def config_refs(dump: str | bytes | dict) -> set[str]:

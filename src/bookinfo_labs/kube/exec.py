@@ -17,6 +17,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
+from websocket import WebSocketException
 
 from ..mesh import MeshError
 
@@ -83,10 +84,10 @@ class PodExec:
                     stdin=False, stdout=True, stderr=True, tty=False,
                     _preload_content=False, binary=True,
                 )
-            except ApiException as exc:
+            except (ApiException, WebSocketException) as exc:
                 raise MeshError(
                     f"cannot exec in pod {pod} container {container} (namespace {namespace}): "
-                    f"{exc.reason or exc}"
+                    f"{getattr(exc, 'reason', None) or exc}"
                 ) from None
             try:
                 ws.run_forever(timeout=timeout_s)
@@ -98,6 +99,13 @@ class PodExec:
                 stdout = ws.read_channel(STDOUT)
                 stderr = ws.read_channel(STDERR)
                 status = ws.read_channel(ERROR)
+            except WebSocketException as exc:
+                # The API server or the kubelet dropped the stream (pod restarted, node
+                # gone, idle timeout): what the command did is unknown.
+                raise MeshError(
+                    f"the exec connection to pod {pod} container {container} was lost before "
+                    f"`{' '.join(command[:3])} ...` finished ({type(exc).__name__}: {exc})"
+                ) from None
             finally:
                 ws.close()
         return ExecResult(_bytes(stdout), _bytes(stderr), exit_code_from_status(_bytes(status)))

@@ -104,6 +104,16 @@ def _drop_fields(obj: Any, names: set[str]) -> Any:
     return obj
 
 
+def _same_object(a: dict, b: dict) -> bool:
+    """Equal but for what the server stamps on every write."""
+    def content(obj: dict) -> dict:
+        meta = {k: v for k, v in (obj.get("metadata") or {}).items()
+                if k not in ("resourceVersion", "managedFields")}
+        return {**obj, "metadata": meta}
+
+    return content(a) == content(b)
+
+
 def _merge(base: Any, patch: Any) -> Any:
     if isinstance(base, dict) and isinstance(patch, dict):
         out = dict(base)
@@ -212,15 +222,18 @@ class FakeApiServer:
     def add_deployment(self, name: str, *, labels: dict[str, str] | None = None,
                        namespace: str = "default", containers: list[str] | None = None,
                        ready: bool = True, image_tag: str = "1.26.0",
-                       sidecar: bool = True) -> None:
-        """A Deployment and its one pod (``<name>-5d8f7c9b6d-x2k4p``)."""
+                       sidecar: bool = True, sample: str | None = None) -> None:
+        """A Deployment and its one pod (``<name>-5d8f7c9b6d-x2k4p``); ``sample`` labels the
+        Deployment as bookinfo-labs' own, part of that sample app."""
         labels = labels or {"app": name}
+        ours = ({"app.kubernetes.io/managed-by": "bookinfo-labs", "bookinfo-labs.io/sample": sample}
+                if sample else {})
         containers = containers or [name]
         images = {c: f"docker.io/istio/{c}:{image_tag}" for c in containers}
         replicas = 1
         self.put({
             "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": name, "namespace": namespace, "labels": dict(labels),
+            "metadata": {"name": name, "namespace": namespace, "labels": {**labels, **ours},
                          "generation": 1},
             "spec": {"replicas": replicas, "selector": {"matchLabels": dict(labels)},
                      "template": {"metadata": {"labels": dict(labels)},
@@ -416,6 +429,9 @@ class FakeApiServer:
             obj["metadata"]["namespace"] = ns
         if request.query.get("dryRun") == "All":
             return web.json_response(obj)
+        if existing is not None and _same_object(obj, existing):
+            # a no-op apply: the API server keeps the resourceVersion, nothing is pushed
+            return web.json_response(existing)
         self._stamp(obj["metadata"])
         self.objects[key] = obj
         if rtype.kind == "Namespace":

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import Iterable
+from typing import Callable, Iterable
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -32,11 +32,12 @@ from .api import (GATEWAY_API_TYPES, ISTIO_TYPES, KubeApi, KubeApiError, api_err
                   kube_contexts, load_api_client)
 from .apply import Applier, Target
 from .batch import batch_command
-from .context import fix_hint, is_kind_context, resolve_context
+from .context import (check_kind_nodes, check_kind_server, fix_hint, is_kind_context,
+                      resolve_context)
 from .exec import ExecResult, PodExec
 from .fortio import load_argv, result_of
 from .istioctl import Istioctl, find_istioctl
-from .samples import DEPLOYMENTS, PODS, Samples, selector_of
+from .samples import DEPLOYMENTS, NODES, PODS, Samples, sample_deployments, selector_of
 from .stats import STATS_COMMAND, parse_stats
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ class KubeMesh(Mesh):
         self.samples = Samples(self.api, self.applier, namespace, istio)
         self.executor = PodExec(exec_client)
         self.propagation_timeout_s = propagation_timeout_s
-        self._propagation_checks = True
+        self.propagation_poll_s = 0.5
         self._applied: dict[ResourceKey, Target] = {}
         self._closed = False
 
@@ -84,54 +85,66 @@ class KubeMesh(Mesh):
         if ctx not in kube_contexts(kubeconfig):
             raise MeshError(unreachable)
         try:
-            api_client = load_api_client(ctx, kubeconfig, retries=0)
-            exec_client = load_api_client(ctx, kubeconfig, retries=0)
+            # The quick checks use their own client with no retries, so a run without a
+            # cluster stops at once. urllib3 reads ``retries`` when the ApiClient builds its
+            # pool, so the run's clients are made afresh afterwards, never re-configured.
+            probe = load_api_client(ctx, kubeconfig, retries=0)
         except (ConfigException, OSError, ValueError) as exc:
             raise MeshError(f"{unreachable} ({exc})") from None
-        mesh = cls(context=ctx, api_client=api_client, exec_client=exec_client, istio=istio,
-                   namespace=namespace)
         try:
-            mesh._check_cluster(timeout_s, unreachable, hint)
-        except BaseException:
-            mesh.close()
-            raise
-        # after the quick checks, ordinary timeouts and a retry for the run itself
-        api_client.configuration.retries = 1
-        return mesh
+            check_nodes = check_kind_server(ctx, probe.configuration.host, allow_any_context)
+            cls._check_cluster(KubeApi(probe, timeout_s=timeout_s), context=ctx, istio=istio,
+                               namespace=namespace, unreachable=unreachable, hint=hint,
+                               check_nodes=check_nodes)
+        finally:
+            probe.close()
+        return cls(context=ctx, api_client=load_api_client(ctx, kubeconfig, retries=1),
+                   exec_client=load_api_client(ctx, kubeconfig, retries=1), istio=istio,
+                   namespace=namespace)
 
-    def _check_cluster(self, timeout_s: float, unreachable: str, hint: str) -> None:
-        api = KubeApi(self.api_client, timeout_s=timeout_s)
+    @staticmethod
+    def _check_cluster(api: KubeApi, *, context: str, istio: IstioVersion, namespace: str,
+                       unreachable: str, hint: str, check_nodes: bool) -> None:
+        """The cluster answers, is a kind cluster if it must be, runs the expected Istio,
+        and has the samples; each failure is one line naming what fixes it."""
         try:
             api.request("GET", "/version")
         except KubeApiError as exc:
             if exc.status in (401, 403):
-                raise MeshError(f"the cluster at context {self.context} refused our "
+                raise MeshError(f"the cluster at context {context} refused our "
                                 f"credentials ({exc.message})") from None
             raise MeshError(unreachable) from None
+        if check_nodes:
+            try:
+                nodes = api.list(NODES)
+            except KubeApiError as exc:
+                raise MeshError(f"cannot list the nodes at context {context} to check it is a "
+                                f"kind cluster: {exc.message}") from None
+            check_kind_nodes(context, nodes)
         try:
             istiod = api.get(DEPLOYMENTS, ISTIO_NAMESPACE, "istiod")
         except KubeApiError as exc:
-            raise MeshError(f"cannot check Istio at context {self.context}: {exc.message}") from None
+            raise MeshError(f"cannot check Istio at context {context}: {exc.message}") from None
         if istiod is None:
-            raise MeshError(f"Istio is not installed at context {self.context} (no istiod "
+            raise MeshError(f"Istio is not installed at context {context} (no istiod "
                             f"Deployment in {ISTIO_NAMESPACE}): {hint}")
         found = installed_istio_version(istiod)
-        if found and ".".join(found.split(".")[:2]) != self.istio.version:
+        if found and ".".join(found.split(".")[:2]) != istio.version:
             raise MeshError(
-                f"the cluster at context {self.context} runs Istio {found} but the labs "
-                f"expect {self.istio.version}: pass --istio-version {'.'.join(found.split('.')[:2])}, "
-                f"or recreate it with `make kind-down kind-up ISTIO_VERSION={self.istio.version}`"
+                f"the cluster at context {context} runs Istio {found} but the labs "
+                f"expect {istio.version}: pass --istio-version {'.'.join(found.split('.')[:2])}, "
+                f"or recreate it with `make kind-down kind-up ISTIO_VERSION={istio.version}`"
             )
         try:
-            names = {d["metadata"]["name"] for d in api.list(DEPLOYMENTS, self.namespace)}
+            names = {d["metadata"]["name"] for d in api.list(DEPLOYMENTS, namespace)}
         except KubeApiError as exc:
-            raise MeshError(f"cannot list the Deployments in namespace {self.namespace} at "
-                            f"context {self.context}: {exc.message}") from None
-        for sample in ("bookinfo", self.istio.client):
-            missing = [d for d in self.samples.deployments(sample) if d not in names]
+            raise MeshError(f"cannot list the Deployments in namespace {namespace} at "
+                            f"context {context}: {exc.message}") from None
+        for sample in ("bookinfo", istio.client):
+            missing = [d for d in sample_deployments(sample, istio) if d not in names]
             if missing:
                 raise MeshError(f"sample app {sample} is not deployed in namespace "
-                                f"{self.namespace} at context {self.context} (missing "
+                                f"{namespace} at context {context} (missing "
                                 f"{', '.join(missing)}): {hint}")
 
     # -- lifecycle -------------------------------------------------------------------
@@ -151,17 +164,34 @@ class KubeMesh(Mesh):
     # -- configuration ---------------------------------------------------------------
     def apply(self, manifests: list[Manifest]) -> list[ResourceKey]:
         targets = [self.applier.target(m.raw, m.source) for m in manifests]
+        visible = [t for t in targets if _visible_to_sidecars(t)]
+        before = self._client_config() if visible else None
         keys = self.applier.apply(targets)
         for t in targets:
             self._applied[t.key] = t
-        self._await_propagation(targets)
+        wanted = [t for t in visible if t.key in self.applier.changed]
+        if wanted and before is not None:
+            self._await_propagation(
+                f"{', '.join(t.describe() for t in wanted)} to reach it",
+                lambda config: config.digest != before.digest and all(
+                    diagnostics.has_config(config.refs, t.rtype.kind, t.namespace, t.name)
+                    for t in wanted))
         return keys
 
     def delete(self, keys: Iterable[ResourceKey]) -> None:
         keys = list(keys)
+        before = (self._client_config()
+                  if any(k.kind in diagnostics.CONFIG_KINDS for k in keys) else None)
         self.applier.delete(keys)
         for key in keys:
             self._applied.pop(key, None)
+        gone = [k for k in keys if before is not None
+                and diagnostics.has_config(before.refs, k.kind, k.namespace, k.name)]
+        if gone:
+            self._await_propagation(
+                f"{', '.join(str(k) for k in gone)} to leave it",
+                lambda config: not any(diagnostics.has_config(config.refs, k.kind, k.namespace,
+                                                              k.name) for k in gone))
 
     def owned_resources(self) -> set[ResourceKey]:
         session_types = set(self.applier.types.values())
@@ -180,40 +210,41 @@ class KubeMesh(Mesh):
                 if line.startswith(("Error", "Warning", "Info"))
                 and any(f" {n}." in line or f"/{n}" in line for n in names)]
 
-    def _await_propagation(self, targets: list[Target]) -> None:
-        """Wait (briefly, best effort) until the client sidecar has the new routes/clusters."""
-        wanted = [t for t in targets if _visible_to_sidecars(t)]
-        if not wanted or not self._propagation_checks:
-            return
+    def _await_propagation(self, what: str, arrived: Callable[[diagnostics.ProxyConfig], bool]) -> None:
+        """Wait until the client sidecar's config shows a change (apply or delete).
+
+        istiod pushes to each proxy in its own time: without this gate the first batch
+        after an apply may still run on the old routes. The gate compares with a snapshot
+        taken before the change, so a re-applied name or a name the previous scenario
+        deleted is not taken for the new config. A timeout is logged and this change left
+        to the behaviour checks; the next change is gated again.
+        """
         deadline = time.monotonic() + self.propagation_timeout_s
         while True:
-            try:
-                refs = self._client_config_refs()
-            except MeshError as exc:
-                log.info("propagation check skipped: %s", exc)
-                return
-            missing = [t for t in wanted
-                       if not diagnostics.has_config(refs, t.rtype.kind, t.namespace, t.name)]
-            if not missing:
+            config = self._client_config()
+            if config is None or arrived(config):
                 return
             if time.monotonic() > deadline:
-                # the behaviour poll decides; this gate is not worth its cost any more
-                self._propagation_checks = False
-                log.warning("the %s sidecar did not show %s within %.0f s; relying on "
-                            "behaviour polling only", self.client(),
-                            ", ".join(t.describe() for t in missing), self.propagation_timeout_s)
+                log.warning("the %s sidecar's config did not change within %.0f s, waiting for "
+                            "%s; the behaviour checks decide", self.client(),
+                            self.propagation_timeout_s, what)
                 return
-            time.sleep(self.poll_interval_s)
+            time.sleep(self.propagation_poll_s)
 
-    def _client_config_refs(self) -> set[str]:
-        pod = self._pod(self.client())
-        refs: set[str] = set()
-        for command in (diagnostics.ROUTES_DUMP, diagnostics.CLUSTERS_DUMP):
-            run = self._exec(pod, SIDECAR, command, 30)
-            if run.exit_code != 0:
-                raise MeshError(f"config_dump failed: {run.stderr_tail()}")
-            refs |= diagnostics.config_refs(run.stdout)
-        return refs
+    def _client_config(self) -> diagnostics.ProxyConfig | None:
+        """The client sidecar's routes and clusters (None when they cannot be read)."""
+        try:
+            pod = self._pod(self.client())
+            dumps = []
+            for command in (diagnostics.ROUTES_DUMP, diagnostics.CLUSTERS_DUMP):
+                run = self._exec(pod, SIDECAR, command, 30)
+                if run.exit_code != 0:
+                    raise MeshError(f"config_dump failed: {run.stderr_tail()}")
+                dumps.append(run.stdout)
+        except MeshError as exc:
+            log.info("propagation check skipped: %s", exc)
+            return None
+        return diagnostics.ProxyConfig.of(*dumps)
 
     # -- traffic ---------------------------------------------------------------------
     def client(self) -> str:

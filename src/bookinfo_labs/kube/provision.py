@@ -23,14 +23,14 @@ from ..mesh import MeshError
 from ..versions import IstioVersion
 from .api import KubeApi, ResourceType, kube_contexts, load_api_client
 from .apply import SAMPLE_LABEL, Applier
-from .context import DEFAULT_CONTEXT, KIND_CLUSTER_NAME, resolve_context
+from .context import (DEFAULT_CONTEXT, KIND_CLUSTER_NAME, check_kind_nodes, check_kind_server,
+                      resolve_context)
 from .istioctl import OPERATOR_FILE, TOOLS_DIR, ensure_istioctl, install_args, istioctl_path
 from .mesh import ISTIO_NAMESPACE, KubeMesh, installed_istio_version
-from .samples import DEPLOYMENTS, Samples, rollout_state
+from .samples import DEPLOYMENTS, NODES, Samples, rollout_state
 
 PROJECT_ROOT = MANIFESTS_ROOT.parent
 KIND_CONFIG = PROJECT_ROOT / "scripts" / "kind-config.yaml"
-NODES = ResourceType("", "v1", "Node", "nodes", namespaced=False)
 NAMESPACES = ResourceType("", "v1", "Namespace", "namespaces", namespaced=False)
 ISTIO_DEPLOYMENTS = ("istiod", "istio-ingressgateway", "istio-egressgateway")
 INJECTION_LABEL = "istio-injection"
@@ -211,10 +211,15 @@ class Provisioner:
         return str(path)
 
     def _api(self) -> KubeApi:
+        """The cluster's API, once the context guard has seen it is a kind cluster."""
         try:
-            return KubeApi(load_api_client(self.context, self.kubeconfig), timeout_s=30)
+            api_client = load_api_client(self.context, self.kubeconfig)
         except Exception as exc:  # noqa: BLE001 - ConfigException and friends
             raise MeshError(f"no cluster reachable at context {self.context}: {exc}") from None
+        api = KubeApi(api_client, timeout_s=30)
+        if check_kind_server(self.context, api_client.configuration.host, self.allow_any_context):
+            check_kind_nodes(self.context, api.list(NODES))
+        return api
 
     def ensure_istio(self, api: KubeApi, istioctl: str) -> None:
         with self.reporter.step(f"Istio {self.istio.patch} (demo profile)") as step:
@@ -261,7 +266,8 @@ class Provisioner:
                         "metadata": {"name": self.namespace,
                                      "labels": {INJECTION_LABEL: "enabled"}}}
                 applier = Applier(api, self.namespace)
-                applier.apply([applier.target(body, "provisioning", {SAMPLE_LABEL: "namespace"})])
+                applier.apply([applier.target(body, "provisioning", {SAMPLE_LABEL: "namespace"})],
+                              sample="namespace")
             else:
                 api.request("PATCH", NAMESPACES.path(None, self.namespace),
                             body={"metadata": {"labels": {INJECTION_LABEL: "enabled"}}},

@@ -18,6 +18,7 @@ from .apply import SAMPLE_LABEL, Applier
 
 DEPLOYMENTS = ResourceType("apps", "v1", "Deployment", "deployments")
 PODS = ResourceType("", "v1", "Pod", "pods")
+NODES = ResourceType("", "v1", "Node", "nodes", namespaced=False)
 
 Progress = Callable[[str], None]
 NO_SIDECAR = "its pods have no istio-proxy sidecar"
@@ -49,6 +50,12 @@ def has_sidecar(pod: dict) -> bool:
                for c in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])])
 
 
+def sample_deployments(name: str, istio: IstioVersion) -> list[str]:
+    """The Deployment names of a sample app for an Istio release."""
+    return [obj["metadata"]["name"] for _, obj in sample_objects(name, istio)
+            if obj.get("kind") == "Deployment"]
+
+
 def selector_of(dep: dict) -> str:
     labels = ((dep.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
@@ -67,8 +74,7 @@ class Samples:
         self.poll_s = poll_s
 
     def deployments(self, name: str) -> list[str]:
-        return [obj["metadata"]["name"] for _, obj in sample_objects(name, self.istio)
-                if obj.get("kind") == "Deployment"]
+        return sample_deployments(name, self.istio)
 
     def missing(self, name: str) -> list[str]:
         """The sample's Deployments that do not exist in the namespace."""
@@ -103,7 +109,7 @@ class Samples:
         targets = [self.applier.target(obj, source, {SAMPLE_LABEL: name})
                    for source, obj in sample_objects(name, self.istio)]
         say(f"{name}: applying {len(targets)} objects")
-        self.applier.apply(targets, adopt=True)
+        self.applier.apply(targets, sample=name)
         for dep_name, why in reasons.items():
             if why.startswith(NO_SIDECAR):
                 say(f"{name}: restarting {dep_name} to inject the sidecar")
