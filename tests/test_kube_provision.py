@@ -20,11 +20,13 @@ from bookinfo_labs.kube.apply import SAMPLE_LABEL
 from bookinfo_labs.kube.context import DEFAULT_CONTEXT, KIND_CLUSTER_NAME
 from bookinfo_labs.kube.fakeapi import FakeApiServer
 from bookinfo_labs.kube.provision import KIND_CONFIG, Provisioner, RichReporter
+from bookinfo_labs.kube.tools import KIND_VERSION, ensure_kind, machine_arch
 from bookinfo_labs.samples import for_version, sample_objects
 from bookinfo_labs.mesh import MeshError
 from bookinfo_labs.versions import VERSIONS, get_version
 
 ISTIO = get_version("1.26")
+ARCH = machine_arch()
 ROOT = Path(__file__).resolve().parents[1]
 OPERATOR = ROOT / "manifests" / "istio" / "istio-operator.yaml"
 
@@ -45,23 +47,27 @@ class Tools:
     def __init__(self, fake, kubeconfig):
         self.fake, self.kubeconfig = fake, kubeconfig
         self.commands = []
+        self.argv0 = {}  # tool -> the path it was run from
         self.clusters = []
         self.fetched = []
         self.tarball = istioctl_tarball(ISTIO.patch)
-        self.published = hashlib.sha256(self.tarball).hexdigest()
+        self.kind = b"#!/bin/sh\necho kind\n"
 
     def which(self, name):
         return f"/usr/bin/{name}" if name in ("kind", "docker") else None
 
     def fetch(self, url):
         self.fetched.append(url)
-        if url.endswith(".sha256"):
-            return f"{self.published}  {url.rsplit('/', 1)[-1][:-7]}\n".encode()
-        return self.tarball
+        data = self.kind if "/kind-" in url.rsplit("/", 1)[-1] else self.tarball
+        if url.endswith((".sha256", ".sha256sum")):
+            name = url.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+            return f"{hashlib.sha256(data).hexdigest()}  {name}\n".encode()
+        return data
 
     def __call__(self, argv, *, timeout_s, on_line=None):
         tool, args = Path(argv[0]).name, argv[1:]
         self.commands.append([tool, *args])
+        self.argv0[tool] = argv[0]
         if on_line:
             on_line(f"running {tool}")
         if tool == "docker":
@@ -106,7 +112,7 @@ def setup(fake, tmp_path):
         kw.setdefault("context", None)
         return Provisioner(ISTIO, kubeconfig=kubeconfig, run=tools, which=tools.which,
                            reporter=RichReporter(Console(file=out, width=200)),
-                           tools_dir=tmp_path / "tools", istioctl_fetch=tools.fetch,
+                           tools_dir=tmp_path / "tools", fetch=tools.fetch,
                            poll_s=0.01, rollout_timeout_s=5, **kw)
 
     return provisioner, tools, fake, out
@@ -120,12 +126,15 @@ def test_up_from_nothing_then_again_changes_nothing(setup):
                       str(KIND_CONFIG), "--image", ISTIO.kind_node_image, "--wait", "180s"]
     install = next(c for c in tools.commands if c[0] == "istioctl")
     assert install == ["istioctl", "install", "-y", "-f", str(OPERATOR), "--context", DEFAULT_CONTEXT]
+    kind = f"https://github.com/kubernetes-sigs/kind/releases/download/{KIND_VERSION}/kind-linux-"
     assert tools.fetched == [
+        kind + ARCH, kind + ARCH + ".sha256sum",  # kind pinned as CI pins it, verified
         f"https://github.com/istio/istio/releases/download/{ISTIO.patch}/"
-        f"istioctl-{ISTIO.patch}-linux-amd64.tar.gz",
+        f"istioctl-{ISTIO.patch}-linux-{ARCH}.tar.gz",
         f"https://github.com/istio/istio/releases/download/{ISTIO.patch}/"
-        f"istioctl-{ISTIO.patch}-linux-amd64.tar.gz.sha256",
+        f"istioctl-{ISTIO.patch}-linux-{ARCH}.tar.gz.sha256",
     ]
+    assert tools.argv0["kind"].endswith(f"/tools/kind-{KIND_VERSION}/kind")
     ns = fake.get_object("", "namespaces", "", "default")
     assert ns["metadata"]["labels"]["istio-injection"] == "enabled"
     patch = fake.requests_to("PATCH", "/api/v1/namespaces/default")[0]
@@ -223,6 +232,28 @@ def test_istioctl_checksum_mismatch_installs_nothing(tmp_path):
     with pytest.raises(MeshError, match="checksum mismatch .* was not installed"):
         istioctl_mod.ensure_istioctl("1.26.0", tools_dir=tmp_path, fetch=fetch)
     assert not (tmp_path / "istio-1.26.0" / "istioctl").exists()
+
+
+def test_kind_is_the_pinned_release_verified_and_kept(tmp_path):
+    binary = b"\x7fELF kind"
+    served = []
+
+    def fetch(url):
+        served.append(url)
+        if url.endswith(".sha256sum"):
+            return f"{hashlib.sha256(binary).hexdigest()}  kind-darwin-arm64\n".encode()
+        return binary
+
+    path = ensure_kind("v0.29.0", tools_dir=tmp_path, fetch=fetch, system="Darwin", machine="arm64")
+    assert path == tmp_path / "kind-v0.29.0" / "kind" and path.read_bytes() == binary
+    assert path.stat().st_mode & 0o111
+    base = "https://github.com/kubernetes-sigs/kind/releases/download/v0.29.0/kind-darwin-arm64"
+    assert served == [base, base + ".sha256sum"]
+    assert ensure_kind("v0.29.0", tools_dir=tmp_path, fetch=fetch) == path and len(served) == 2
+    with pytest.raises(MeshError, match="checksum mismatch for kind-linux-amd64"):
+        ensure_kind("v0.30.0", tools_dir=tmp_path, system="Linux", machine="x86_64",
+                    fetch=lambda url: b"0" * 64 if url.endswith("sum") else binary)
+    assert not (tmp_path / "kind-v0.30.0" / "kind").exists()
 
 
 def test_release_assets():

@@ -174,3 +174,14 @@ def test_the_pytest_options_the_workflow_uses_exist():
                           capture_output=True, text=True, timeout=120)
     for option in ("--mesh", "--istio-version", "--lab-report", "--junit-xml"):
         assert option in done.stdout, option
+
+
+def test_ci_and_make_kind_up_use_the_same_kind(workflow):
+    """`make kind-up` downloads KIND_VERSION; the nightly job installs kind with
+    helm/kind-action: the two must build the same cluster."""
+    from bookinfo_labs.kube.tools import KIND_VERSION
+
+    _, doc = workflow
+    steps = doc["jobs"]["conformance"]["steps"]
+    (kind,) = [s for s in steps if str(s.get("uses", "")).startswith("helm/kind-action")]
+    assert kind["with"]["version"] == KIND_VERSION

@@ -8,27 +8,21 @@ run through ``sh`` with no TTY (istioctl draws spinners on a TTY) and a timeout.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import platform
 import shutil
 import tarfile
-import urllib.request
 from pathlib import Path
-from typing import Callable
 
 import sh
 
 from ..manifests import MANIFESTS_ROOT
 from ..mesh import MeshError
+from .tools import TOOLS_DIR, Fetch, download_verified, fetch_url, install, machine_arch
 
-PROJECT_ROOT = MANIFESTS_ROOT.parent
-TOOLS_DIR = PROJECT_ROOT / ".tools"
 OPERATOR_FILE = MANIFESTS_ROOT / "istio" / "istio-operator.yaml"
 DOWNLOAD_BASE = "https://github.com/istio/istio/releases/download"
-
-Fetch = Callable[[str], bytes]
 
 
 def istioctl_path(patch: str, tools_dir: Path = TOOLS_DIR) -> Path:
@@ -46,10 +40,7 @@ def find_istioctl(patch: str, tools_dir: Path = TOOLS_DIR) -> str | None:
 def release_asset(patch: str, system: str | None = None, machine: str | None = None) -> str:
     """The release file name: ``istioctl-1.26.0-linux-amd64.tar.gz``, ``-osx-arm64``..."""
     system = (system or platform.system()).lower()
-    machine = (machine or platform.machine()).lower()
-    arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine)
-    if arch is None:
-        raise MeshError(f"no istioctl release for the {machine} architecture")
+    arch = machine_arch(machine)
     if system == "linux":
         return f"istioctl-{patch}-linux-{arch}.tar.gz"
     if system == "darwin":
@@ -57,13 +48,8 @@ def release_asset(patch: str, system: str | None = None, machine: str | None = N
     raise MeshError(f"no istioctl release for {system}: install istioctl {patch} yourself")
 
 
-def _fetch(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=120) as response:  # noqa: S310 (https URL)
-        return response.read()
-
-
 def ensure_istioctl(patch: str, *, tools_dir: Path = TOOLS_DIR, base_url: str | None = None,
-                    fetch: Fetch = _fetch, system: str | None = None,
+                    fetch: Fetch = fetch_url, system: str | None = None,
                     machine: str | None = None) -> Path:
     """The project-local istioctl of a release, downloaded (and verified) when missing."""
     target = istioctl_path(patch, tools_dir)
@@ -72,31 +58,14 @@ def ensure_istioctl(patch: str, *, tools_dir: Path = TOOLS_DIR, base_url: str | 
     asset = release_asset(patch, system, machine)
     base = (base_url or os.environ.get("ISTIO_DOWNLOAD_URL") or DOWNLOAD_BASE).rstrip("/")
     url = f"{base}/{patch}/{asset}"
-    try:
-        archive = fetch(url)
-        published = fetch(url + ".sha256").decode("ascii", errors="replace").split()
-    except OSError as exc:
-        raise MeshError(f"cannot download istioctl {patch} from {url}: {exc}") from None
-    if not published:
-        raise MeshError(f"{url}.sha256 is empty: cannot verify the download")
-    digest = hashlib.sha256(archive).hexdigest()
-    if digest.lower() != published[0].lower():
-        raise MeshError(
-            f"checksum mismatch for {asset}: downloaded {digest}, published {published[0]}; "
-            "the file was not installed"
-        )
+    archive = download_verified(f"istioctl {patch}", url, url + ".sha256", fetch)
     with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
         member = next((m for m in tar.getmembers()
                        if m.isfile() and Path(m.name).name == "istioctl"), None)
         if member is None:
             raise MeshError(f"{asset} has no istioctl binary in it")
         data = tar.extractfile(member).read()  # type: ignore[union-attr]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(".partial")
-    partial.write_bytes(data)
-    partial.chmod(0o755)
-    partial.replace(target)
-    return target
+    return install(target, data)
 
 
 def install_args(operator_file: Path = OPERATOR_FILE,

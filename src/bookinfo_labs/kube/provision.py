@@ -25,16 +25,16 @@ from .api import KubeApi, ResourceType, kube_contexts, load_api_client
 from .apply import SAMPLE_LABEL, Applier
 from .context import (DEFAULT_CONTEXT, KIND_CLUSTER_NAME, check_kind_nodes, check_kind_server,
                       resolve_context)
-from .istioctl import OPERATOR_FILE, TOOLS_DIR, ensure_istioctl, install_args, istioctl_path
+from .istioctl import OPERATOR_FILE, ensure_istioctl, install_args, istioctl_path
 from .mesh import ISTIO_NAMESPACE, KubeMesh, installed_istio_version
 from .samples import DEPLOYMENTS, NODES, Samples, rollout_state
+from .tools import KIND_VERSION, TOOLS_DIR, Fetch, ensure_kind, kind_path
 
 PROJECT_ROOT = MANIFESTS_ROOT.parent
 KIND_CONFIG = PROJECT_ROOT / "scripts" / "kind-config.yaml"
 NAMESPACES = ResourceType("", "v1", "Namespace", "namespaces", namespaced=False)
 ISTIO_DEPLOYMENTS = ("istiod", "istio-ingressgateway", "istio-egressgateway")
 INJECTION_LABEL = "istio-injection"
-KIND_INSTALL_HINT = "install kind: https://kind.sigs.k8s.io/docs/user/quick-start/#installation"
 
 
 class Runner(Protocol):
@@ -123,7 +123,7 @@ class Provisioner:
     tools_dir: Path = TOOLS_DIR
     kind_config: Path = KIND_CONFIG
     operator_file: Path = OPERATOR_FILE
-    istioctl_fetch: Callable[[str], bytes] | None = None
+    fetch: Fetch | None = None  # downloads of kind and istioctl (tests answer them)
     rollout_timeout_s: float = 600.0
     poll_s: float = 2.0
 
@@ -148,7 +148,7 @@ class Provisioner:
         if not self.owns_cluster:
             raise MeshError(f"`down` only deletes the labs' own kind cluster ({DEFAULT_CONTEXT}), "
                             f"not {self.context}")
-        kind = self._tool("kind", KIND_INSTALL_HINT)
+        kind = self.ensure_kind()
         with self.reporter.step(f"kind cluster {KIND_CLUSTER_NAME}") as step:
             if KIND_CLUSTER_NAME not in self._kind_clusters(kind):
                 step.done("not there, nothing to delete")
@@ -172,7 +172,7 @@ class Provisioner:
 
     def ensure_cluster(self) -> None:
         docker = self._tool("docker", "install Docker (kind runs its nodes as containers)")
-        kind = self._tool("kind", KIND_INSTALL_HINT)
+        kind = self.ensure_kind()
         try:
             self.run([docker, "info", "--format", "{{.ServerVersion}}"], timeout_s=30)
         except MeshError as exc:
@@ -201,14 +201,25 @@ class Provisioner:
                       f"the version table pins {wanted} for Istio {self.istio.version}; "
                       "`make kind-down kind-up` recreates it")
 
-    def ensure_istioctl(self) -> str:
-        with self.reporter.step(f"istioctl {self.istio.patch}") as step:
-            there = istioctl_path(self.istio.patch, self.tools_dir).is_file()
-            kwargs = {"fetch": self.istioctl_fetch} if self.istioctl_fetch else {}
-            path = ensure_istioctl(self.istio.patch, tools_dir=self.tools_dir, **kwargs)
+    def ensure_kind(self) -> str:
+        """kind as CI pins it (KIND_VERSION), downloaded into .tools/ once."""
+        with self.reporter.step(f"kind {KIND_VERSION}") as step:
+            there = kind_path(KIND_VERSION, self.tools_dir).is_file()
+            path = ensure_kind(KIND_VERSION, tools_dir=self.tools_dir, **self._fetch())
             step.done(f"{'already in' if there else 'downloaded and verified into'} "
                       f"{path.parent}")
         return str(path)
+
+    def ensure_istioctl(self) -> str:
+        with self.reporter.step(f"istioctl {self.istio.patch}") as step:
+            there = istioctl_path(self.istio.patch, self.tools_dir).is_file()
+            path = ensure_istioctl(self.istio.patch, tools_dir=self.tools_dir, **self._fetch())
+            step.done(f"{'already in' if there else 'downloaded and verified into'} "
+                      f"{path.parent}")
+        return str(path)
+
+    def _fetch(self) -> dict[str, Fetch]:
+        return {"fetch": self.fetch} if self.fetch else {}
 
     def _api(self) -> KubeApi:
         """The cluster's API, once the context guard has seen it is a kind cluster."""
