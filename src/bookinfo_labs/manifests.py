@@ -9,11 +9,14 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from .istio import FieldError, parse_resource
+from .istio import FieldError, parse_resource, releases
+
+if TYPE_CHECKING:
+    from .versions import IstioVersion
 
 #: where the labs' manifests live, as the handouts name them
 MANIFESTS_ROOT = Path(__file__).resolve().parents[2] / "manifests"
@@ -126,6 +129,17 @@ def _load_documents(text: str, source: str) -> list[tuple[int, Any]]:
 def manifest_from_object(doc: Any, source: str, line: int = 1) -> Manifest:
     """Validate one already-parsed object (e.g. a sample adjusted for an Istio release)."""
     return _validate(doc, source, line)
+
+
+def check_release(manifests: list[Manifest], istio: IstioVersion) -> None:
+    """Raise ManifestError for the first manifest that uses a field (or enum value) the
+    selected Istio release does not have yet (see :mod:`bookinfo_labs.istio.releases`)."""
+    for m in manifests:
+        try:
+            releases.check_release(m.kind, m.model, istio.minor)
+        except FieldError as exc:
+            raise ManifestError(m.source, exc.message, resource=m.describe(), path=exc.path,
+                                line=m.line) from None
 
 
 def _validate(doc: Any, source: str, line: int) -> Manifest:

@@ -197,6 +197,10 @@ class IstioModel(BaseModel):
 
     #: False for the Kubernetes kinds, which ignore fields the emulator does not read
     _reject_unknown: ClassVar[bool] = True
+    #: old spellings a CRD still lists beside the camelCase name (the proto field name,
+    #: e.g. ``mirror_percent`` beside ``mirrorPercent``): YAML key -> attribute name. The
+    #: value is read into that attribute, so paths name the field by its camelCase alias.
+    _legacy_keys: ClassVar[dict[str, str]] = {}
 
     @model_validator(mode="before")
     @classmethod
@@ -212,6 +216,12 @@ class IstioModel(BaseModel):
             name = by_alias.get(key) if isinstance(key, str) else None
             if name is None and not yaml_only and isinstance(key, str) and key in fields:
                 name = key
+            if name is None and key in cls._legacy_keys:
+                name = cls._legacy_keys[key]
+                alias = fields[name].alias or name
+                if alias in data or (not yaml_only and name in data):
+                    fail(f"set only one of {alias} or {key} (the same field, spelt two ways)")
+                key = alias
             if name is None:
                 if cls._reject_unknown:
                     fail(unknown_field_message(key, list(by_alias)))
@@ -359,6 +369,18 @@ class Duration:
             cls._validate,
             serialization=core_schema.plain_serializer_function_ser_schema(lambda d: d.text),
         )
+
+
+def _at_least_1ms(value: Duration) -> Duration:
+    # the CRD rule duration(self) >= duration('1ms') (crd-all.gen.yaml, 1.23.0 and later)
+    if value.seconds < 0.001 - 1e-12:
+        fail(f"must be a valid duration greater than 1ms, got {show(value.text)}")
+    return value
+
+
+#: a duration the CRD requires to be at least 1ms, without the webhook's whole-millisecond
+#: rule (``warmupDurationSecs``, Telemetry ``reportingInterval``)
+AtLeast1msDuration = Annotated[Duration, AfterValidator(_at_least_1ms)]
 
 
 # --------------------------------------------------------------------------- shared messages

@@ -1,5 +1,5 @@
 """networking.istio.io: VirtualService, DestinationRule, Gateway, ServiceEntry, Sidecar,
-EnvoyFilter.
+EnvoyFilter, WorkloadEntry.
 
 Field names and types follow the Istio API reference (istio.io/latest/docs/reference/
 config/networking/); the semantic checks are the ones Istio's validating webhook makes
@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from .base import (
     DNS1123_LABEL_RULE,
+    AtLeast1msDuration,
     Duration,
     Enum,
     HTTPStatus,
     IstioModel,
     Percent,
+    PercentValue,
+    PolicySelector,
     PolicyTargetReference,
     PortNumber,
     Resource,
@@ -109,7 +112,9 @@ def _only_one(model: IstioModel, names: tuple[str, ...], *, required: bool = Fal
 
 
 class WorkloadSelector(IstioModel):
-    """``workloadSelector: {labels: ...}`` (networking API)."""
+    """``workloadSelector: {labels: ...}`` of ServiceEntry, Sidecar and EnvoyFilter
+    (istio.networking.v1alpha3.WorkloadSelector). DestinationRule's ``workloadSelector`` is
+    the ``matchLabels`` kind instead (:class:`PolicySelector`)."""
 
     labels: dict[str, str] = Field(default_factory=dict)
 
@@ -453,6 +458,9 @@ class HTTPMirrorPolicy(IstioModel):
 class HTTPRoute(IstioModel):
     """One entry of ``spec.http``: matches, then where to send the request and how."""
 
+    # the VirtualService CRD lists the proto name mirror_percent beside mirrorPercent
+    _legacy_keys: ClassVar[dict[str, str]] = {"mirror_percent": "mirror_percent"}
+
     name: str | None = None
     match: list[HTTPMatchRequest] = Field(default_factory=list)
     route: list[HTTPRouteDestination] = Field(default_factory=list)
@@ -526,6 +534,7 @@ class L4MatchAttributes(IstioModel):
     source_labels: dict[str, str] = Field(default_factory=dict)
     gateways: list[str] = Field(default_factory=list)
     source_namespace: str | None = None
+    source_subnet: str | None = None  # deprecated, still in every CRD 1.22-1.28
 
 
 class TLSMatchAttributes(IstioModel):
@@ -683,7 +692,7 @@ class LoadBalancerSettings(IstioModel):
     simple: Enum(*LB_SIMPLE) | None = None
     consistent_hash: ConsistentHashLB | None = None
     locality_lb_setting: LocalityLoadBalancerSetting | None = None
-    warmup_duration_secs: Duration | None = None
+    warmup_duration_secs: AtLeast1msDuration | None = None
     warmup: WarmupConfiguration | None = None
 
     @model_validator(mode="after")
@@ -694,15 +703,17 @@ class LoadBalancerSettings(IstioModel):
 
 class TcpKeepalive(IstioModel):
     probes: UInt | None = None
-    time: Duration | None = None
-    interval: Duration | None = None
+    # validation.go validateConnectionPool: agent.ValidateDuration on time and interval
+    time: PositiveDuration | None = None
+    interval: PositiveDuration | None = None
 
 
 class TCPSettings(IstioModel):
     max_connections: UInt | None = None
     connect_timeout: PositiveDuration | None = None
     tcp_keepalive: TcpKeepalive | None = None
-    max_connection_duration: Duration | None = None
+    max_connection_duration: PositiveDuration | None = None
+    # not checked: "0s" disables it (validation.go 1.26+; the 1.23-1.25 CRDs wanted >= 1ms)
     idle_timeout: Duration | None = None
 
 
@@ -794,8 +805,16 @@ class PortTrafficPolicy(IstioModel):
         return self
 
 
+def _tunnel_protocol(value: str) -> str:
+    # validation.go validateTunnelSettings: "" (the default, CONNECT), "CONNECT" or "POST"
+    if value not in ("", "CONNECT", "POST"):
+        fail(f'tunnel protocol must be "CONNECT" or "POST", got {show(value)} '
+             "(the value is case-sensitive)")
+    return value
+
+
 class TunnelSettings(IstioModel):
-    protocol: Enum("CONNECT", "POST", case_insensitive=True) | None = None
+    protocol: Annotated[str, AfterValidator(_tunnel_protocol)] | None = None
     target_host: NonEmptyStr
     target_port: PortNumber
 
@@ -805,12 +824,11 @@ class ProxyProtocol(IstioModel):
 
 
 class RetryBudget(IstioModel):
-    #: written ``percent: {value: 20}``; a bare number is accepted too
-    percent: Annotated[Percent, BeforeValidator(
-        lambda v: {"value": v} if isinstance(v, (int, float)) and not isinstance(v, bool) else v
-    )] | None = None
+    """``trafficPolicy.retryBudget`` (CRD 1.27+): ``percent`` is a plain double 0..100 (a
+    DoubleValue, written ``percent: 20``), ``minRetryConcurrency`` a uint32."""
+
+    percent: PercentValue | None = None
     min_retry_concurrency: UInt | None = None
-    budget_interval: Duration | None = None
 
 
 class TrafficPolicy(IstioModel):
@@ -841,7 +859,8 @@ class DestinationRuleSpec(IstioModel):
     traffic_policy: TrafficPolicy | None = None
     subsets: list[Subset] = Field(default_factory=list)
     export_to: list[str] = Field(default_factory=list)
-    workload_selector: WorkloadSelector | None = None
+    #: istio.type.v1beta1.WorkloadSelector: ``matchLabels``, not ``labels``
+    workload_selector: PolicySelector | None = None
 
     @model_validator(mode="after")
     def _unique_subsets(self) -> DestinationRuleSpec:
@@ -895,6 +914,7 @@ class ServerTLSSettings(IstioModel):
     credential_name: str | None = None
     credential_names: list[str] = Field(default_factory=list)
     tls_certificates: list[TLSCertificate] = Field(default_factory=list)
+    ca_cert_credential_name: str | None = None
     subject_alt_names: list[str] = Field(default_factory=list)
     verify_certificate_spki: list[str] = Field(default_factory=list)
     verify_certificate_hash: list[str] = Field(default_factory=list)
@@ -904,6 +924,12 @@ class ServerTLSSettings(IstioModel):
 
     @model_validator(mode="after")
     def _certificates(self) -> ServerTLSSettings:
+        # the CRD rules on servers[].tls and ingress[].tls (crd-all.gen.yaml 1.26.0+)
+        given = self.model_fields_set
+        if self.credential_name is not None and "credential_names" in given:
+            fail("only one of credentialName or credentialNames can be set")
+        if "credential_names" in given and "tls_certificates" in given:
+            fail("only one of credentialNames or tlsCertificates can be set")
         # istio's validateTLSOptions, with its messages
         mode = self.effective_mode
         if mode == "ISTIO_MUTUAL":
@@ -1002,13 +1028,29 @@ class ServicePort(IstioModel):
     """A ServiceEntry (or Sidecar) port."""
 
     number: PortNumber
-    protocol: Protocol
+    #: optional: empty means protocol sniffing (validation.go ValidateProtocol)
+    protocol: Protocol | None = None
     name: Annotated[str, AfterValidator(_check_port_name)]
     target_port: PortNumber | None = None
 
 
+UNIX_PREFIX = "unix://"
+
+
+def unix_address_problem(path: str) -> str | None:
+    """What is wrong with the path of a ``unix://`` address, or None (validation.go
+    ValidateUnixAddress: an absolute path to a file, or an abstract socket ``@name``)."""
+    if not path:
+        return "unix address must not be empty"
+    if path.startswith("@"):
+        return None
+    if not path.startswith("/") or path.endswith("/"):
+        return f"{path} is not an absolute path to a file"
+    return None
+
+
 class WorkloadEntrySpec(IstioModel):
-    """A ServiceEntry endpoint."""
+    """A WorkloadEntry's spec, and a ServiceEntry endpoint (the same message)."""
 
     address: str | None = None
     ports: dict[str, PortNumber] = Field(default_factory=dict)
@@ -1018,13 +1060,39 @@ class WorkloadEntrySpec(IstioModel):
     weight: UInt | None = None
     service_account: str | None = None
 
+    @model_validator(mode="after")
+    def _address(self) -> WorkloadEntrySpec:
+        # the CRD rules of WorkloadEntry spec and ServiceEntry endpoints[] (1.23.0+), in the
+        # webhook's words where it has some (validation.go validateWorkloadEntry)
+        if not self.address and not self.network:
+            fail("address is required (or network, for an endpoint reached through that "
+                 "network's gateway)")
+        if self.address and self.address.startswith(UNIX_PREFIX):
+            path = self.address[len(UNIX_PREFIX):]
+            if not path.startswith(("/", "@")):
+                fail(f"UDS must be an absolute path or abstract socket: {show(self.address)}",
+                     "address")
+            if path.endswith("/"):
+                fail(f"UDS may not be a dir: {show(self.address)}", "address")
+            if "ports" in self.model_fields_set:
+                fail(f"UDS may not include ports (unix endpoint {self.address} must not "
+                     "include ports)")
+        return self
+
+
+class WorkloadEntry(Resource):
+    """A VM or other non-Kubernetes workload (networking.istio.io WorkloadEntry)."""
+
+    kind: Literal["WorkloadEntry"]
+    spec: WorkloadEntrySpec
+
 
 class ServiceEntrySpec(IstioModel):
     hosts: list[Host] = Field(default_factory=list)
     addresses: list[str] = Field(default_factory=list)
     ports: list[ServicePort] = Field(default_factory=list)
     location: Enum("MESH_EXTERNAL", "MESH_INTERNAL") | None = None
-    resolution: Enum("NONE", "STATIC", "DNS", "DNS_ROUND_ROBIN") | None = None
+    resolution: Enum("NONE", "STATIC", "DNS", "DNS_ROUND_ROBIN", "DYNAMIC_DNS") | None = None
     endpoints: list[WorkloadEntrySpec] = Field(default_factory=list)
     workload_selector: WorkloadSelector | None = None
     export_to: list[str] = Field(default_factory=list)
@@ -1073,7 +1141,33 @@ class ServiceEntrySpec(IstioModel):
                 if "*" in host:
                     fail(f"hosts must be FQDN if no endpoints are provided for resolution mode "
                          f"{resolution}", "hosts", index)
+        if resolution == "DNS_ROUND_ROBIN" and len(self.endpoints) > 1:
+            # the CRD rule (1.24.0+); the webhook says "there must only be 0 or 1 endpoint"
+            fail("DNS_ROUND_ROBIN mode cannot have multiple endpoints (there must only be 0 or 1 "
+                 "endpoint for resolution mode DNS_ROUND_ROBIN)", "endpoints")
+        if resolution == "DYNAMIC_DNS":
+            self._dynamic_dns()
         return self
+
+    def _dynamic_dns(self) -> None:
+        """validation.go (1.28.0) ValidateServiceEntry, case DYNAMIC_DNS (ztunnel and
+        waypoints resolve the wildcard host per request)."""
+        what = "for resolution type DYNAMIC_DNS"
+        for index, host in enumerate(self.hosts):
+            if not host.startswith("*"):
+                fail("host must be wildcarded for resolution mode DYNAMIC_DNS "
+                     "(e.g. *.example.com)", "hosts", index)
+        if self.addresses:
+            fail(f"addresses cannot be set {what}: HTTP route domains are generated from the "
+                 "hosts only", "addresses")
+        if self.endpoints:
+            fail(f"endpoints cannot be set {what}: the destination IP address is resolved from "
+                 "the hosts", "endpoints")
+        for index, port in enumerate(self.ports):
+            if (port.protocol or "").upper() != "HTTP":
+                fail(f"only HTTP protocol is supported {what}", "ports", index, "protocol")
+        if self.location != "MESH_EXTERNAL":
+            fail(f"location must be MESH_EXTERNAL {what}", "location")
 
 
 class ServiceEntry(Resource):
@@ -1085,13 +1179,19 @@ class ServiceEntry(Resource):
 
 
 class SidecarPort(IstioModel):
-    number: PortNumber
+    #: 0 only on an egress listener bound to a unix domain socket (checked by the listener)
+    number: UInt
     protocol: Protocol | None = None
     name: str | None = None
     target_port: PortNumber | None = None
 
 
 CaptureMode = Enum("DEFAULT", "IPTABLES", "NONE")
+
+
+def _port_range(port: SidecarPort) -> None:
+    if not 1 <= port.number <= 65535:
+        fail(f"a port number must be between 1 and 65535, got {port.number}", "port", "number")
 
 
 class IstioIngressListener(IstioModel):
@@ -1102,6 +1202,11 @@ class IstioIngressListener(IstioModel):
     tls: ServerTLSSettings | None = None
     connection_pool: ConnectionPoolSettings | None = None
 
+    @model_validator(mode="after")
+    def _port(self) -> IstioIngressListener:
+        _port_range(self.port)  # validation.go validateSidecarIngressPortAndBind
+        return self
+
 
 class IstioEgressListener(IstioModel):
     port: SidecarPort | None = None
@@ -1111,6 +1216,7 @@ class IstioEgressListener(IstioModel):
 
     @model_validator(mode="after")
     def _hosts(self) -> IstioEgressListener:
+        self._port_and_bind()
         if not self.hosts:
             fail("sidecar: egress listener must contain at least one host (e.g. hosts: ['./*'])")
         for index, host in enumerate(self.hosts):
@@ -1126,6 +1232,23 @@ class IstioEgressListener(IstioModel):
                 fail(f"invalid egress host {show(host)}: short names (non FQDN) are not allowed",
                      "hosts", index)
         return self
+
+    def _port_and_bind(self) -> None:
+        """validation.go validateSidecarEgressPortBindAndCaptureMode: port 0 is a listener
+        on the unix domain socket named by ``bind``."""
+        if self.port is None or self.port.number != 0:
+            if self.port is not None:
+                _port_range(self.port)
+            return
+        if not (self.bind or "").startswith(UNIX_PREFIX):
+            fail("sidecar: ports with 0 value must have a unix domain socket bind address "
+                 "(e.g. bind: unix:///var/run/app.sock)", "port", "number")
+        problem = unix_address_problem(self.bind[len(UNIX_PREFIX):])
+        if problem:
+            fail(problem, "bind")
+        if self.capture_mode not in (None, "DEFAULT", "NONE"):
+            fail("sidecar: captureMode must be DEFAULT/NONE for unix domain socket listeners",
+                 "captureMode")
 
 
 class OutboundTrafficPolicy(IstioModel):
@@ -1292,6 +1415,13 @@ class EnvoyFilterSpec(IstioModel):
     target_refs: list[PolicyTargetReference] = Field(default_factory=list)
     config_patches: list[EnvoyConfigObjectPatch] = Field(default_factory=list)
     priority: int | None = None
+
+    @model_validator(mode="after")
+    def _one_selector(self) -> EnvoyFilterSpec:
+        # the CRD rule on EnvoyFilter spec (crd-all.gen.yaml 1.24.0+)
+        if self.workload_selector is not None and "target_refs" in self.model_fields_set:
+            fail("only one of targetRefs or workloadSelector can be set")
+        return self
 
 
 class EnvoyFilter(Resource):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 from pydantic import ValidationError
@@ -15,6 +16,7 @@ from .networking import (
     ServiceEntry,
     Sidecar,
     VirtualService,
+    WorkloadEntry,
 )
 from .security import AuthorizationPolicy, PeerAuthentication, RequestAuthentication
 from .telemetry import Telemetry
@@ -30,6 +32,7 @@ KINDS: dict[tuple[str, str], tuple[type[Resource], tuple[str, ...]]] = {
     ("networking.istio.io", "Gateway"): (Gateway, _NETWORKING),
     ("networking.istio.io", "ServiceEntry"): (ServiceEntry, _NETWORKING),
     ("networking.istio.io", "Sidecar"): (Sidecar, _NETWORKING),
+    ("networking.istio.io", "WorkloadEntry"): (WorkloadEntry, _NETWORKING),
     ("networking.istio.io", "EnvoyFilter"): (EnvoyFilter, ("v1alpha3",)),
     ("security.istio.io", "PeerAuthentication"): (PeerAuthentication, _SECURITY),
     ("security.istio.io", "AuthorizationPolicy"): (AuthorizationPolicy, _SECURITY),
@@ -61,6 +64,28 @@ def supported_kinds() -> str:
     return "; ".join(parts)
 
 
+def _other_group(api_version: str, group: str, kind: str) -> FieldError | None:
+    """The error for an API group the validator does not model, or None when ``group`` is
+    modelled or looks like a misspelling of a modelled one (then the usual advice helps).
+
+    A kind name may exist in several groups (the Gateway API's Gateway, Knative's
+    Service): what decides which kind a document is, is its group, so another group is
+    never answered with "use networking.istio.io/v1".
+    """
+    groups = sorted({g for (g, _) in KINDS if g})
+    if group in groups or group == "":
+        return None
+    if difflib.get_close_matches(group, groups, n=1, cutoff=0.85):
+        return None  # e.g. networking.istio.com for networking.istio.io
+    same_name = [g or "core" for (g, k) in KINDS if k == kind]
+    other = (f" (it is another kind than the {kind} of {' and '.join(same_name)} that the "
+             f"validator models)") if same_name else ""
+    return FieldError("apiVersion", f"the API group {group} (apiVersion {show(api_version)}) is "
+                                    f"not modelled by the validator, so this {kind} cannot be "
+                                    f"checked{other}; modelled groups: {', '.join(groups)} and "
+                                    "the core group (apiVersion v1)")
+
+
 def parse_resource(doc: dict[str, Any]) -> Resource:
     """Validate one YAML document and return the model of the whole object.
 
@@ -81,6 +106,9 @@ def parse_resource(doc: dict[str, Any]) -> Resource:
 
     entry = KINDS.get((group, kind))
     if entry is None:
+        other = _other_group(api_version, group, kind)
+        if other is not None:
+            raise other
         groups = [g for (g, k) in KINDS if k == kind]
         if groups:
             served = [av for g in groups for av in _api_versions(g, KINDS[(g, kind)][1])]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
@@ -299,6 +299,9 @@ class ClaimToHeader(IstioModel):
 
 
 class JWTRule(IstioModel):
+    # the RequestAuthentication CRD lists the proto name jwks_uri beside jwksUri
+    _legacy_keys: ClassVar[dict[str, str]] = {"jwks_uri": "jwks_uri"}
+
     issuer: str | None = None
     audiences: list[str] = Field(default_factory=list)
     jwks_uri: str | None = None
@@ -310,9 +313,12 @@ class JWTRule(IstioModel):
     forward_original_token: bool | None = None
     output_claim_to_headers: list[ClaimToHeader] = Field(default_factory=list)
     timeout: Duration | None = None
+    space_delimited_claims: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _checks(self) -> JWTRule:
+        if self.jwks_uri is not None and self.jwks is not None:
+            fail("only one of jwks or jwksUri can be set")  # CRD rule on jwtRules[] (1.23.0+)
         if not self.issuer and not self.jwks_uri:
             fail("issuer or jwksUri must be non-empty string")
         if "" in self.audiences:

@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from .base import (
-    Duration,
+    AtLeast1msDuration,
     Enum,
     IstioModel,
     PercentValue,
@@ -69,6 +69,7 @@ class Tracing(IstioModel):
     disable_span_reporting: bool | None = None
     custom_tags: dict[str, CustomTag] = Field(default_factory=dict)
     use_request_id_for_trace_sampling: bool | None = None
+    enable_istio_tags: bool | None = None
 
 
 class MetricSelector(IstioModel):
@@ -105,7 +106,7 @@ class MetricsOverrides(IstioModel):
 class Metrics(IstioModel):
     providers: list[ProviderRef] = Field(default_factory=list)
     overrides: list[MetricsOverrides] = Field(default_factory=list)
-    reporting_interval: Duration | None = None
+    reporting_interval: AtLeast1msDuration | None = None
 
 
 class LogSelector(IstioModel):
