@@ -160,6 +160,42 @@ def test_the_sidecar_adds_envoy_headers_and_counts_with_envoy_stat_names(mesh):
     assert mesh.proxy_stats("curl")[name] == before.get(name, 0) + 1
 
 
+def test_a_sidecar_exposes_only_the_stats_istios_bootstrap_keeps(mesh):
+    """productpage's sidecar calls reviews and details, but its pod does not ask for
+    cluster.outbound stats: as on a cluster, they do not exist there (curl's pod asks)."""
+    send(mesh, "http://productpage:9080/productpage")
+    productpage = mesh.proxy_stats("productpage-v1")
+    assert not [name for name in productpage if name.startswith("cluster.outbound|")]
+    assert any(name.startswith("cluster.outbound|9080||productpage") for name in mesh.proxy_stats("curl"))
+
+
+def test_proxy_stats_matcher_of_a_pod_adds_to_the_bootstrap_list():
+    from bookinfo_labs.local.bootstrap import StatsMatcher
+
+    plain = StatsMatcher.for_pod("p", {})
+    assert plain("server.live") and plain("cluster_manager.cds.update_success")
+    assert plain("vhost.reviews.route.r1.upstream_rq_200") and plain("http.x;.rbac.denied")
+    assert not plain("cluster.outbound|8000||httpbin.default.svc.cluster.local;.upstream_rq_retry")
+    config = ('proxyStatsMatcher:\n  inclusionPrefixes: ["cluster.outbound"]\n'
+              '  inclusionRegexps: [".*http_local_rate_limit.*"]\n')
+    asked = StatsMatcher.for_pod("p", {"proxy.istio.io/config": config})
+    assert asked("cluster.outbound|8000||httpbin.default.svc.cluster.local;.upstream_rq_retry")
+    assert asked("http_local_rate_limiter.http_local_rate_limit.rate_limited")
+    with pytest.raises(MeshError, match="pod p: proxy.istio.io/config proxyStatsMatcher"):
+        StatsMatcher.for_pod("p", {"proxy.istio.io/config": "proxyStatsMatcher: {inclusionRegexps: ['(']}"})
+
+
+@pytest.mark.parametrize("client", ["curl", "sleep", "fortio"])
+def test_the_clients_ask_for_the_cluster_stats_the_labs_read(client):
+    from bookinfo_labs.local.bootstrap import StatsMatcher
+    from bookinfo_labs.samples import sample_objects
+
+    (dep,) = [obj for _, obj in sample_objects(client, get_version("1.26")) if obj["kind"] == "Deployment"]
+    annotations = dep["spec"]["template"]["metadata"]["annotations"]
+    matcher = StatsMatcher.for_pod(client, annotations)
+    assert matcher("cluster.outbound|8000||httpbin.default.svc.cluster.local;.upstream_rq_retry")
+
+
 def test_unknown_names_do_not_resolve_inside_the_mesh(mesh):
     response = send(mesh, "http://no-such-service.invalid:9080/")[0]
     assert response.status == 0 and response.exit_code == 6
