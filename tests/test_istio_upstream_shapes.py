@@ -12,25 +12,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
-import yaml
 
-from bookinfo_labs.istio import FieldError, parse_resource
+from bookinfo_labs.istio import FieldError
 from bookinfo_labs.manifests import MANIFESTS_ROOT, ManifestError, load_file, parse_text
 from bookinfo_labs.versions import VERSIONS, get_version
 
-
-def load(text: str) -> dict:
-    return yaml.safe_load(textwrap.dedent(text))
-
-
-def parse(text: str):
-    return parse_resource(load(text))
-
-
-def error(text: str) -> FieldError:
-    with pytest.raises(FieldError) as info:
-        parse(text)
-    return info.value
+from test_istio_models import error, parse
 
 
 # --------------------------------------------------------------------------- 7. DR workloadSelector

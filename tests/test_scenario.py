@@ -11,6 +11,7 @@ import pytest
 
 from bookinfo_labs import scenario as scenario_module
 from bookinfo_labs.checks import EventuallyPolicy
+from bookinfo_labs.manifests import ManifestError
 from bookinfo_labs.mesh import HttpRequest, HttpResponse, Mesh
 from bookinfo_labs.proxystats import StatsChange, is_cluster_stat
 from bookinfo_labs.scenario import Lab
@@ -24,8 +25,9 @@ class RecordingMesh(Mesh):
 
     name = "recording"
 
-    def __init__(self, clock=None):
-        self.istio = get_version("1.26")
+    def __init__(self, clock=None, istio="1.26"):
+        self.istio = get_version(istio)
+        self.applied: list = []
         self.upstream_log: list[str] = []
         self.retries = 0
         self.clock = clock
@@ -33,7 +35,9 @@ class RecordingMesh(Mesh):
 
     def deploy(self, sample): pass
     def close(self): pass
-    def apply(self, manifests): return []
+    def apply(self, manifests):
+        self.applied += manifests
+        return []
     def delete(self, keys): pass
     def owned_resources(self): return set()
     def client(self): return "curl"
@@ -118,3 +122,27 @@ def test_a_stat_the_sidecar_does_not_expose_is_an_error_not_zero():
 ])
 def test_cluster_stat_names_as_istio_writes_them(name, host, stat, expected):
     assert is_cluster_stat(name, host, stat) is expected
+
+
+BACKOFF = """
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: httpbin}
+spec:
+  hosts: [httpbin]
+  http:
+  - route:
+    - destination: {host: httpbin}
+    retries: {attempts: 3, backoff: 100ms}
+"""
+
+
+def test_a_field_the_selected_release_lacks_is_refused_before_the_mesh_sees_it():
+    """retries.backoff arrived in Istio 1.26: a 1.25 cluster's CRD would reject it."""
+    old = RecordingMesh(istio="1.25")
+    with pytest.raises(ManifestError, match=r"spec\.http\[0\]\.retries\.backoff: .*1\.26"):
+        Lab(old).apply_text(BACKOFF)
+    assert old.applied == []
+    current = RecordingMesh(istio="1.26")
+    Lab(current).apply_text(BACKOFF)
+    assert len(current.applied) == 1

@@ -17,7 +17,7 @@ from typing import Callable
 from .explain import apply_commands, delete_commands, load_command, send_command
 from .loadgen import LoadResult
 from .checks import EventuallyPolicy, eventually
-from .manifests import Manifest, load_file, parse_text
+from .manifests import Manifest, check_release, load_file, parse_text
 from .samples import sample_manifests
 from .mesh import HttpRequest, HttpResponse, Mesh, ResourceKey
 from .proxystats import StatsChange
@@ -88,6 +88,8 @@ class Lab:
 
     # -- configuration ---------------------------------------------------------------
     def apply(self, manifests: list[Manifest]) -> list[ResourceKey]:
+        # a field the selected release's CRDs lack is refused before any mesh sees it
+        check_release(manifests, self.mesh.istio)
         self._show(apply_commands, manifests)
         keys = self.mesh.apply(manifests)
         self.manifests += manifests

@@ -8,7 +8,7 @@ idempotent: a sample whose Deployments are rolled out with a sidecar is left alo
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Callable
 
 from ..mesh import MeshError
 from ..samples import sample_objects
