@@ -308,3 +308,14 @@ def test_parse_shares_reads_a_split_as_features_state_it():
     assert parse_shares("503 12.5% and 200 87.5%") == {"503": 12.5, "200": 87.5}
     with pytest.raises(ValueError, match="cannot read 'v1 90'"):
         parse_shares("v1 90 and v2 10%")
+
+
+def test_a_deadline_failure_carries_the_last_assertion_alone():
+    """Reports show the one line that says what was wrong, not the whole account."""
+    from bookinfo_labs.checks.eventually import EventuallyError
+
+    observe = Script(itertools.repeat(("bad", 1)))
+    with pytest.raises(EventuallyError) as failure:
+        eventually(observe, check_ok, expected="ok", timeout_s=0.0, _sleep=no_sleep)
+    assert failure.value.last == "('bad', 1) is not ok"
+    assert str(failure.value).startswith("eventually: expected ok")

@@ -27,7 +27,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-__all__ = ["EventuallyPolicy", "eventually"]
+__all__ = ["EventuallyError", "EventuallyPolicy", "eventually"]
 
 T = TypeVar("T")
 
@@ -47,6 +47,18 @@ class EventuallyPolicy:
     times: int = 3
     timeout_s: float = 30.0
     interval_s: float = 0.0
+
+
+class EventuallyError(AssertionError):
+    """A check that did not hold its streak before the deadline.
+
+    ``last`` is the last failed observation's own message (``back after 1.62 s, expected
+    1.25 ± 0.35``): the one line that says what was wrong, for reports.
+    """
+
+    def __init__(self, message: str, last: str):
+        super().__init__(message)
+        self.last = last
 
 
 def _short_repr(value: object) -> str:
@@ -174,15 +186,18 @@ def eventually(
         return retrying(attempt)
     except RetryError:
         pass  # reported below, outside the except block so the traceback stays short
-    raise AssertionError(_failure_message(streak, expected, time.monotonic() - start))
+    raise EventuallyError(_failure_message(streak, expected, time.monotonic() - start),
+                          _last_assertion(streak))
+
+
+def _last_assertion(streak: _Streak) -> str:
+    if streak.last_error is None:
+        return "(none: every observation passed, but the deadline came before the streak)"
+    return str(streak.last_error).strip() or type(streak.last_error).__name__
 
 
 def _failure_message(streak: _Streak, expected: str, elapsed_s: float) -> str:
-    if streak.last_error is None:
-        last = "(none: every observation passed, but the deadline came before the streak)"
-    else:
-        last = str(streak.last_error).strip() or type(streak.last_error).__name__
-        last = last.replace("\n", "\n    ")
+    last = _last_assertion(streak).replace("\n", "\n    ")
     lines = [
         f"eventually: expected {expected}",
         f"  needed {streak.times} consecutive passes; best streak {streak.best} "
