@@ -15,14 +15,14 @@ def _user(text: str) -> str | None:
     return None if text in ("a user", "an anonymous user") else text
 
 
-@when(parsers.parse("{user} logs in"))
+@when(parsers.re(r"(?P<user>[a-z][\w.-]*) logs in"))
 def logs_in(lab, user):
     response = lab.login(user)
     assert response.status == 302 and "session=" in response.header("set-cookie", ""), (
         f"signing in as {user} failed: HTTP {response.status} {response.body[:200]!r}")
 
 
-@when(parsers.parse("{user} logs out"))
+@when(parsers.re(r"(?P<user>[a-z][\w.-]*) logs out"))
 def logs_out(lab, user):
     response = lab.logout(user)
     assert response.status == 302, f"signing out failed: HTTP {response.status}"
@@ -33,7 +33,7 @@ def opens_product_page(lab, user, count):
     lab.open_product_page(_user(user), int(count or 1))
 
 
-@then(parsers.parse("every page is served by reviews {version}"))
+@then(parsers.re(r"every page is served by reviews (?P<version>v\d+)"))
 def every_page_from(lab, version):
     def check(traffic):
         seen = Counter(reviews_version(r) for r in traffic.responses)
@@ -81,7 +81,7 @@ def pages_of_version_stars(lab, version, color):
     assert set(seen) == {wanted}, f"star colours on {version} pages: {dict(seen)}"
 
 
-@then(parsers.parse("every page shows {user} signed in"))
+@then(parsers.re(r"every page shows (?P<user>[a-z][\w.-]*) signed in"))
 def signed_in(lab, user):
     def check(traffic):
         seen = Counter(page(r).signed_in_user for r in traffic.responses)

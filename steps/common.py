@@ -10,13 +10,14 @@ def sample_is_running(lab, sample):
     lab.deploy(sample.lower())
 
 
-@given(parsers.parse('I apply "{name}"'))
-@when(parsers.parse('I apply "{name}"'))
+# Quoted values are [^"]+ (never a quote): no step text can match two definitions.
+@given(parsers.re(r'I apply "(?P<name>[^"]+)"'))
+@when(parsers.re(r'I apply "(?P<name>[^"]+)"'))
 def apply_manifest(lab, name):
     lab.apply_file(name)
 
 
-@given(parsers.parse('"{name}" is applied'))
+@given(parsers.re(r'"(?P<name>[^"]+)" is applied'))
 def manifest_is_applied(lab, name):
     lab.apply_file(name)
 
@@ -27,12 +28,12 @@ def apply_inline(lab, docstring):
     lab.apply_text(docstring)
 
 
-@when(parsers.parse('I delete "{name}"'))
+@when(parsers.re(r'I delete "(?P<name>[^"]+)"'))
 def delete_manifest(lab, name):
     lab.delete_file(name)
 
 
-@when(parsers.parse('I try to apply "{name}"'))
+@when(parsers.re(r'I try to apply "(?P<name>[^"]+)"'))
 def try_to_apply(lab, name):
     try:
         lab.apply_file(name)
@@ -40,14 +41,15 @@ def try_to_apply(lab, name):
         lab.error = exc
 
 
-@then(parsers.parse('applying it fails at "{path}" mentioning "{text}"'))
+@then(parsers.re(r'applying it fails at "(?P<path>[^"]+)" mentioning "(?P<text>[^"]+)"'))
 def apply_failed(lab, path, text):
     assert lab.error is not None, "the manifest was applied, but it should have been rejected"
     assert lab.error.path == path and text in str(lab.error), str(lab.error)
     print(f"rejected as expected: {lab.error}")
 
 
-@then(parsers.parse('applying it warned that subset "{subset}" of host "{host}" is not defined'))
+@then(parsers.re(r'applying it warned that subset "(?P<subset>[^"]+)" of host "(?P<host>[^"]+)" '
+                 r"is not defined"))
 def warned_about_subset(lab, subset, host):
     wanted = f"subset {subset!r} of host {host!r} is not defined"
     assert any(wanted in w for w in lab.warnings), (

@@ -25,7 +25,7 @@ def _band(center: float, tolerance: float):
     return check
 
 
-@then(parsers.parse("every page shows the reviews error"))
+@then("every page shows the reviews error")
 def reviews_error(lab):
     def check(traffic):
         pages = [page(r) for r in traffic.responses]
@@ -36,7 +36,7 @@ def reviews_error(lab):
     lab.expect("the reviews error on every page", check)
 
 
-@then(parsers.parse("every page shows the details error"))
+@then("every page shows the details error")
 def details_error(lab):
     def check(traffic):
         assert all(page(r).details_error and DETAILS_ERROR in r.body for r in traffic.responses)
@@ -44,7 +44,7 @@ def details_error(lab):
     lab.expect("the details error on every page", check)
 
 
-@then(parsers.parse('every review on every page shows "Ratings service is currently unavailable"'))
+@then('every review on every page shows "Ratings service is currently unavailable"')
 def ratings_unavailable(lab):
     def check(traffic):
         reviews = [review for r in traffic.responses for review in page(r).reviews]
@@ -68,7 +68,8 @@ def arrived_under(lab, limit):
     lab.expect(f"every response in under {limit} s", check)
 
 
-@then(parsers.parse('every response has status {status:d} and body "{body}"'))
+@then(parsers.re(r'every response has status (?P<status>\d+) and body "(?P<body>[^"]*)"'),
+      converters={"status": int})
 def status_and_body(lab, status, body):
     def check(traffic):
         seen = Counter((r.status, r.body) for r in traffic.responses)
@@ -107,7 +108,8 @@ def fortio_both(lab, first, second):
         f"fortio codes: {lab.load_result.code_lines()}")
 
 
-@then(parsers.parse("the {stat} of httpbin in the client's sidecar grew by the number of {status:d}s"))
+@then(parsers.re(r"the (?P<stat>[\w.]+) of httpbin in the client's sidecar grew by the number of "
+                 r"(?P<status>\d+)s"), converters={"status": int})
 def stat_grew_by_code_count(lab, stat, status):
     expected = lab.load_result.count(status)
     grown = lab.stats_change.cluster_delta("httpbin", stat)
@@ -115,7 +117,8 @@ def stat_grew_by_code_count(lab, stat, status):
     assert grown == expected, f"{stat} grew by {grown}, fortio saw {expected} x {status}"
 
 
-@then(parsers.parse("the {stat} of httpbin in the client's sidecar grew by {amount:d}"))
+@then(parsers.re(r"the (?P<stat>[\w.]+) of httpbin in the client's sidecar grew by (?P<amount>\d+)"),
+      converters={"amount": int})
 def stat_grew_by(lab, stat, amount):
     grown = lab.stats_change.cluster_delta("httpbin", stat)
     assert grown == amount, f"{stat} grew by {grown}, expected {amount}"
@@ -137,7 +140,8 @@ def pending_stats(lab):
     assert not missing, f"missing pending stats {missing}; found:\n" + "\n".join(lines)
 
 
-@when(parsers.parse('I send {count:d} requests to "{url}" over {parallel:d} parallel connections'))
+@when(parsers.re(r'I send (?P<count>\d+) requests to "(?P<url>[^"]+)" over (?P<parallel>\d+) '
+                 r"parallel connections"), converters={"count": int, "parallel": int})
 def send_parallel(lab, count, url, parallel):
     lab.send(HttpRequest(url=url, parallel=parallel), count)
 
@@ -148,7 +152,8 @@ def some_status(lab, status):
     assert seen[status] >= 1, f"statuses: {dict(seen)}"
 
 
-@then(parsers.parse('some responses have status {status:d}, body "{body}" and header "{header}"'))
+@then(parsers.re(r'some responses have status (?P<status>\d+), body "(?P<body>[^"]*)" and header '
+                 r'"(?P<header>[^"]+)"'), converters={"status": int})
 def some_status_body_header(lab, status, body, header):
     name, _, value = header.partition(":")
     matching = [r for r in lab.traffic.responses if r.status == status]
@@ -160,7 +165,8 @@ def some_status_body_header(lab, status, body, header):
 
 # -- tagged requests: where did each request go, and how many times --------------------
 
-@when(parsers.parse('I send {count:d} requests tagged with a nonce to "{url}"'))
+@when(parsers.re(r'I send (?P<count>\d+) requests tagged with a nonce to "(?P<url>[^"]+)"'),
+      converters={"count": int})
 def send_tagged(lab, count, url):
     lab.send_tagged(HttpRequest(url=url), count)
 
@@ -169,13 +175,14 @@ def _logged(lab, workload: str) -> int:
     return len(lab.tagged_in_log(workload))
 
 
-@then(parsers.parse("{workload} logged the tagged requests {total:d} times"))
+@then(parsers.re(r"(?P<workload>[\w-]+) logged the tagged requests (?P<total>\d+) times"),
+      converters={"total": int})
 def logged_times(lab, workload, total):
     eventually(lambda: _logged(lab, workload), _equals(total),
                expected=f"{workload} logs {total} lines with the nonce", policy=lab.policy)
 
 
-@then(parsers.parse("{workload} logged none of the tagged requests"))
+@then(parsers.re(r"(?P<workload>[\w-]+) logged none of the tagged requests"))
 def logged_none(lab, workload):
     assert _logged(lab, workload) == 0, lab.tagged_in_log(workload)
 
@@ -199,7 +206,8 @@ def logged_share(lab, workload, percent):
     result.assert_ok()
 
 
-@then(parsers.parse("the {workload} sidecar saw the tagged requests with the host the Istio version uses"))
+@then(parsers.re(r"the (?P<workload>[\w-]+) sidecar saw the tagged requests with the host the Istio "
+                 r"version uses"))
 def mirrored_host(lab, workload):
     """Envoy appends -shadow to a mirrored Host up to Istio 1.27 (not from 1.28 on)."""
     host, port = lab.traffic.request.url.split("/")[2].partition(":")[::2]

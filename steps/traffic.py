@@ -14,12 +14,14 @@ def _header(text: str) -> tuple[str, str]:
     return name.strip(), value.strip()
 
 
-@when(parsers.parse('I send {count:d} requests to "{url}"'))
+# A quoted value is [^"]+, so "I send ... to "<url>"" cannot swallow the with-header text.
+@when(parsers.re(r'I send (?P<count>\d+) requests to "(?P<url>[^"]+)"'), converters={"count": int})
 def send_requests(lab, count, url):
     lab.send(HttpRequest(url=url), count)
 
 
-@when(parsers.parse('I send {count:d} requests to "{url}" with header "{header}"'))
+@when(parsers.re(r'I send (?P<count>\d+) requests to "(?P<url>[^"]+)" with header "(?P<header>[^"]+)"'),
+      converters={"count": int})
 def send_requests_with_header(lab, count, url, header):
     lab.send(HttpRequest(url=url, headers=(_header(header),)), count)
 
@@ -42,7 +44,7 @@ def every_status_empty(lab, status):
     lab.expect(f"every response is {status} with an empty body", check)
 
 
-@then(parsers.parse("every response is served by reviews {version}"))
+@then(parsers.re(r"every response is served by reviews (?P<version>v\d+)"))
 def every_response_from(lab, version):
     def check(traffic):
         seen = Counter(reviews_version(r) for r in traffic.responses)
