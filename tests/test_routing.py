@@ -174,6 +174,21 @@ def test_weighted_destinations_are_picked_in_proportion(weights, expected):
     assert {k: v / scale for k, v in seen.items()} == expected
 
 
+def test_weights_summing_to_60_are_accepted_and_split_50_50():
+    """Istio 1.22-1.28 only refuses a total weight of 0 (validation.go
+    validateHTTPRouteDestinations); Envoy shares by weight/total, so 30/30 is 50/50."""
+    store = store_with(vs("""
+        - route:
+          - {destination: {host: reviews, subset: v1}, weight: 30}
+          - {destination: {host: reviews, subset: v2}, weight: 30}
+    """))  # parse_text validates: a sum of 60 is accepted
+    rule = routing.select_route(routing.virtual_service_for(store, REVIEWS), request())
+    rng, seen = CountingRandom(), {"v1": 0, "v2": 0}
+    for _ in range(600):  # every point of the total weight, ten times over
+        seen[routing.pick_destination(rule.route, rng).destination.subset] += 1
+    assert seen == {"v1": 300, "v2": 300}
+
+
 def test_subsets_come_from_the_first_destination_rule_that_defines_them():
     store = store_with("""
         apiVersion: networking.istio.io/v1alpha3

@@ -253,21 +253,52 @@ class KubeModel(IstioModel):
 # --------------------------------------------------------------------------- scalar types
 
 
-def _range(lo: float | None = None, hi: float | None = None, what: str = "") -> AfterValidator:
+def _range(lo: float | None = None, hi: float | None = None, what: str = "",
+           type_name: str = "") -> AfterValidator:
+    """Refuse a value outside ``lo..hi``; ``type_name`` (``int32``...) is named when the
+    upper bound is the type's, so a learner sees why a big number is too big."""
     def check(value: Any) -> Any:
         if (lo is not None and value < lo) or (hi is not None and value > hi):
             label = f"{what} " if what else ""
+            if lo == 0 and value < 0 and (hi is None or type_name):
+                fail(f"{label}must not be negative, got {show(value)}")
             if hi is None:
-                fail(f"{label}must not be negative, got {show(value)}" if lo == 0
-                     else f"{label}must be at least {lo:g}, got {show(value)}")
-            fail(f"{label}must be between {lo:g} and {hi:g}, got {show(value)}")
+                fail(f"{label}must be at least {lo:g}, got {show(value)}")
+            kind = f" ({_article(type_name)} {type_name})" if type_name else ""
+            fail(f"{label}must be between {_number(lo)} and {_number(hi)}{kind}, got {show(value)}")
         return value
 
     return AfterValidator(check)
 
 
-#: a non-negative integer (proto uint32 / UInt32Value, and int32 fields Istio requires >= 0)
-UInt = Annotated[int, _range(0)]
+def _number(value: float | None) -> str:
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
+# The integer types of Istio's API (and Kubernetes'), as the CRDs give them
+# (manifests/charts/base/files/crd-all.gen.yaml, 1.26.0): "format: int32" for a proto
+# int32; "minimum: 0, maximum: 4294967295" for a uint32 or UInt32Value; "minimum: 0" alone
+# for a uint64. Istio's webhook decodes the spec into these proto types
+# (pilot/pkg/config/kube/crd/conversion.go ConvertObject, 1.26.0), so a value out of the
+# type's range is refused, e.g. "weight: 99999999999999999999". Every integer field of the
+# models is one of these (or narrower, like PortNumber); tests/test_istio_integer_ranges.py
+# checks that none is unbounded.
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+UINT32_MAX = 2**32 - 1
+UINT64_MAX = 2**64 - 1
+#: a proto int32 (``priority``)
+Int32 = Annotated[int, _range(INT32_MIN, INT32_MAX, type_name="int32")]
+#: a proto int32 that Istio's webhook requires to be >= 0 (``weight``: validateWeight,
+#: ``attempts``: validateHTTPRetry, the connection pool limits: validateConnectionPool)
+NonNegativeInt32 = Annotated[int, _range(0, INT32_MAX, type_name="int32")]
+#: a proto uint32 or UInt32Value
+UInt32 = Annotated[int, _range(0, UINT32_MAX, type_name="uint32")]
+#: a proto uint64
+UInt64 = Annotated[int, _range(0, UINT64_MAX, type_name="uint64")]
 #: a TCP/UDP port number
 PortNumber = Annotated[int, _range(1, 65535, "a port number")]
 #: a percentage, 0..100

@@ -24,7 +24,7 @@ from .base import (
     KubeModel,
     PortNumber,
     Resource,
-    UInt,
+    NonNegativeInt32,
     fail,
     is_dns1035_label,
     is_dns1123_label,
@@ -175,7 +175,7 @@ class PodTemplateSpec(KubeModel):
 
 
 class DeploymentSpec(KubeModel):
-    replicas: UInt | None = None
+    replicas: NonNegativeInt32 | None = None  # apps/v1 DeploymentSpec: int32
     selector: LabelSelector
     template: PodTemplateSpec
 
