@@ -76,7 +76,29 @@ def parse_text(text: str, source: str = "<inline>") -> list[Manifest]:
         manifests.append(_validate(doc, source, line))
     if not manifests:
         raise ManifestError(source, "no Kubernetes objects found (the file is empty)")
+    _refuse_duplicates(manifests, source)
     return manifests
+
+
+def _refuse_duplicates(manifests: list[Manifest], source: str) -> None:
+    """Refuse one object (API group, kind, namespace, name) written twice in one stream.
+
+    kubectl apply would apply both, the second overwriting the first, so a lab would run
+    with only the second; refusing says so at once. A document without a namespace counts
+    as a namespace of its own here: the namespace it lands in is the mesh's to decide.
+    """
+    first: dict[tuple[str, str, str | None, str], Manifest] = {}
+    for m in manifests:
+        group = str(m.raw.get("apiVersion", "")).rpartition("/")[0]
+        key = (group, m.kind, m.namespace, m.name)
+        if key in first:
+            where = f" (namespace {m.namespace})" if m.namespace else ""
+            raise ManifestError(
+                source, f"defined twice{where}, at lines {first[key].line} and {m.line}; "
+                "kubectl apply would apply both, the second overwriting the first, so this "
+                "is refused rather than run with one of them silently lost: keep one",
+                resource=m.describe(), line=m.line)
+        first[key] = m
 
 
 def load_file(name: str | Path) -> list[Manifest]:
