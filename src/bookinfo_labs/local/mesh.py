@@ -182,7 +182,6 @@ class LocalMesh(Mesh):
         items = []
         for m in manifests:  # check everything first: all or nothing
             self._check_supported(m)
-            self._check_references(m)
             items.append((ResourceKey(m.kind, m.namespace or self.namespace, m.name), m))
         self.store.apply(items)
         keys = [key for key, _ in items]
@@ -207,49 +206,53 @@ class LocalMesh(Mesh):
                     "lab with --mesh kube, or leave the field out", resource=m.describe(),
                     path=path, line=m.line)
 
-    def _check_references(self, m: Manifest) -> None:
-        namespace = m.namespace or self.namespace
-
-        def known(host: str) -> bool:
-            return self.cluster.service_by_fqdn(fqdn(host, namespace)) is not None
-
-        problems: list[tuple[str, str]] = []
-        if m.kind == "VirtualService":
-            for i, rule in enumerate(m.model.spec.http or []):
-                hosts = [(f"spec.http[{i}].route[{j}].destination.host", d.destination.host)
-                         for j, d in enumerate(rule.route or [])]
-                if rule.mirror is not None:
-                    hosts.append((f"spec.http[{i}].mirror.host", rule.mirror.host))
-                hosts += [(f"spec.http[{i}].mirrors[{j}].destination.host", p.destination.host)
-                          for j, p in enumerate(rule.mirrors)]
-                problems += [(path, host) for path, host in hosts if not known(host)]
-        elif m.kind == "DestinationRule" and not known(m.model.spec.host):
-            problems.append(("spec.host", m.model.spec.host))
-        if problems:
-            path, host = problems[0]
-            services = ", ".join(sorted(s.name for s in self.cluster.services.values()))
-            raise ManifestError(m.source, f"host {host!r} is not a Service in the mesh (known "
-                                f"Services: {services or 'none; deploy a sample first'})",
-                                resource=m.describe(), path=path, line=m.line)
-
     def warnings_for(self, manifests: list[Manifest]) -> list[str]:
-        """Like istioctl analyze IST0101: a route to a subset no DestinationRule defines."""
+        """What ``istioctl analyze`` reports for these VirtualServices (IST0101).
+
+        Istio applies a route to a host that is not a Service (nor a ServiceEntry, which the
+        local mesh does not implement), and analyze reports it: "Referenced host not
+        found", or "Referenced mirror host not found" for a mirror (1.26.0
+        pkg/config/analysis/analyzers/virtualservice/destinationhosts.go). A subset no
+        DestinationRule defines is reported too (destinationrules.go there). A
+        DestinationRule whose host is not a Service has no analyzer and no effect.
+        """
         found = []
         for m in manifests:
             if m.kind != "VirtualService":
                 continue
             namespace = m.namespace or self.namespace
+            where = f"{m.source}: {m.describe()}"
             for i, rule in enumerate(m.model.spec.http or []):
                 for j, dest in enumerate(rule.route or []):
-                    subset = dest.destination.subset
-                    host = fqdn(dest.destination.host, namespace)
-                    if subset and subset_labels(self.store, host, subset) is None:
+                    host = dest.destination.host
+                    if not self._is_service(host, namespace):
                         found.append(
-                            f"{m.source}: {m.describe()}: spec.http[{i}].route[{j}].destination: "
-                            f"subset {subset!r} of host {dest.destination.host!r} is not defined "
+                            f"{where}: spec.http[{i}].route[{j}].destination.host: host {host!r} "
+                            "is not a Service in the mesh (istioctl analyze: IST0101 Referenced "
+                            f"host not found: \"{host}\"); {self._services_hint()}requests "
+                            "routed there get 503 (NC, cluster_not_found)")
+                    subset = dest.destination.subset
+                    if subset and subset_labels(self.store, fqdn(host, namespace), subset) is None:
+                        found.append(
+                            f"{where}: spec.http[{i}].route[{j}].destination: "
+                            f"subset {subset!r} of host {host!r} is not defined "
                             "by any DestinationRule; requests routed there get 503 (NC, "
                             "cluster_not_found) until one is applied")
+                mirrors = [(f"spec.http[{i}].mirror.host", rule.mirror.host)] if rule.mirror else []
+                mirrors += [(f"spec.http[{i}].mirrors[{j}].destination.host", p.destination.host)
+                            for j, p in enumerate(rule.mirrors)]
+                found += [f"{where}: {path}: host {host!r} is not a Service in the mesh "
+                          f"(istioctl analyze: IST0101 Referenced mirror host not found: "
+                          f"\"{host}\"); {self._services_hint()}nothing is mirrored there"
+                          for path, host in mirrors if not self._is_service(host, namespace)]
         return found
+
+    def _is_service(self, host: str, namespace: str) -> bool:
+        return self.cluster.service_by_fqdn(fqdn(host, namespace)) is not None
+
+    def _services_hint(self) -> str:
+        services = ", ".join(sorted(s.name for s in self.cluster.services.values()))
+        return f"known Services: {services}; " if services else "no sample is deployed; "
 
     def delete(self, keys: Iterable[ResourceKey]) -> None:
         keys = list(keys)

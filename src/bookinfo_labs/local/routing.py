@@ -198,10 +198,15 @@ def subset_labels(store: ConfigStore, host: str, subset: str) -> dict[str, str] 
     return None
 
 
-def destination_port(service: Service, destination, request_port: int) -> int | None:
-    """The Service port a route destination targets (explicit, the only one, or the request's)."""
+def destination_port(service: Service | None, destination, request_port: int) -> int | None:
+    """The Service port a route destination targets (explicit, the only one, or the request's).
+
+    For a host that is not a Service (``service`` None): the explicit port or the request's.
+    """
     if destination.port and destination.port.number:
         return destination.port.number
+    if service is None:
+        return request_port
     if len(service.ports) == 1:
         return service.ports[0].port
     return request_port if service.port(request_port) else None

@@ -183,10 +183,15 @@ class Sidecar:
             self.stats.inc(stat_prefix + "aborts_injected")
             return Outcome.local(envoy.fault_abort(fault.abort.http_status), flags)
         chosen = routing.pick_destination(rule.route, self.rng).destination
-        target = self.cluster.service_by_fqdn(fqdn(chosen.host, vs.key.namespace))
-        if target is None:  # checked at apply time; the Service may be gone since
-            return Outcome.local(envoy.CLUSTER_NOT_FOUND, flags)
+        host = fqdn(chosen.host, vs.key.namespace)
+        target = self.cluster.service_by_fqdn(host)
         target_port = routing.destination_port(target, chosen, port) or port
+        ref = routing.ClusterRef(target_port, chosen.subset or "", host)
+        labels = self._cluster_selector(target, ref)
+        if labels is None:
+            # istiod built no such cluster: Envoy's router answers 503 NC before it mirrors
+            log.upstream_cluster = str(ref)
+            return Outcome.local(envoy.CLUSTER_NOT_FOUND, flags)
         self._mirror(rule, vs.key.namespace, port, request.method, request.path_qs, headers,
                      authority, body)
         outcome = await self._route(rule, target, target_port, chosen.subset or "",
@@ -194,6 +199,16 @@ class Sidecar:
                                     authority, namespace=vs.key.namespace)
         outcome.flags[:0] = flags
         return outcome
+
+    def _cluster_selector(self, target: Service | None, ref: routing.ClusterRef):
+        """The label selector of cluster ``ref``'s endpoints ({} for a whole Service), or None
+        when istiod would not have built the cluster: its host is not a Service (a route
+        may name any host) or no DestinationRule of the host defines its subset."""
+        if target is None:
+            return None
+        if not ref.subset:
+            return {}
+        return routing.subset_labels(self.store, ref.host, ref.subset)
 
     def _roll(self, percentage: float) -> bool:
         return percentage > 0 and self.rng.random() * 100 < percentage
@@ -203,11 +218,9 @@ class Sidecar:
         """The router: the route timeout around every try of the retry policy."""
         ref = routing.ClusterRef(port, subset, target.fqdn)
         log.upstream_cluster = str(ref)
-        labels = None
-        if subset:
-            labels = routing.subset_labels(self.store, target.fqdn, subset)
-            if labels is None:
-                return Outcome.local(envoy.CLUSTER_NOT_FOUND)
+        labels = self._cluster_selector(target, ref)
+        if labels is None:
+            return Outcome.local(envoy.CLUSTER_NOT_FOUND)
         timeout_s = rule.timeout.seconds if rule is not None and rule.timeout else None
         if "x-envoy-upstream-rq-timeout-ms" in lower:
             timeout_s = int(lower["x-envoy-upstream-rq-timeout-ms"]) / 1000 or None
