@@ -275,7 +275,7 @@ def test_an_unknown_sample_is_a_clear_error(mesh):
 def test_closing_the_mesh_stops_its_thread_and_ports():
     mesh = LocalMesh.start(get_version("1.26"))
     mesh.deploy("bookinfo")
-    port = mesh.cluster.workload_pods("productpage-v1", "default")[0].sidecar.outbound_port
+    port = mesh.registry.workload_pods("productpage-v1", "default")[0].sidecar.outbound_port
     mesh.close()
     assert not mesh._loop._thread.is_alive()
     with pytest.raises(ConnectionRefusedError):
@@ -287,3 +287,17 @@ def test_without_curl_the_local_mesh_says_how_to_install_it(monkeypatch):
     monkeypatch.setattr("shutil.which", lambda name: None)
     with pytest.raises(MeshError, match="make deps"):
         LocalMesh.start(get_version("1.26"))
+
+
+def test_the_service_registry_and_the_envoy_clusters_have_distinct_names(mesh):
+    """local/registry.py holds Services and pods (what Kubernetes lists); local/clusters.py
+    the Envoy clusters of one proxy. No module is called cluster.py any more."""
+    import importlib.util
+
+    from bookinfo_labs.local.clusters import Clusters
+    from bookinfo_labs.local.registry import ServiceRegistry
+
+    assert importlib.util.find_spec("bookinfo_labs.local.cluster") is None
+    sidecar = mesh.registry.workload_pods("productpage-v1", "default")[0].sidecar
+    assert isinstance(mesh.registry, ServiceRegistry) and sidecar.registry is mesh.registry
+    assert isinstance(sidecar.clusters, Clusters)

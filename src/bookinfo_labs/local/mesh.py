@@ -24,7 +24,7 @@ from .apps.base import AppContext
 from ..loadgen import LoadResult
 from .fortio import run_load
 from .bootstrap import StatsMatcher
-from .cluster import Cluster, Pod, Service, ServicePort, fqdn, pod_name
+from .registry import Pod, Service, ServicePort, ServiceRegistry, fqdn, pod_name
 from .config import ConfigStore
 from .routing import subset_labels
 from .runtime import LoopThread
@@ -74,7 +74,7 @@ class LocalMesh(Mesh):
     def __init__(self, istio: IstioVersion, namespace: str = "default"):
         self.istio = istio
         self.namespace = namespace
-        self.cluster = Cluster()
+        self.registry = ServiceRegistry()
         self.store = ConfigStore()
         self._owned: set[ResourceKey] = set()
         self._deployed: set[str] = set()
@@ -84,6 +84,11 @@ class LocalMesh(Mesh):
         self._workdir = Path(tempfile.mkdtemp(prefix="bookinfo-labs-"))
         self._loop = LoopThread()
         self._closed = False
+
+    @property
+    def cluster(self) -> ServiceRegistry:
+        """The old name of :attr:`registry`, still read by bench.py (not ours to edit)."""
+        return self.registry
 
     @classmethod
     def start(cls, istio: IstioVersion, namespace: str = "default") -> "LocalMesh":
@@ -102,7 +107,7 @@ class LocalMesh(Mesh):
     async def _deploy(self, manifests: list[Manifest]) -> None:
         for m in manifests:
             if m.kind == "Service":
-                self.cluster.add_service(self._service(m))
+                self.registry.add_service(self._service(m))
         for m in manifests:
             if m.kind == "Deployment":
                 for _ in range(m.raw["spec"].get("replicas", 1)):
@@ -132,7 +137,7 @@ class LocalMesh(Mesh):
             service_account=template["spec"].get("serviceAccountName", "default"),
             image=image, env=env, container=container.get("name", m.name))
         self._exposed_stats[pod.name] = StatsMatcher.for_pod(pod.name, pod.annotations)
-        sidecar = Sidecar(pod, self.cluster, self.store, self.istio)
+        sidecar = Sidecar(pod, self.registry, self.store, self.istio)
         if app is not None:
             factory, options = app
             outbound = AppOutbound(sidecar)
@@ -155,7 +160,7 @@ class LocalMesh(Mesh):
                 pod.ports[int(port["containerPort"])] = local_port
         await sidecar.start()
         pod.sidecar = sidecar
-        self.cluster.pods.append(pod)
+        self.registry.pods.append(pod)
 
     def close(self) -> None:
         if self._closed:
@@ -163,7 +168,7 @@ class LocalMesh(Mesh):
         self._closed = True
 
         async def _stop() -> None:
-            for pod in self.cluster.pods:
+            for pod in self.registry.pods:
                 if pod.sidecar:
                     await pod.sidecar.stop()
             for outbound in self._outbounds:
@@ -248,10 +253,10 @@ class LocalMesh(Mesh):
         return found
 
     def _is_service(self, host: str, namespace: str) -> bool:
-        return self.cluster.service_by_fqdn(fqdn(host, namespace)) is not None
+        return self.registry.service_by_fqdn(fqdn(host, namespace)) is not None
 
     def _services_hint(self) -> str:
-        services = ", ".join(sorted(s.name for s in self.cluster.services.values()))
+        services = ", ".join(sorted(s.name for s in self.registry.services.values()))
         return f"known Services: {services}; " if services else "no sample is deployed; "
 
     def delete(self, keys: Iterable[ResourceKey]) -> None:
@@ -269,7 +274,7 @@ class LocalMesh(Mesh):
         return self.istio.client
 
     def _pod(self, workload: str) -> Pod:
-        pods = self.cluster.workload_pods(workload, self.namespace)
+        pods = self.registry.workload_pods(workload, self.namespace)
         if not pods:
             raise MeshError(f"no workload {workload!r} in namespace {self.namespace}; deploy it "
                             "first (Given the <sample> sample is running)")
@@ -283,7 +288,7 @@ class LocalMesh(Mesh):
         # Cluster DNS plus iptables capture: every name the pod can resolve connects to its
         # sidecar's outbound listener; other names fail to resolve as they would in a pod.
         capture = []
-        for name in self.cluster.dns_names(pod.namespace):
+        for name in self.registry.dns_names(pod.namespace):
             capture += ["--connect-to", f"{name}::127.0.0.1:{pod.sidecar.outbound_port}"]
         limit = (request.max_time_s or 60) * count + 30
         # One curl process per share, all running at once (one share unless parallel > 1);

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Mapping
 from urllib.parse import parse_qsl, urlsplit
 
-from .cluster import Service, fqdn
+from .registry import Service, fqdn
 from .config import ConfigStore, Entry
 
 MESH_GATEWAY = "mesh"

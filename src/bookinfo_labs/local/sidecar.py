@@ -25,7 +25,7 @@ from multidict import CIMultiDict
 from ..versions import IstioVersion
 from . import envoy, routing
 from .apps.base import UpstreamResponse
-from .cluster import Cluster, Pod, PodLog, Service, fqdn
+from .registry import Pod, PodLog, Service, ServiceRegistry, fqdn
 from .clusters import ClusterState, Clusters
 from .config import ConfigStore
 from .retries import CONNECT_FAILURE, PER_TRY_TIMEOUT, RESET, RetryPolicy
@@ -76,9 +76,10 @@ class Outcome:
 
 
 class Sidecar:
-    def __init__(self, pod: Pod, cluster: Cluster, store: ConfigStore, istio: IstioVersion):
+    def __init__(self, pod: Pod, registry: ServiceRegistry, store: ConfigStore,
+                 istio: IstioVersion):
         self.pod = pod
-        self.cluster = cluster
+        self.registry = registry
         self.store = store
         self.istio = istio
         self.stats = envoy.Stats(delimited=istio.stat_delimiter)
@@ -155,7 +156,7 @@ class Sidecar:
     async def _handle(self, request, headers, lower, body, log) -> Outcome:
         authority = request.host
         host, port = split_authority(authority)
-        service = self.cluster.resolve(host, self.pod.namespace)
+        service = self.registry.resolve(host, self.pod.namespace)
         if service is None or service.port(port) is None:
             log.upstream_cluster = "PassthroughCluster"
             return Outcome.local(envoy.PASSTHROUGH_FAILURE)
@@ -184,7 +185,7 @@ class Sidecar:
             return Outcome.local(envoy.fault_abort(fault.abort.http_status), flags)
         chosen = routing.pick_destination(rule.route, self.rng).destination
         host = fqdn(chosen.host, vs.key.namespace)
-        target = self.cluster.service_by_fqdn(host)
+        target = self.registry.service_by_fqdn(host)
         target_port = routing.destination_port(target, chosen, port) or port
         ref = routing.ClusterRef(target_port, chosen.subset or "", host)
         labels = self._cluster_selector(target, ref)
@@ -245,7 +246,7 @@ class Sidecar:
     async def _tries(self, state: ClusterState, target: Service, port: int, labels,
                      policy: RetryPolicy, method, path, headers, body) -> Outcome:
         service_port = target.port(port)
-        endpoints = {p.name: p for p in self.cluster.endpoints(target, labels)
+        endpoints = {p.name: p for p in self.registry.endpoints(target, labels)
                      if p.sidecar and service_port and service_port.target_port in p.sidecar.inbound_ports}
         tried: list[str] = []
         retried = False
@@ -325,7 +326,7 @@ class Sidecar:
         for destination, percentage in targets:
             if not self._roll(percentage):
                 continue
-            target = self.cluster.service_by_fqdn(fqdn(destination.host, namespace))
+            target = self.registry.service_by_fqdn(fqdn(destination.host, namespace))
             if target is None:
                 continue
             mirrored_authority = (shadow_authority(authority) if self.istio.mirror_shadow_suffix

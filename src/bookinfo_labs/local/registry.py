@@ -1,4 +1,7 @@
-"""The Kubernetes side of the local mesh: Services, pods, endpoints and cluster DNS.
+"""The service registry of the local mesh: Services, pods, endpoints and cluster DNS.
+
+What Kubernetes holds and istiod reads (not to be confused with the Envoy clusters of a
+proxy, ``outbound|<port>|<subset>|<host>``, which are in :mod:`.clusters`).
 
 Built from the same Service/Deployment YAML the kube backend applies, so a Service selects
 pods by labels and a DestinationRule subset narrows that by more labels, exactly as on a
@@ -106,7 +109,9 @@ class Pod:
         return all(self.labels.get(k) == v for k, v in selector.items())
 
 
-class Cluster:
+class ServiceRegistry:
+    """The Services and pods of the local mesh, as the Kubernetes API would list them."""
+
     def __init__(self) -> None:
         self.services: dict[tuple[str, str], Service] = {}
         self.pods: list[Pod] = []
