@@ -619,3 +619,20 @@ def test_images_cover_the_bookinfo_deployments():
     )
     assert IMAGES["examples-bookinfo-details-v1"][0] is details
     assert IMAGES["examples-bookinfo-ratings-v1"][0] is ratings
+
+
+def test_the_two_ratings_texts_are_two_messages_of_two_services():
+    """reviews v2/v3 put REVIEW_RATING_ERROR in a review's rating when ratings fails, and
+    productpage shows it in place of that review's stars (the page check looks for the same
+    text); productpage's own RATINGS_UNAVAILABLE_FOR_BOOK is only the error body of its
+    /api/v1/products/<id>/ratings route (istio-semantics.md, Bookinfo productpage/reviews)."""
+    from bookinfo_labs.checks import page as page_check
+    from bookinfo_labs.local.apps import bookinfo
+
+    assert bookinfo.REVIEW_RATING_ERROR == page_check.REVIEW_RATING_ERROR == (
+        "Ratings service is currently unavailable")
+    assert bookinfo.RATINGS_UNAVAILABLE_FOR_BOOK == (
+        "Sorry, product ratings are currently unavailable for this book.")
+    outbound = backends(**{"http://ratings:9080/": ok("", 503)})
+    status, _, body, _ = page(outbound, "/api/v1/products/0/ratings")
+    assert (status, body) == (503, '{"error": "%s"}' % bookinfo.RATINGS_UNAVAILABLE_FOR_BOOK)

@@ -23,7 +23,12 @@ from html.parser import HTMLParser
 SERVED_BY = "Reviews served by:"
 DETAILS_ERROR = "Error fetching product details"
 REVIEWS_ERROR = "Error fetching product reviews"
-RATINGS_ERROR = "Ratings service is currently unavailable"
+#: a review's rating line when reviews (v2, v3) could not get its rating from ratings: the
+#: reviews service's ``rating.error``, shown by productpage in place of that review's stars
+#: (istio-semantics.md, Bookinfo reviews JSON and productpage HTML). Not productpage's own
+#: "Sorry, product ratings are currently unavailable for this book.", which only its
+#: /api/v1/products/<id>/ratings route returns.
+REVIEW_RATING_ERROR = "Ratings service is currently unavailable"
 
 _VOID = {
     "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param",
@@ -244,7 +249,7 @@ def _review(draft: _ReviewDraft) -> Review:
         text=text,
         stars=len(draft.star_colors),
         color=colors[0] if colors else None,
-        rating_error=RATINGS_ERROR in "".join(draft.chunks),
+        rating_error=REVIEW_RATING_ERROR in "".join(draft.chunks),
     )
 
 

@@ -132,9 +132,13 @@ PRODUCTS = [
     }
 ]
 
-DETAILS_ERROR = "Sorry, product details are currently unavailable for this book."
-REVIEWS_ERROR = "Sorry, product reviews are currently unavailable for this book."
-RATINGS_ERROR = "Sorry, product ratings are currently unavailable for this book."
+# productpage's error for a failed call to details, reviews or ratings: the body of its
+# /api/v1/products/... route, and on the page under "Error fetching product details" /
+# "... reviews" (ratings: the API route only; on the page a failed rating is the reviews
+# service's REVIEW_RATING_ERROR, in place of each review's stars).
+DETAILS_UNAVAILABLE_FOR_BOOK = "Sorry, product details are currently unavailable for this book."
+REVIEWS_UNAVAILABLE_FOR_BOOK = "Sorry, product reviews are currently unavailable for this book."
+RATINGS_UNAVAILABLE_FOR_BOOK = "Sorry, product ratings are currently unavailable for this book."
 PRODUCTPAGE_TIMEOUT_S = 3.0  # requests.get(..., timeout=3.0) on every backend call
 
 # Flask's session: the app's secret key, and SecureCookieSessionInterface's settings.
@@ -311,7 +315,7 @@ class _ProductPage:
 
     async def details(self, product_id: Any, headers: Headers) -> tuple[int, Any]:
         res = await self._get("details", f"{self.details_url}/details/{product_id}", headers)
-        return self._outcome(res, DETAILS_ERROR)
+        return self._outcome(res, DETAILS_UNAVAILABLE_FOR_BOOK)
 
     async def reviews(self, product_id: Any, headers: Headers) -> tuple[int, Any]:
         # "Bug introduced explicitly for illustration in fault injection task": 2 attempts.
@@ -320,11 +324,11 @@ class _ProductPage:
             res = await self._get("reviews", f"{self.reviews_url}/reviews/{product_id}", headers)
             if res is not None and res.status == 200:
                 break
-        return self._outcome(res, REVIEWS_ERROR)
+        return self._outcome(res, REVIEWS_UNAVAILABLE_FOR_BOOK)
 
     async def ratings(self, product_id: Any, headers: Headers) -> tuple[int, Any]:
         res = await self._get("ratings", f"{self.ratings_url}/ratings/{product_id}", headers)
-        return self._outcome(res, RATINGS_ERROR)
+        return self._outcome(res, RATINGS_UNAVAILABLE_FOR_BOOK)
 
     # -- routes --------------------------------------------------------------------------
 
@@ -633,7 +637,9 @@ REVIEWS_PROPAGATED = (
     "authorization",
     "jwt",
 )
-RATINGS_UNAVAILABLE = "Ratings service is currently unavailable"
+#: the rating reviews v2/v3 give a review when ratings fails (the same text as
+#: checks.page.REVIEW_RATING_ERROR, which finds it on the page)
+REVIEW_RATING_ERROR = "Ratings service is currently unavailable"
 _REVIEW_TEXTS = (
     (
         "Reviewer1",
@@ -667,7 +673,7 @@ def reviews_json(
             if n != -1:
                 item += f', "rating": {{"stars": {n}, "color": "{star_color}"}}'
             else:
-                item += f', "rating": {{"error": "{RATINGS_UNAVAILABLE}"}}'
+                item += f', "rating": {{"error": "{REVIEW_RATING_ERROR}"}}'
         items.append(item + "}")
     return (
         f'{{"id": "{product_id}","podname": "{podname}","clustername": "{clustername}",'
