@@ -1,6 +1,6 @@
 """KubeMesh against an in-process fake API server: the real kubernetes client code runs.
 
-The fake (bookinfo_labs.kube.fakeapi) listens on 127.0.0.1 and speaks the API server's
+The fake (tests/fakeapi.py) listens on 127.0.0.1 and speaks the API server's
 wire formats: server-side apply PATCH, label-selected lists, DELETE with a lingering
 object, the exec websocket channels and pod logs. Exec commands are answered by running
 them here (sh + curl against a loopback server) or with the outputs the labs quote.
@@ -18,7 +18,7 @@ import time
 import pytest
 
 from bookinfo_labs.kube.apply import MANAGED_BY_LABEL, SAMPLE_LABEL
-from bookinfo_labs.kube.fakeapi import FakeApiServer
+from fakeapi import FakeApiServer
 from bookinfo_labs.kube.mesh import KubeMesh, installed_istio_version
 from bookinfo_labs.kube.stats import STATS_COMMAND
 from bookinfo_labs.manifests import Manifest, load_file, parse_text

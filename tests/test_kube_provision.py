@@ -18,7 +18,7 @@ from rich.console import Console
 from bookinfo_labs.kube import istioctl as istioctl_mod
 from bookinfo_labs.kube.apply import SAMPLE_LABEL
 from bookinfo_labs.kube.context import DEFAULT_CONTEXT, KIND_CLUSTER_NAME
-from bookinfo_labs.kube.fakeapi import FakeApiServer
+from fakeapi import FakeApiServer
 from bookinfo_labs.kube.provision import KIND_CONFIG, Provisioner, RichReporter
 from bookinfo_labs.kube.tools import KIND_VERSION, ensure_kind, machine_arch
 from bookinfo_labs.samples import for_version, sample_objects

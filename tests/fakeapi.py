@@ -30,7 +30,7 @@ from typing import Any, Callable
 import yaml
 from aiohttp import web
 
-from .api import KNOWN_TYPES, ResourceType
+from bookinfo_labs.kube.api import KNOWN_TYPES, ResourceType
 
 TOKEN = "fake-token"
 ExecHandler = Callable[[str, str, str, list[str]], tuple[bytes, bytes, int]]
