@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 PYTEST := $(BIN)/pytest
 ISTIO_VERSION ?= 1.26
 
-.PHONY: labs test bench deps kind-up kind-down clean
+.PHONY: labs test bench deps kind-up kind-down kind-clean-labs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ kind-up: deps
 
 kind-down: deps
 	$(BIN)/python scripts/cluster.py down
+
+# Delete the lab config a killed run left in the cluster (never the sample apps).
+kind-clean-labs: deps
+	$(BIN)/python scripts/cluster.py clean-labs
 
 clean:
 	rm -rf $(VENV) reports .pytest_cache

@@ -6,6 +6,8 @@
     python scripts/cluster.py up --context NAME --allow-any-context
                                    # Istio + samples on a cluster you already have
     python scripts/cluster.py samples [--istio 1.26]        # only (re)deploy the sample apps
+    python scripts/cluster.py clean-labs                    # make kind-clean-labs: delete the
+                                   # lab config a killed run left (never the sample apps)
 
 Every step skips what is already there, so `up` can be re-run at any time.
 """
@@ -30,7 +32,7 @@ from bookinfo_labs.versions import DEFAULT_VERSION, VERSIONS, get_version
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["up", "down", "samples"])
+    parser.add_argument("command", choices=["up", "down", "samples", "clean-labs"])
     parser.add_argument("--istio", default=os.environ.get("ISTIO_VERSION") or DEFAULT_VERSION,
                         help=f"Istio release from the version table ({', '.join(VERSIONS)}); "
                              "default $ISTIO_VERSION or %(default)s")
@@ -49,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
                                   allow_any_context=args.allow_any_context)
         if args.command == "down":
             provisioner.down()
+            return 0
+        if args.command == "clean-labs":
+            left = provisioner.clean_labs()
+            print("deleted: " + (", ".join(str(k) for k in left) or "nothing, the cluster was clean"))
             return 0
         if args.command == "samples":
             provisioner.ensure_samples(provisioner._api(), tuple(args.samples or ()) or None)

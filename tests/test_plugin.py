@@ -1,5 +1,6 @@
 """The pytest plugin seen from outside: throwaway projects run in a pytest subprocess."""
 
+import re
 import textwrap
 from pathlib import Path
 
@@ -188,3 +189,140 @@ def test_k_selects_labs_by_their_feature_file(project):
     result = project.runpytest_subprocess("features", "-k", "mirroring", "--lab-report", "out")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*1 deselected*"])
+
+
+# -- failures a person can read -----------------------------------------------------------
+
+def test_a_refused_manifest_is_its_message_first_and_alone(project):
+    project.feature('''
+        Feature: Typo
+          Scenario: a typo
+            Given the Bookinfo sample is running
+            And I apply:
+              """
+              apiVersion: networking.istio.io/v1
+              kind: VirtualService
+              metadata:
+                name: reviews
+              spec:
+                hosts: [reviews]
+                http:
+                - route:
+                  - destination: {host: reviews, subset: v1}
+                    wieght: 100
+              """
+    ''')
+    result = project.runpytest_subprocess("features", "--lab-report", "out")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.lines
+    start = next(i for i, line in enumerate(out) if "_ a typo _" in line or "test_a_typo" in line)
+    body = [line for line in out[start + 1:] if line.strip()]
+    assert re.fullmatch(r"Failed at: And I apply:  \(features/lab\.feature:\d+\)", body[0]), body[0]
+    assert body[1] == ("<inline>:1: VirtualService \"reviews\": spec.http[0].route[0]: unknown "
+                       "field 'wieght' (did you mean 'weight'?). Nothing from <inline> was applied.")
+    text = result.stdout.str()
+    assert "Traceback" not in text and "def call_fixture_func" not in text
+    assert "bookinfo-labs diagnostics" not in text  # nothing was applied: nothing to show
+    assert len(out) < 40, "\n".join(out)
+    report = (project.path / "out" / "labs.txt").read_text()
+    assert "failed: a typo (<inline>:1: VirtualService \"reviews\": spec.http[0].route[0]" in report
+
+
+def test_an_unknown_step_is_its_message_with_the_closest_steps_and_no_traceback(project):
+    project.feature("""
+        Feature: Typo
+          Scenario: jason
+            Given the Bookinfo sample is running
+            When jason log in
+    """)
+    result = project.runpytest_subprocess("features", "--lab-report", "out")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(['Unknown step "When jason log in" at features/lab.feature:*.',
+                                 "  Closest known steps:", "    when {user} logs in"])
+    assert "Traceback" not in result.stdout.str() and len(result.stdout.lines) < 40
+
+
+def test_the_reason_of_a_failed_check_is_the_checks_own_message(project):
+    project.feature("""
+        Feature: Routing
+          Scenario: the wrong version
+            Given the Bookinfo sample is running
+            And I apply "virtual-service-all-v1.yaml"
+            And I apply "destination-rule-all.yaml"
+            When I send 2 requests to "http://reviews:9080/reviews/0"
+            Then every response is served by reviews v2
+    """)
+    result = project.runpytest_subprocess("features", "--lab-report", "out",
+                                          "--eventually-timeout", "0.5")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "Failed at: Then every response is served by reviews v2  (features/lab.feature:*)",
+        "eventually: expected all 2 responses served by reviews v2",
+    ])
+    report = (project.path / "out" / "labs.txt").read_text()
+    assert "failed: the wrong version (reviews versions seen: {'v1': 2})" in report, report
+
+
+# -- the report tells the truth about the run --------------------------------------------
+
+def test_labs_are_reported_in_the_readmes_order_and_counted_in_words():
+    from bookinfo_labs.report import LabReport, lab_order
+
+    report = LabReport(mesh="local", istio="1.26")
+    for path in ("features/resilience/retries.feature", "features/traffic/traffic_shifting.feature",
+                 "features/resilience/fault_injection.feature", "features/traffic/request_routing.feature"):
+        report.register(path, feature=path, path=path, scenario="s")
+        report.record(path, "call", "passed", 0.1, "")
+    assert list(report.labs()) == ["features/traffic/request_routing.feature",
+                                   "features/traffic/traffic_shifting.feature",
+                                   "features/resilience/fault_injection.feature",
+                                   "features/resilience/retries.feature"]
+    assert report.as_text().endswith("4/4 scenarios passed in 4 labs, 0.4s")
+    one = LabReport(mesh="local", istio="1.26")
+    one.register("a", feature="Retries", path="features/resilience/retries.feature", scenario="s")
+    one.record("a", "call", "passed", 0.1, "")
+    assert one.as_text().endswith("1/1 scenario passed in 1 lab, 0.1s")
+    # the README's lab table lists the features in the same order
+    readme = (ROOT / "README.md").read_text()
+    titles = {p: p.read_text().split("Feature: ", 1)[1].splitlines()[0]
+              for p in (ROOT / "features").rglob("*.feature")}
+    ordered = [titles[p] for p in sorted(titles, key=lambda p: lab_order(str(p.relative_to(ROOT))))]
+    table = [line.split("|")[2].strip() for line in readme.splitlines()
+             if line.startswith("| ") and line.split("|")[2].strip() in titles.values()]
+    assert table == ordered
+
+
+# -- options and environment -------------------------------------------------------------
+
+@pytest.mark.parametrize("args, message", [
+    (["--eventually-timeout", "-1"], "*--eventually-timeout: needs a number of seconds above 0, got '-1'*"),
+    (["--kube-context", "kind-x"], "*--kube-context is for a cluster: add --mesh kube*"),
+    (["--lab-report", "/proc/no-such-place"], "*--lab-report /proc/no-such-place: cannot write*"),
+])
+def test_options_that_cannot_work_stop_the_run_at_once(project, args, message):
+    project.feature("""
+        Feature: Anything
+          Scenario: never runs
+            Given the Bookinfo sample is running
+    """)
+    result = project.runpytest_subprocess("features", *args)
+    assert result.ret in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stderr.str()
+    result.stderr.fnmatch_lines([message])
+    assert "never runs" not in result.stdout.str()
+
+
+def test_a_malformed_kubeconfig_is_one_clear_error(project, monkeypatch):
+    bad = project.path / "kubeconfig"
+    bad.write_text('apiVersion: v1\nclusters: [ {name: x, cluster: {server: "https://127.0.0.1:1"\n')
+    monkeypatch.setenv("KUBECONFIG", str(bad))
+    project.feature("""
+        Feature: Anything
+          Scenario: never runs
+            Given the Bookinfo sample is running
+    """)
+    result = project.runpytest_subprocess("features", "--mesh", "kube")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: bookinfo-labs: the kubeconfig {bad} (from $KUBECONFIG) "
+                                 "is not valid YAML at line 3*"])
+    assert "INTERNALERROR" not in result.stderr.str() + result.stdout.str()

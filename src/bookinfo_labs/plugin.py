@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import signal
+import tempfile
+import threading
 from pathlib import Path
 
 import pytest
 
+from . import failures
 from .checks import EventuallyPolicy
 from .mesh import Mesh, MeshError
 from .report import LabReport
@@ -18,6 +22,9 @@ from .versions import DEFAULT_VERSION, VERSIONS, get_version
 _MESH_KEY = pytest.StashKey[Mesh]()
 _REPORT_KEY = pytest.StashKey[LabReport]()
 _LAB_KEY = pytest.StashKey[Lab]()
+_STEP_KEY = pytest.StashKey[str]()  # the step a scenario failed at
+_HINT_KEY = pytest.StashKey[str]()  # an unknown step's message, with the closest known steps
+_SIGNAL_KEY = pytest.StashKey[str]()  # the signal that interrupted the run
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -30,15 +37,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="kubeconfig context for --mesh kube (default: the kind cluster's)")
     group.addoption("--allow-any-context", action="store_true",
                     help="let --mesh kube use a context whose name does not start with kind-")
+    group.addoption("--delete-leftovers", action="store_true",
+                    help="--mesh kube: first delete lab config an earlier, killed run left "
+                         "in the cluster (objects labelled as ours, not the sample apps)")
     group.addoption("--explain", action="store_true",
                     help="print the kubectl/curl command equivalent to each step")
     group.addoption("--lab-report", default="reports", metavar="DIR",
                     help="where to write labs.json and labs.txt (default: reports)")
-    group.addoption("--eventually-timeout", type=float, default=None, metavar="SECONDS",
+    group.addoption("--eventually-timeout", type=_positive_float, default=None, metavar="SECONDS",
                     help="deadline of each eventually check (default 5 s locally, 90 s on kube)")
     group.addoption("--consecutive-passes", type=_positive_int, default=None, metavar="N",
                     help="batches in a row an eventually check must pass (default 1 locally, "
                          "3 on kube, where istiod pushes config to each proxy in its own time)")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"needs a number of seconds above 0, got {text!r}")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -52,8 +72,45 @@ def _positive_int(text: str) -> int:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    _check_options(config)
     config.stash[_REPORT_KEY] = LabReport(
         mesh=config.getoption("--mesh"), istio=config.getoption("--istio-version"))
+    _on_sigterm_stop_as_on_ctrl_c(config)
+
+
+def _check_options(config: pytest.Config) -> None:
+    """Options that cannot work are an error before anything runs, never silently ignored."""
+    if config.getoption("--mesh") != "kube":
+        for option in ("--kube-context", "--allow-any-context", "--delete-leftovers"):
+            if config.getoption(option):
+                raise pytest.UsageError(f"{option} is for a cluster: add --mesh kube (the "
+                                        "labs run on the local mesh by default)")
+    if hasattr(config, "workerinput"):
+        return
+    out = Path(config.getoption("--lab-report"))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise pytest.UsageError(f"--lab-report {out}: cannot write the lab report there "
+                                f"({exc.strerror or exc}); choose a folder you can write to") from None
+
+
+def _on_sigterm_stop_as_on_ctrl_c(config: pytest.Config) -> None:
+    """SIGTERM (how CI cancels a job) stops the run the way Ctrl-C does: the scenario's
+    config is cleaned up, the mesh stopped, the report written and marked interrupted.
+    Later SIGTERMs are ignored so that cleanup can finish (SIGKILL still ends it)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def stop(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        config.stash[_SIGNAL_KEY] = "SIGTERM"
+        raise KeyboardInterrupt("SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    config.add_cleanup(lambda: signal.signal(signal.SIGTERM, previous))
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -61,9 +118,29 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     # message before anything runs, not an error per scenario.
     if session.config.getoption("--mesh") == "kube":
         try:
-            _open_mesh(session.config)
+            mesh = _open_mesh(session.config)
+            _deal_with_leftovers(mesh, session.config)
         except MeshError as exc:
             raise pytest.UsageError(f"bookinfo-labs: {exc}") from None
+
+
+def _deal_with_leftovers(mesh: Mesh, config: pytest.Config) -> None:
+    """Lab config already in the cluster was left by a run that could not clean up (killed
+    with SIGKILL): it would change what every scenario sees, so it is deleted on request
+    and otherwise stops the run, listed."""
+    left = sorted(mesh.owned_resources(), key=str)
+    if not left:
+        return
+    listed = ", ".join(str(k) for k in left)
+    if config.getoption("--delete-leftovers"):
+        mesh.delete(left)
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"bookinfo-labs: deleted what an earlier run left: {listed}")
+        return
+    raise MeshError(f"the cluster holds lab config an earlier run left behind (killed before "
+                    f"it could clean up?): {listed}. Delete it with `make kind-clean-labs` or "
+                    "run again with --delete-leftovers")
 
 
 def _open_mesh(config: pytest.Config) -> Mesh:
@@ -155,10 +232,15 @@ def pytest_bdd_step_func_lookup_error(request, feature, scenario, step, exceptio
     wanted = f"{step.type} {step.name}"
     close = difflib.get_close_matches(wanted, known, n=3, cutoff=0.5)
     hint = ("\n  Closest known steps:\n" + "\n".join(f"    {c}" for c in close)) if close else ""
-    request.node.add_report_section(
-        "call", "bookinfo-labs",
-        f'Unknown step "{step.keyword} {step.name}" at {feature.filename}:{step.line_number}.'
+    request.node.stash[_HINT_KEY] = (
+        f'Unknown step "{step.keyword} {step.name}" at {feature.rel_filename}:{step.line_number}.'
         f"{hint}\n  Steps live in steps/*.py; add one there or reword the feature.")
+
+
+def pytest_bdd_step_error(request, feature, scenario, step, step_func, step_func_args,
+                          exception) -> None:
+    request.node.stash[_STEP_KEY] = (f"{step.keyword} {step.name}  "
+                                     f"({feature.rel_filename}:{step.line_number})")
 
 
 def _known_step_texts(request) -> list[str]:
@@ -167,11 +249,66 @@ def _known_step_texts(request) -> list[str]:
         from pytest_bdd.steps import step_function_context_registry
     except ImportError:  # a future pytest-bdd: no hint is better than a crash
         return []
-    return sorted({f"{c.type or 'step'} {c.parser.name}".strip()
+    return sorted({f"{c.type or 'step'} {_readable(c.parser.name)}".strip()
                    for c in list(step_function_context_registry.values())})
 
 
+def _readable(pattern: str) -> str:
+    """A step's pattern as a person writes the step: ``(?P<user>[a-z]+) logs in`` reads
+    ``{user} logs in``; anchors and escapes go."""
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern.startswith("(?P<", i):
+            name_end = pattern.index(">", i)
+            depth, j = 0, i
+            while j < len(pattern):  # to the group's own closing parenthesis
+                if pattern[j] == "\\":
+                    j += 2
+                    continue
+                depth += {"(": 1, ")": -1}.get(pattern[j], 0)
+                if depth == 0:
+                    break
+                j += 1
+            out.append("{" + pattern[i + 4:name_end] + "}")
+            i = j + 1
+        elif pattern[i] == "\\" and i + 1 < len(pattern):
+            out.append(pattern[i + 1])
+            i += 2
+        else:
+            out.append(pattern[i])
+            i += 1
+    return "".join(out).strip("^$")
+
+
 # -- the lab report ---------------------------------------------------------------------
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Every selected scenario is in the report from the start, so a run that stops early
+    says what did not run."""
+    report = session.config.stash[_REPORT_KEY]
+    for item in session.items:
+        template = _scenario_template(item)
+        if template is not None:
+            report.register(item.nodeid, feature=template.feature.name,
+                            path=template.feature.rel_filename, scenario=_scenario_name(item, template))
+
+
+def _scenario_template(item: pytest.Item):
+    """pytest-bdd's template of a scenario test (its own plugin looks it up so too)."""
+    try:
+        from pytest_bdd.scenario import scenario_wrapper_template_registry
+    except ImportError:  # a future pytest-bdd: scenarios are registered when they start
+        return None
+    return scenario_wrapper_template_registry.get(getattr(item, "obj", None))
+
+
+def _scenario_name(item: pytest.Item, template) -> str:
+    example = getattr(getattr(item, "callspec", None), "params", {}).get("_pytest_bdd_example")
+    try:
+        return template.render(example).name if example else template.name
+    except Exception:  # noqa: BLE001 - a name for the report is not worth a crash
+        return template.name
+
 
 def pytest_bdd_before_scenario(request, feature, scenario) -> None:
     # Every scenario gets the contract (cleanup and leak check), also one whose steps
@@ -185,26 +322,37 @@ def pytest_bdd_before_scenario(request, feature, scenario) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     rep = yield
+    exc = call.excinfo.value if call.excinfo is not None else None
+    if rep.failed and exc is not None and failures.is_told(exc):
+        # The tool's own words, first and alone; no traceback through pytest's internals.
+        rep.longrepr = failures.failure_text(exc, item.stash.get(_STEP_KEY, None),
+                                             item.stash.get(_HINT_KEY, None))
     lab_report = item.config.stash[_REPORT_KEY]
     if item.nodeid in lab_report.scenarios:
         reason = ""
         if rep.skipped and isinstance(rep.longrepr, tuple):
             reason = rep.longrepr[2]
         elif rep.failed:
-            reason = rep.longreprtext.strip().splitlines()[-1] if rep.longreprtext else ""
+            reason = failures.reason(exc) if exc is not None else (
+                rep.longreprtext.strip().splitlines() or [""])[0]
         lab_report.record(item.nodeid, rep.when, rep.outcome, rep.duration, reason)
     lab = item.stash.get(_LAB_KEY, None)
-    if rep.when == "call" and rep.failed and lab is not None:
+    if (rep.when == "call" and rep.failed and lab is not None
+            and not isinstance(exc, failures.NOTHING_APPLIED)):
         try:
-            rep.sections.append(("bookinfo-labs diagnostics", lab.mesh.diagnostics(lab.manifests)))
-        except Exception as exc:  # diagnostics must never hide the real failure
-            rep.sections.append(("bookinfo-labs diagnostics", f"could not collect: {exc}"))
+            rep.sections.append(("bookinfo-labs diagnostics", lab.diagnostics()))
+        except Exception as error:  # diagnostics must never hide the real failure
+            rep.sections.append(("bookinfo-labs diagnostics", f"could not collect: {error}"))
     return rep
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     report = session.config.stash.get(_REPORT_KEY, None)
     if report is None or not report.scenarios or hasattr(session.config, "workerinput"):
+        return
+    if exitstatus == pytest.ExitCode.INTERRUPTED:
+        report.interrupted = session.config.stash.get(_SIGNAL_KEY, "SIGINT")
+    if not (report.ran() or report.interrupted):  # e.g. --collect-only
         return
     out = Path(session.config.getoption("--lab-report"))
     out.mkdir(parents=True, exist_ok=True)
@@ -214,7 +362,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
     report = config.stash.get(_REPORT_KEY, None)
-    if report is None or not report.ran():
+    if report is None or not (report.ran() or report.interrupted):
         return
     terminalreporter.section("lab report")
     for line in report.as_text().splitlines():

@@ -1,12 +1,27 @@
-"""The lab report: per lab (feature), which scenarios passed, failed or were skipped, and why.
+"""The lab report: per lab (feature), which scenarios passed, failed, were skipped or did
+not run, and why.
 
 Written as labs.json (for CI artifacts and the nightly matrix) and labs.txt (for people).
+Every selected scenario is registered when collection ends, so a run that stops early
+(Ctrl-C, SIGTERM) still accounts for all of them. Labs are listed as the README lists
+them: by area, and within an area in the order the handouts teach them.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+#: the areas in the README's order (also the features/ folders and the markers)
+AREAS = ("traffic", "resilience", "gateways", "security", "observability")
+#: within an area, the labs (feature file names) in the handouts' order
+LAB_ORDER = (
+    "request_routing", "destination_rule_subsets", "header_routing", "traffic_shifting",
+    "fault_injection", "request_timeouts", "retries", "circuit_breaking",
+    "outlier_detection", "mirroring",
+)
+NOT_RUN = "not run"
 
 
 @dataclass
@@ -14,9 +29,22 @@ class ScenarioResult:
     feature: str
     path: str
     scenario: str
-    outcome: str = "not run"
+    outcome: str = NOT_RUN
     duration_s: float = 0.0
     reason: str = ""
+
+
+def lab_order(path: str) -> tuple[int, int, str]:
+    """Sort key of a feature file: its area, then its place in the handouts, then its name."""
+    parts = PurePosixPath(path).parts
+    area = next((AREAS.index(p) for p in parts if p in AREAS), len(AREAS))
+    stem = PurePosixPath(path).stem
+    place = LAB_ORDER.index(stem) if stem in LAB_ORDER else len(LAB_ORDER)
+    return area, place, path
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
 @dataclass
@@ -26,9 +54,16 @@ class LabReport:
     scenarios: dict[str, ScenarioResult] = field(default_factory=dict)
     started: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc)
                          .isoformat(timespec="seconds"))
+    #: the signal that stopped the run early ("SIGINT", "SIGTERM"), else ""
+    interrupted: str = ""
 
     def register(self, nodeid: str, *, feature: str, path: str, scenario: str) -> None:
-        self.scenarios[nodeid] = ScenarioResult(feature, path, scenario)
+        """Known before it runs (at collection) or when it starts; keeps any result."""
+        known = self.scenarios.get(nodeid)
+        if known is None:
+            self.scenarios[nodeid] = ScenarioResult(feature, path, scenario)
+        else:
+            known.feature, known.path, known.scenario = feature, path, scenario
 
     def record(self, nodeid: str, when: str, outcome: str, duration_s: float, reason: str) -> None:
         result = self.scenarios[nodeid]
@@ -37,53 +72,75 @@ class LabReport:
         if outcome == "failed":
             result.outcome = "failed" if when == "call" else "error"
             result.reason = result.reason or reason
-        elif outcome == "skipped" and result.outcome == "not run":
+        elif outcome == "skipped" and result.outcome == NOT_RUN:
             result.outcome, result.reason = "skipped", reason
-        elif outcome == "passed" and when == "call" and result.outcome == "not run":
+        elif outcome == "passed" and when == "call" and result.outcome == NOT_RUN:
             result.outcome = "passed"
 
     def ran(self) -> bool:
-        return any(r.outcome != "not run" for r in self.scenarios.values())
+        return any(r.outcome != NOT_RUN for r in self.scenarios.values())
 
     def labs(self) -> dict[str, list[ScenarioResult]]:
         grouped: dict[str, list[ScenarioResult]] = {}
         for result in self.scenarios.values():
-            if result.outcome != "not run":
-                grouped.setdefault(result.path, []).append(result)
-        return dict(sorted(grouped.items()))
+            grouped.setdefault(result.path, []).append(result)
+        return {path: grouped[path] for path in sorted(grouped, key=lab_order)}
 
     def as_dict(self) -> dict:
         labs = []
         for path, results in self.labs().items():
             counts = {k: sum(r.outcome == k for r in results)
-                      for k in ("passed", "failed", "error", "skipped")}
+                      for k in ("passed", "failed", "error", "skipped", NOT_RUN)}
             labs.append({
-                "lab": results[0].feature, "feature": path,
-                "result": "failed" if counts["failed"] or counts["error"] else
-                          "skipped" if counts["skipped"] == len(results) else "passed",
-                **counts, "duration_s": round(sum(r.duration_s for r in results), 3),
+                "lab": results[0].feature, "feature": path, "result": _lab_result(counts, len(results)),
+                "passed": counts["passed"], "failed": counts["failed"], "error": counts["error"],
+                "skipped": counts["skipped"], "not_run": counts[NOT_RUN],
+                "duration_s": round(sum(r.duration_s for r in results), 3),
                 "scenarios": [{"name": r.scenario, "outcome": r.outcome,
                                "duration_s": round(r.duration_s, 3), "reason": r.reason}
                               for r in results],
             })
         return {"kind": "LabReport", "mesh": self.mesh, "istioVersion": self.istio,
-                "date": self.started, "labs": labs}
+                "date": self.started, "interrupted": self.interrupted or None, "labs": labs}
 
     def as_text(self) -> str:
         data = self.as_dict()
-        lines = [f"Istio {self.istio} on the {self.mesh} mesh ({self.started})", ""]
-        width = max([len(lab["lab"]) for lab in data["labs"]] + [3])
-        lines.append(f"{'lab':<{width}}  result   pass fail skip   time")
-        for lab in data["labs"]:
-            lines.append(f"{lab['lab']:<{width}}  {lab['result']:<7}  {lab['passed']:>4} "
-                         f"{lab['failed'] + lab['error']:>4} {lab['skipped']:>4} "
-                         f"{lab['duration_s']:>6.1f}s")
+        labs = data["labs"]
+        not_run = sum(lab["not_run"] for lab in labs)
+        lines = [f"Istio {self.istio} on the {self.mesh} mesh ({self.started})"]
+        if self.interrupted:
+            lines.append(f"INTERRUPTED by {self.interrupted}: {plural(not_run, 'scenario')} "
+                         "did not run")
+        lines.append("")
+        width = max([len(lab["lab"]) for lab in labs] + [3])
+        extra = not_run > 0
+        lines.append(f"{'lab':<{width}}  {'result':<11}  pass fail skip"
+                     + (" n/r" if extra else "") + "    time")
+        for lab in labs:
+            lines.append(f"{lab['lab']:<{width}}  {lab['result']:<11}  {lab['passed']:>4} "
+                         f"{lab['failed'] + lab['error']:>4} {lab['skipped']:>4}"
+                         + (f" {lab['not_run']:>3}" if extra else "")
+                         + f" {lab['duration_s']:>6.1f}s")
             for scenario in lab["scenarios"]:
                 if scenario["outcome"] in ("failed", "error", "skipped"):
                     lines.append(f"    {scenario['outcome']}: {scenario['name']}"
                                  + (f" ({scenario['reason']})" if scenario["reason"] else ""))
-        total = sum(lab["duration_s"] for lab in data["labs"])
-        passed = sum(lab["passed"] for lab in data["labs"])
-        count = sum(len(lab["scenarios"]) for lab in data["labs"])
-        lines += ["", f"{passed}/{count} scenarios passed in {len(data['labs'])} labs, {total:.1f}s"]
+        total = sum(lab["duration_s"] for lab in labs)
+        passed = sum(lab["passed"] for lab in labs)
+        count = sum(len(lab["scenarios"]) for lab in labs)
+        lines += ["", f"{passed}/{plural(count, 'scenario')} passed in "
+                      f"{plural(len(labs), 'lab')}, {total:.1f}s"
+                  + (f"; {not_run} did not run" if not_run else "")]
         return "\n".join(lines)
+
+
+def _lab_result(counts: dict[str, int], total: int) -> str:
+    if counts["failed"] or counts["error"]:
+        return "failed"
+    if counts[NOT_RUN] == total:
+        return NOT_RUN
+    if counts[NOT_RUN]:
+        return "incomplete"
+    if counts["skipped"] == total:
+        return "skipped"
+    return "passed"

@@ -221,6 +221,10 @@ class Lab:
 
         return eventually(observe, check, expected=expected, policy=self.policy)
 
+    def diagnostics(self) -> str:
+        """What bears on a failure: what this scenario applied, the mesh's view of it."""
+        return self.mesh.diagnostics(self.manifests)
+
     # -- the contract ----------------------------------------------------------------
     def cleanup(self) -> None:
         """Delete everything this scenario applied (also after a failure)."""

@@ -193,7 +193,11 @@ def eventually(
 def _last_assertion(streak: _Streak) -> str:
     if streak.last_error is None:
         return "(none: every observation passed, but the deadline came before the streak)"
-    return str(streak.last_error).strip() or type(streak.last_error).__name__
+    # The check's own message; pytest's explanation of a rewritten assert ("assert {'v1'}
+    # == {'v2'}", a diff...) follows it and only repeats it, unless there is no message.
+    lines = str(streak.last_error).strip().splitlines()
+    end = next((i for i, line in enumerate(lines) if i and line.startswith("assert ")), len(lines))
+    return "\n".join(lines[:end]) or type(streak.last_error).__name__
 
 
 def _failure_message(streak: _Streak, expected: str, elapsed_s: float) -> str:

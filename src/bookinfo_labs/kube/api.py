@@ -15,9 +15,12 @@ import os
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
+
+from ..mesh import MeshError
 
 
 class KubeApiError(Exception):
@@ -160,13 +163,25 @@ def load_api_client(context: str, kubeconfig: str | None = None,
 
 
 def kube_contexts(kubeconfig: str | None = None) -> list[str]:
-    """The context names in the kubeconfig ([] when there is none)."""
+    """The context names in the kubeconfig ([] when there is none); MeshError naming the
+    file when it is not a kubeconfig at all."""
     path = kubeconfig or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+    where = f"the kubeconfig {path}" + (" (from $KUBECONFIG)" if not kubeconfig and
+                                         os.environ.get("KUBECONFIG") else "")
     try:
         contexts, _ = config.list_kube_config_contexts(config_file=path)
-    except (ConfigException, OSError, TypeError):
+        return [c["name"] for c in contexts or []]
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise MeshError(f"{where} is not valid YAML{at}: {problem}; fix it or point "
+                        "KUBECONFIG at another file") from None
+    except (TypeError, AttributeError, KeyError) as exc:
+        raise MeshError(f"{where} is not a kubeconfig ({type(exc).__name__}: {exc}); fix it "
+                        "or point KUBECONFIG at another file") from None
+    except (ConfigException, OSError):
         return []
-    return [c["name"] for c in contexts or []]
 
 
 class KubeApi:

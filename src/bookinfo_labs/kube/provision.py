@@ -296,6 +296,18 @@ class Provisioner:
                 changed = deployer.deploy(name, step.update)
                 step.done("deployed and rolled out" if changed else "already running")
 
+    def clean_labs(self) -> list:
+        """Delete the lab config in the cluster (ours, not a sample's); return its keys."""
+        mesh = KubeMesh.connect(context=self.context, allow_any_context=self.allow_any_context,
+                                istio=self.istio, namespace=self.namespace,
+                                kubeconfig=self.kubeconfig)
+        try:
+            left = sorted(mesh.owned_resources(), key=str)
+            mesh.delete(left)
+            return left
+        finally:
+            mesh.close()
+
     def ingress(self) -> tuple[str, int]:
         """The ingress gateway's address from this machine (see KubeMesh.ingress_address)."""
         mesh = KubeMesh(context=self.context, istio=self.istio, namespace=self.namespace,

@@ -1,0 +1,102 @@
+"""Interrupted or killed, the runner leaves nothing behind and says what happened.
+
+Real pytest runs of the labs in a subprocess, stopped with a real signal while a scenario
+is in the middle of a batch (curl is running); afterwards: the exit status, the lab
+report, the scratch directory and the processes the run started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bookinfo_labs.checks import eventually
+from bookinfo_labs.rundir import PREFIX, make_run_dir, remove_stale
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _children(pid: int) -> dict[int, str]:
+    """The live descendants of a process: pid -> command name (from /proc)."""
+    parents: dict[int, int] = {}
+    names: dict[int, str] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1:text.rindex(")")]
+        fields = text[text.rindex(")") + 2:].split()
+        if fields[0] == "Z":
+            continue
+        child = int(stat.parent.name)
+        parents[child], names[child] = int(fields[1]), name
+    found, frontier = {}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        for child, ppid in parents.items():
+            if ppid == parent and child not in found:
+                found[child] = names[child]
+                frontier.append(child)
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads processes from /proc")
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_mid_scenario_cleans_up_and_reports_the_run_as_interrupted(tmp_path, signum):
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "TMPDIR": str(scratch)}
+    run = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "features/", "-k", "7_s_ratings_delay", "--explain",
+         "--lab-report", str(tmp_path / "report"), "-p", "no:cacheprovider"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        # the scenario's 7 s batch is under way when curl runs under the pytest process
+        curls = eventually(lambda: {p for p, n in _children(run.pid).items() if n == "curl"},
+                           lambda found: bool(found) or False, expected="a curl batch running",
+                           times=1, timeout_s=60, interval_s=0.05, max_backoff_s=0.1)
+        run.send_signal(signum)
+        out, _ = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == pytest.ExitCode.INTERRUPTED, out
+    # the scenario's config was deleted (--explain prints what cleanup does)
+    assert re.search(r"kubectl delete --ignore-not-found virtualservice .*\bratings\b", out), out[-3000:]
+    report = (tmp_path / "report" / "labs.txt").read_text()
+    name = signal.Signals(signum).name
+    assert f"INTERRUPTED by {name}: 1 scenario did not run" in report, report
+    data = json.loads((tmp_path / "report" / "labs.json").read_text())
+    assert data["interrupted"] == name and data["labs"][0]["not_run"] == 1
+    assert list(scratch.glob(f"{PREFIX}*")) == []  # cookie jars and curl configs are gone
+    assert not any(Path(f"/proc/{pid}").exists() for pid in curls)
+
+
+def test_a_later_run_removes_the_directories_of_killed_runs(tmp_path):
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # exited and reaped: its pid names no process now
+    killed = tmp_path / f"{PREFIX}{gone.pid}-x1"
+    killed.mkdir()
+    (killed / "jason-abc").write_text("cookie")
+    alive = tmp_path / f"{PREFIX}{os.getpid()}-x2"
+    alive.mkdir()
+    other = tmp_path / f"{PREFIX}notes"
+    other.mkdir()
+    assert remove_stale(tmp_path) == [killed]
+    assert not killed.exists() and alive.exists() and other.exists()
+
+
+def test_a_run_directory_carries_its_pid(tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    path = make_run_dir()
+    assert path.parent == tmp_path and path.name.startswith(f"{PREFIX}{os.getpid()}-")
