@@ -14,7 +14,7 @@ ISTIO_VERSION ?= 1.26
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
 # Python packages, plus the system tools the local mesh drives (curl, openssl).
