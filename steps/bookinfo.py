@@ -25,7 +25,8 @@ def logs_in(lab, user):
 @when(parsers.re(r"(?P<user>[a-z][\w.-]*) logs out"))
 def logs_out(lab, user):
     response = lab.logout(user)
-    assert response.status == 302, f"signing out failed: HTTP {response.status}"
+    assert response.status == 302, (
+        f"signing out failed: HTTP {response.status} {response.body[:200]!r}")
 
 
 @when(parsers.re(_USER + r" opens the product page(?: (?P<count>\d+) times)?"))
@@ -75,7 +76,8 @@ def every_page_stars(lab, color):
 @then(parsers.re(r"the pages served by reviews (?P<version>v\d+) show (?P<color>black|red|no) stars"))
 def pages_of_version_stars(lab, version, color):
     pages = [page(r) for r in lab.traffic.responses if reviews_version(r) == version]
-    assert pages, f"no page was served by reviews {version}"
+    assert pages, (f"no page was served by reviews {version}; versions seen: "
+                   f"{dict(Counter(reviews_version(r) for r in lab.traffic.responses))}")
     wanted = frozenset() if color == "no" else frozenset({color})
     seen = Counter(frozenset(p.star_colors) for p in pages)
     assert set(seen) == {wanted}, f"star colours on {version} pages: {dict(seen)}"

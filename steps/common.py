@@ -43,8 +43,13 @@ def try_to_apply(lab, name):
 
 @then(parsers.re(r'applying it fails at "(?P<path>[^"]+)" mentioning "(?P<text>[^"]+)"'))
 def apply_failed(lab, path, text):
-    assert lab.error is not None, "the manifest was applied, but it should have been rejected"
-    assert lab.error.path == path and text in str(lab.error), str(lab.error)
+    applied = sorted({m.source for m in lab.manifests})
+    assert lab.error is not None, (
+        f"no error: the manifest was applied (applied so far: {applied}), but it should have "
+        f"been rejected at {path!r} mentioning {text!r}")
+    assert lab.error.path == path and text in str(lab.error), (
+        f"expected a rejection at {path!r} mentioning {text!r}; got one at {lab.error.path!r}: "
+        f"{lab.error}")
     print(f"rejected as expected: {lab.error}")
 
 

@@ -6,7 +6,9 @@ from collections import Counter
 from pytest_bdd import parsers, then, when
 
 from bookinfo_labs.accesslog import parse_line
-from bookinfo_labs.checks import check_split, eventually, parse_shares
+from bookinfo_labs.checks import eventually, parse_shares
+from bookinfo_labs.checks.consistently import consistently, mirror_copies_landed_by
+from bookinfo_labs.checks.splits import expect_split
 from bookinfo_labs.checks.backends import page
 from bookinfo_labs.mesh import HttpRequest
 
@@ -28,10 +30,10 @@ def _band(center: float, tolerance: float):
 @then("every page shows the reviews error")
 def reviews_error(lab):
     def check(traffic):
-        pages = [page(r) for r in traffic.responses]
-        assert all(p.reviews_error for p in pages) and all(
-            REVIEWS_ERROR in r.body for r in traffic.responses), (
-            f"reviews error on {sum(p.reviews_error for p in pages)} of {len(pages)} pages")
+        shown = [page(r).reviews_error and REVIEWS_ERROR in r.body for r in traffic.responses]
+        statuses = Counter(r.status for r in traffic.responses)
+        assert all(shown), (f"reviews error on {sum(shown)} of {len(shown)} pages; "
+                            f"statuses: {dict(statuses)}")
 
     lab.expect("the reviews error on every page", check)
 
@@ -39,7 +41,10 @@ def reviews_error(lab):
 @then("every page shows the details error")
 def details_error(lab):
     def check(traffic):
-        assert all(page(r).details_error and DETAILS_ERROR in r.body for r in traffic.responses)
+        shown = [page(r).details_error and DETAILS_ERROR in r.body for r in traffic.responses]
+        statuses = Counter(r.status for r in traffic.responses)
+        assert all(shown), (f"details error on {sum(shown)} of {len(shown)} pages; "
+                            f"statuses: {dict(statuses)}")
 
     lab.expect("the details error on every page", check)
 
@@ -81,10 +86,8 @@ def status_and_body(lab, status, body):
 @then(parsers.re(r"the statuses are split (?P<spec>\d+ \d+(?:\.\d+)?% (?:and \d+ \d+(?:\.\d+)?%)+)"))
 def statuses_split(lab, spec):
     """Fault percentages, checked with an exact binomial band (false failure <= 1e-6)."""
-    observed = Counter(str(r.status) for r in lab.traffic.responses)
-    result = check_split(observed, parse_shares(spec))
-    print(result.table())
-    result.assert_ok()
+    expect_split(lab, f"statuses split {spec}",
+                 lambda traffic: Counter(str(r.status) for r in traffic.responses), parse_shares(spec))
 
 
 # -- load and the circuit breaker -------------------------------------------------------
@@ -159,8 +162,9 @@ def some_status_body_header(lab, status, body, header):
     matching = [r for r in lab.traffic.responses if r.status == status]
     assert matching, f"no {status}: statuses {dict(Counter(r.status for r in lab.traffic.responses))}"
     for response in matching:
-        assert response.body == body, f"{status} body: {response.body!r}"
-        assert response.header(name.strip()) == value.strip(), f"{status} headers: {response.headers}"
+        assert response.body == body, f"a {status} had body {response.body!r}, expected {body!r}"
+        assert response.header(name.strip()) == value.strip(), (
+            f"a {status} had headers {response.headers}, expected {name.strip()}: {value.strip()}")
 
 
 # -- tagged requests: where did each request go, and how many times --------------------
@@ -184,7 +188,13 @@ def logged_times(lab, workload, total):
 
 @then(parsers.re(r"(?P<workload>[\w-]+) logged none of the tagged requests"))
 def logged_none(lab, workload):
-    assert _logged(lab, workload) == 0, lab.tagged_in_log(workload)
+    """Watched until a mirrored copy of the batch would have landed, not just once."""
+    def check(lines):
+        assert not lines, f"{len(lines)} line(s) with the nonce: {lines[:3]}"
+
+    consistently(lambda: lab.tagged_in_log(workload), check,
+                 expected=f"{workload} logs no line with the nonce",
+                 until=mirror_copies_landed_by(lab.traffic), interval_s=max(lab.policy.interval_s, 0.1))
 
 
 @then(parsers.re(r"(?P<workload>[\w-]+) logged each tagged request once, or three times on "
@@ -197,13 +207,15 @@ def logged_default_retries(lab, workload):
 
 @then(parsers.re(r"(?P<workload>[\w-]+) logged about (?P<percent>[\d.]+)% of the tagged requests"))
 def logged_share(lab, workload, percent):
-    """Mirroring percentages, with an exact binomial band once the copies have settled."""
-    seen = _settled(lambda: _logged(lab, workload))
-    sent = lab.traffic.count
-    result = check_split({"mirrored": seen, "not mirrored": sent - seen},
-                         {"mirrored": float(percent), "not mirrored": 100 - float(percent)})
-    print(result.table())
-    result.assert_ok()
+    """Mirroring percentages, with an exact binomial band once the copies have settled.
+
+    A re-sent batch has a fresh nonce (``send_tagged``): each batch counts its own copies."""
+    def counts(traffic):
+        seen = _settled(lambda: _logged(lab, workload))
+        return {"mirrored": seen, "not mirrored": traffic.count - seen}
+
+    expect_split(lab, f"{workload} logs about {percent}% of the tagged requests", counts,
+                 {"mirrored": float(percent), "not mirrored": 100 - float(percent)})
 
 
 @then(parsers.re(r"the (?P<workload>[\w-]+) sidecar saw the tagged requests with the host the Istio "

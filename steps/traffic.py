@@ -4,7 +4,8 @@ from collections import Counter
 
 from pytest_bdd import parsers, then, when
 
-from bookinfo_labs.checks import check_split, parse_shares
+from bookinfo_labs.checks import parse_shares
+from bookinfo_labs.checks.splits import expect_split
 from bookinfo_labs.checks.backends import reviews_version
 from bookinfo_labs.mesh import HttpRequest
 
@@ -56,7 +57,6 @@ def every_response_from(lab, version):
 @then(parsers.re(r"the reviews versions are split (?P<spec>v\d+ \d+% (?:and v\d+ \d+%)+)"))
 def versions_split(lab, spec):
     """Weighted routing, checked with an exact binomial band (false failure <= 1e-6)."""
-    observed = Counter(reviews_version(r) or "unknown" for r in lab.traffic.responses)
-    result = check_split(observed, parse_shares(spec))
-    print(result.table())
-    result.assert_ok()
+    expect_split(lab, f"reviews versions split {spec}",
+                 lambda traffic: Counter(reviews_version(r) or "unknown" for r in traffic.responses),
+                 parse_shares(spec))
