@@ -476,13 +476,29 @@ def test_diagnostics_for_a_failed_scenario(mesh, fake):
               "involvedObject": {"kind": "Pod", "name": "reviews-v2-x"}, "reason": "BackOff",
               "type": "Warning", "message": "Back-off restarting failed container",
               "lastTimestamp": "2026-11-21T10:00:00Z"})
+    fake.put({"apiVersion": "v1", "kind": "Event",
+              "metadata": {"name": "reviews-v2.2", "namespace": "default"},
+              "involvedObject": {"kind": "Pod", "name": "reviews-v2-x"}, "reason": "Pulled",
+              "type": "Normal", "message": "Container image already present",
+              "lastTimestamp": "2026-11-21T10:00:01Z"})
+    pod = next(k[3] for k in fake.objects if k[1] == "pods" and k[3].startswith("curl"))
+    fake.pod_logs[("default", pod, "istio-proxy")] = "".join(
+        f'[2026-11-21T10:00:0{i}.000Z] "GET /reviews/0 HTTP/1.1" 200 - via_upstream\n'
+        for i in range(8))
     manifests = load_file("virtual-service-all-v1.yaml")
     mesh.apply(manifests)
-    report = mesh.diagnostics(manifests)
-    assert "===== applied YAML =====" in report and "app.kubernetes.io/managed-by: bookinfo-labs" in report
-    assert "===== istioctl analyze -n default =====" in report
+    report = mesh.diagnostics(manifests, since_s=3)
+    # what was applied, one line each, not its YAML
+    assert ("===== applied in this scenario =====\nVirtualService/productpage  "
+            "(manifests/bookinfo/networking/virtual-service-all-v1.yaml:") in report
+    assert "kind: VirtualService" not in report
+    # the last requests: at most five access-log lines, of the last batch
+    assert report.count('"GET /reviews/0 HTTP/1.1"') == 5
+    assert fake.requests_to("GET", "/log")[-1].q("sinceSeconds") == "3"
+    assert "===== istioctl analyze -n default, about these objects =====" in report
     assert "outbound|9080|v2|reviews.default.svc.cluster.local" in report
     assert "BackOff" in report and "Back-off restarting" in report
+    assert "Pulled" not in report  # warnings only
 
 
 def test_deploy_restarts_a_sample_that_runs_without_sidecar(mesh, fake):

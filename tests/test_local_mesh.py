@@ -164,12 +164,15 @@ def test_a_field_the_local_mesh_does_not_implement_is_refused_by_name(mesh):
     assert "does not implement" in str(err.value)
 
 
-def test_failure_diagnostics_show_the_applied_yaml_and_the_client_proxy_log(mesh, applied):
+def test_failure_diagnostics_name_what_was_applied_and_the_last_requests(mesh, applied):
     manifests = load_file("virtual-service-reviews-v3.yaml")
     applied(manifests)
-    send(mesh)
-    text = mesh.diagnostics(manifests)
-    assert "subset: v3" in text and "outbound|9080|v3|reviews.default.svc.cluster.local" in text
+    send(mesh, count=7)
+    text = mesh.diagnostics(manifests, since_s=30)
+    assert ("VirtualService/reviews  (manifests/bookinfo/networking/"
+            "virtual-service-reviews-v3.yaml:") in text
+    assert "subset: v3" not in text  # the name and file, not the YAML again
+    assert text.count("outbound|9080|v3|reviews.default.svc.cluster.local") == 5  # the last five
 
 
 def test_an_undefined_subset_warns_at_apply_and_gets_503_nc(mesh, applied):

@@ -87,8 +87,9 @@ def test_what_a_failed_scenario_applied_is_removed_before_the_next_one(project):
     result = project.runpytest_subprocess("features", "-p", "no:randomly", "--lab-report", "out")
     result.assert_outcomes(passed=1, failed=1)
     # the failure carries what was applied, for the learner or the nightly job to read
-    result.stdout.fnmatch_lines(["*bookinfo-labs diagnostics*", "== applied YAML ==",
-                                 "kind: VirtualService"])
+    result.stdout.fnmatch_lines(["*bookinfo-labs diagnostics*",
+                                 "===== applied in this scenario =====",
+                                 "VirtualService/productpage  (manifests/bookinfo/networking/*"])
 
 
 def test_the_lab_report_lists_each_lab_with_its_outcome(project):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Iterable, NamedTuple
+from typing import Callable, Iterable, NamedTuple
 
 from .loadgen import LoadResult
 from .manifests import Manifest
@@ -76,6 +76,16 @@ class HttpResponse:
         return self.headers.get(name.lower(), default)
 
 
+def section(title: str, produce: Callable[[], str]) -> str:
+    """One titled block of diagnostics; a failure to gather it is reported in place, never
+    raised (diagnostics must never hide the scenario's own failure)."""
+    try:
+        body = produce().rstrip()
+    except Exception as exc:  # noqa: BLE001
+        body = f"(could not get this: {type(exc).__name__}: {exc})"
+    return f"===== {title} =====\n{body or '(none)'}\n"
+
+
 class MeshError(Exception):
     """A mesh cannot do what was asked: the message says why and what to do."""
 
@@ -119,9 +129,20 @@ class Mesh(abc.ABC):
         """Analysis findings (like ``istioctl analyze``) for manifests just applied."""
         return []
 
-    def diagnostics(self, manifests: list[Manifest]) -> str:
-        """What to attach to a failed scenario: applied YAML, proxy state, analysis."""
-        return ""
+    def diagnostics(self, manifests: list[Manifest], since_s: float | None = None) -> str:
+        """What to attach to a failed scenario, trimmed to what bears on the failure: the
+        objects it applied (one line each: the YAML is in the files and the feature) and the
+        client sidecar's access log for the last requests (``since_s`` seconds back, at
+        most five lines). Backends add their own view (analysis, proxy config). Never raises.
+        """
+        client = self.client()
+        return "\n".join([
+            section("applied in this scenario", lambda: "\n".join(
+                f"{m.kind}/{m.name}  ({m.source}:{m.line})" for m in manifests)),
+            section(f"the {client} sidecar's access log, last requests",
+                    lambda: "\n".join(self.logs(client, since_s=since_s,
+                                                container="istio-proxy")[-5:])),
+        ])
 
     # -- traffic ---------------------------------------------------------------------
     @abc.abstractmethod

@@ -34,6 +34,7 @@ class Traffic:
     #: when the last response arrived (monotonic clock): timing marks start here, not
     #: after whatever a step reads next
     finished_at: float = 0.0
+    started_at: float = 0.0
 
     @property
     def count(self) -> int:
@@ -167,8 +168,9 @@ class Lab:
 
     def _send(self, request: HttpRequest, count: int) -> Traffic:
         self._show(send_command, self.client, request, count)
+        started = time.monotonic()
         responses = self.mesh.send(self.client, request, count)
-        self.traffic = Traffic(request, responses, finished_at=time.monotonic())
+        self.traffic = Traffic(request, responses, finished_at=time.monotonic(), started_at=started)
         return self.traffic
 
     def _counting_stats(self, send: Callable[[], Traffic]) -> Traffic:
@@ -222,8 +224,10 @@ class Lab:
         return eventually(observe, check, expected=expected, policy=self.policy)
 
     def diagnostics(self) -> str:
-        """What bears on a failure: what this scenario applied, the mesh's view of it."""
-        return self.mesh.diagnostics(self.manifests)
+        """What bears on a failure: what this scenario applied, the mesh's view of it, the
+        proxy's log of the last batch (from a second before it started)."""
+        since = None if self.traffic is None else time.monotonic() - self.traffic.started_at + 1
+        return self.mesh.diagnostics(self.manifests, since_s=since)
 
     # -- the contract ----------------------------------------------------------------
     def cleanup(self) -> None:

@@ -13,9 +13,11 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 import yaml
+
+from ..mesh import section  # noqa: F401 - diagnostics.section, as the backends use it
 
 ROUTES_DUMP = ["pilot-agent", "request", "GET", "config_dump?resource=dynamic_route_configs"]
 CLUSTERS_DUMP = ["pilot-agent", "request", "GET", "config_dump?resource=dynamic_active_clusters"]
@@ -180,12 +182,3 @@ def event_lines(events: Iterable[dict], limit: int = 25) -> list[str]:
         out.append(f"{when(e)}  {e.get('type', '')}  {e.get('reason', '')}  "
                    f"{obj.get('kind', '')}/{obj.get('name', '')}  {(e.get('message') or '').strip()}")
     return out
-
-
-def section(title: str, produce: Callable[[], str]) -> str:
-    """One titled block; a failure to gather it is reported in place, never raised."""
-    try:
-        body = produce().rstrip()
-    except Exception as exc:  # diagnostics must never hide the scenario's own failure
-        body = f"(could not get this: {type(exc).__name__}: {exc})"
-    return f"===== {title} =====\n{body or '(empty)'}\n"

@@ -332,39 +332,45 @@ class KubeMesh(Mesh):
         return host_ip, int(port["nodePort"])
 
     # -- diagnostics -----------------------------------------------------------------
-    def diagnostics(self, manifests: list[Manifest]) -> str:
-        """For a failed scenario: applied YAML, istioctl analyze, client proxy routes and
-        clusters, recent events. Never raises."""
-        applied = [self._applied[k].body if k in self._applied else m.raw
-                   for m in manifests
-                   for k in [ResourceKey(m.kind, m.namespace or self.namespace, m.name)]]
+    def diagnostics(self, manifests: list[Manifest], since_s: float | None = None) -> str:
+        """The common part (what was applied, the last requests), then the cluster's view
+        of it, trimmed: istioctl analyze's findings about the applied objects, the client
+        sidecar's routes and clusters for the applied hosts, recent warning events."""
         istioctl = self._istioctl()
         client_name = self.client()
+        names = {m.name for m in manifests}
+        hosts = {h for m in manifests for h in _hosts_of(m.raw)}
 
         def analyze() -> str:
             if istioctl is None:
                 return "(istioctl not found: run `make kind-up` to download it)"
-            return istioctl.analyze(self.namespace)
+            return "\n".join(line for line in istioctl.analyze(self.namespace).splitlines()
+                             if any(f" {n}." in line or f"/{n}" in line for n in names))
 
         def dump(command: list[str], summarise) -> str:
             pod = self._pod(client_name)
             run = self._exec(pod, SIDECAR, command, 30)
             if run.exit_code != 0:
                 return f"(exit {run.exit_code}: {run.stderr_tail()})"
-            return "\n".join(summarise(run.stdout))
+            lines = [line for line in summarise(run.stdout)
+                     if not hosts or any(f"|{h}." in line or f" {h}." in line or f"{h}:" in line
+                                         for h in hosts)]
+            return "\n".join(_capped(lines, 20))
 
         def events() -> str:
             items = self.api.request("GET", f"/api/v1/namespaces/{self.namespace}/events")
-            return "\n".join(diagnostics.event_lines((items or {}).get("items") or []))
+            warnings = [e for e in (items or {}).get("items") or [] if e.get("type") == "Warning"]
+            return "\n".join(diagnostics.event_lines(warnings, limit=10))
 
         return "\n".join([
-            diagnostics.section("applied YAML", lambda: diagnostics.yaml_of(applied)),
-            diagnostics.section(f"istioctl analyze -n {self.namespace}", analyze),
+            super().diagnostics(manifests, since_s),
+            diagnostics.section(f"istioctl analyze -n {self.namespace}, about these objects",
+                                analyze),
             diagnostics.section(f"routes of the {client_name} sidecar",
                                 lambda: dump(diagnostics.ROUTES_DUMP, diagnostics.route_lines)),
             diagnostics.section(f"clusters of the {client_name} sidecar",
                                 lambda: dump(diagnostics.CLUSTERS_DUMP, diagnostics.cluster_lines)),
-            diagnostics.section(f"recent events in {self.namespace}", events),
+            diagnostics.section(f"recent warning events in {self.namespace}", events),
         ])
 
     # -- helpers ---------------------------------------------------------------------
@@ -403,6 +409,18 @@ class KubeMesh(Mesh):
     def _exec(self, pod: dict, container: str, command: list[str], timeout_s: float) -> ExecResult:
         return self.executor.run(self.namespace, pod["metadata"]["name"], container, command,
                                  timeout_s)
+
+
+def _capped(lines: list[str], limit: int) -> list[str]:
+    return lines if len(lines) <= limit else [*lines[:limit], f"(+{len(lines) - limit} more)"]
+
+
+def _hosts_of(raw: dict) -> set[str]:
+    """The short service names an Istio object is about (VirtualService hosts, a
+    DestinationRule's host)."""
+    spec = raw.get("spec") or {}
+    hosts = list(spec.get("hosts") or []) + ([spec["host"]] if spec.get("host") else [])
+    return {str(h).split(".")[0] for h in hosts if h and "*" not in str(h)}
 
 
 def _ready(pod: dict) -> bool:

@@ -6,17 +6,15 @@ import inspect
 import re
 import shutil
 import subprocess
-import tempfile
-from pathlib import Path
 from typing import Iterable
 
-import yaml
 from aiohttp import web
 
 from .. import curlbatch
 from ..istio import iter_set_fields
 from ..manifests import Manifest, ManifestError
 from ..mesh import HttpRequest, HttpResponse, Mesh, MeshError, ResourceKey
+from ..rundir import make_run_dir
 from ..samples import sample_manifests
 from ..versions import IstioVersion
 from .apps import find_app
@@ -81,7 +79,7 @@ class LocalMesh(Mesh):
         self._runners: list[web.AppRunner] = []
         self._outbounds: list[AppOutbound] = []
         self._exposed_stats: dict[str, StatsMatcher] = {}  # pod name -> its bootstrap's matcher
-        self._workdir = Path(tempfile.mkdtemp(prefix="bookinfo-labs-"))
+        self._workdir = make_run_dir()  # removes those of killed runs first
         self._loop = LoopThread()
         self._closed = False
 
@@ -341,14 +339,6 @@ class LocalMesh(Mesh):
         exposed = self._exposed_stats[pod.name]
         return {name: value for name, value in pod.sidecar.stats.snapshot().items()
                 if exposed(name)}
-
-    def diagnostics(self, manifests: list[Manifest]) -> str:
-        applied = "---\n".join(yaml.safe_dump(m.raw, sort_keys=False) for m in manifests)
-        client = self._pod(self.client())
-        log = "\n".join(client.sidecar.access_log.lines()[-20:]) or "(empty)"
-        config = "\n".join(sorted(str(k) for k in self.store.keys())) or "(none)"
-        return (f"== applied YAML ==\n{applied or '(none)'}\n== config in the mesh ==\n"
-                f"{config}\n== {client.name} sidecar access log (last 20) ==\n{log}\n")
 
     def proxy_access_log(self, workload: str) -> list[str]:
         return self._pod(workload).sidecar.access_log.lines()
