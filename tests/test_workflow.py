@@ -43,7 +43,7 @@ def _check_jsonschema():
 
 
 @pytest.mark.skipif(_check_jsonschema() is None,
-                    reason="check-jsonschema is not installed (pip install check-jsonschema)")
+                    reason="check-jsonschema is not installed (pip install -e '.[test]')")
 def test_workflow_matches_githubs_schema():
     done = subprocess.run([_check_jsonschema(), "--builtin-schema", "vendor.github-workflows",
                            str(WORKFLOW)], capture_output=True, text=True, timeout=120)

@@ -1,5 +1,5 @@
 """Binds every resilience feature in this folder (pytest-bdd needs a test module)."""
 
-from pytest_bdd import scenarios
+from bookinfo_labs.binding import scenarios  # pytest-bdd's, keeping 0.5 as 0_5 in test names
 
 scenarios("resilience")

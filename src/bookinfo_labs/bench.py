@@ -46,8 +46,8 @@ def _load_rows(mesh: LocalMesh, requests: int):
     """(connections, straight, through the sidecar) fortio-style runs, measured back to back."""
     mesh.deploy("httpbin")
     mesh.deploy("fortio")
-    fortio = mesh.cluster.workload_pods("fortio", mesh.namespace)[0]
-    httpbin = mesh.cluster.workload_pods("httpbin-v1", mesh.namespace)[0]
+    fortio = mesh.registry.workload_pods("fortio", mesh.namespace)[0]
+    httpbin = mesh.registry.workload_pods("httpbin-v1", mesh.namespace)[0]
     app_port = next(iter(httpbin.ports.values()))
     url = "http://httpbin:8000/get"
     rows = []
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     mesh.deploy(mesh.client())
     start_s = time.perf_counter() - started
     try:
-        productpage = mesh.cluster.workload_pods("productpage-v1", mesh.namespace)[0]
+        productpage = mesh.registry.workload_pods("productpage-v1", mesh.namespace)[0]
         direct = f"http://127.0.0.1:{productpage.ports[9080]}/productpage"
         mesh.send(mesh.client(), HttpRequest(url=direct), 20)  # warm up both paths
         mesh.send(mesh.client(), HttpRequest(url="http://productpage:9080/productpage"), 20)

@@ -206,14 +206,16 @@ def lab(mesh: Mesh, request: pytest.FixtureRequest):
 
 @pytest.hookimpl(tryfirst=True)  # before pytest's own -k deselection
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """``-k`` also matches a lab by its feature file's name: ``-k "retries or mirroring"``.
+    """``-k`` also matches a lab by its feature file's name (``-k "retries or mirroring"``)
+    and a scenario by its name as written (``-k 0.5``).
 
     pytest-bdd documents a scenario's test as "<feature file path>: <scenario name>"."""
     for item in items:
         doc = getattr(getattr(item, "obj", None), "__doc__", None) or ""
-        path, sep, _ = doc.partition(".feature: ")
+        path, sep, scenario_name = doc.partition(".feature: ")
         if sep:
             item.extra_keyword_matches.add(Path(path).name)
+            item.extra_keyword_matches.add(scenario_name)  # as written: -k "0.5 s timeout"
 
 
 def pytest_bdd_before_step(request, feature, scenario, step, step_func) -> None:

@@ -83,11 +83,6 @@ class LocalMesh(Mesh):
         self._loop = LoopThread()
         self._closed = False
 
-    @property
-    def cluster(self) -> ServiceRegistry:
-        """The old name of :attr:`registry`, still read by bench.py (not ours to edit)."""
-        return self.registry
-
     @classmethod
     def start(cls, istio: IstioVersion, namespace: str = "default") -> "LocalMesh":
         if shutil.which("curl") is None:
