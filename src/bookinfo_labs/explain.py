@@ -8,6 +8,7 @@ shell as it is (bash or zsh, with kubectl pointed at the lab cluster).
 from __future__ import annotations
 
 import math
+import re
 import shlex
 from collections import OrderedDict
 from pathlib import Path
@@ -17,6 +18,7 @@ import yaml
 
 from .manifests import MANIFESTS_ROOT, Manifest
 from .mesh import HttpRequest, ResourceKey
+from .samples import sample_manifests
 
 PROJECT_ROOT = MANIFESTS_ROOT.parent
 HEREDOC = "EOF"
@@ -140,3 +142,205 @@ def stats_command(workload: str, namespace: str = "default", grep: str | None = 
     command = shlex.join([*_exec_prefix(workload, "istio-proxy", namespace),
                           "pilot-agent", "request", "GET", "stats"])
     return f"{command} | grep {shlex.quote(grep)}" if grep else command
+
+
+# -- scenarios and Then steps: what a learner runs to see what a check looks at ---------
+#
+# A Then step reads the answers of the last batch (or a log, a stat). Its command repeats
+# the batch from the client pod and prints what the check reads, one line per request,
+# counted with ``sort | uniq -c`` when there are several. The per-request text work runs
+# in the pod's shell (busybox has grep, sort, tr, wc); the counting runs on your machine.
+
+TALLY = "sort | uniq -c"
+
+
+def scenario_heading(feature_name: str, scenario_name: str) -> str:
+    """The line that heads a scenario's block in ``--explain`` (a shell comment, one line)."""
+    title = " ".join(f"{feature_name}: {scenario_name}".split())
+    return f"# ==== {title} ===="
+
+
+def _sh_c_word(script: str) -> str:
+    """``script`` as one word for ``sh -c``, expanded by the pod's shell, not yours.
+
+    Double quotes keep a script readable (``-w '%{http_code}\\n'`` stays as written); ``$``,
+    backquotes, double quotes and the backslashes that would escape them are escaped.
+    A ``!`` (bash history) or a newline gets the fully quoted single-quote form.
+    """
+    if "!" in script or "\n" in script:
+        return shlex.quote(script)
+    return '"' + re.sub(r'[$`"]|\\(?=[$`"\\]|$)', lambda m: "\\" + m.group(0), script) + '"'
+
+
+def _untagged(url: str) -> str:
+    """``url`` without the batch's ``nonce``: a request re-sent to look at its answer must
+    not add to the log lines a later step counts for that nonce."""
+    base, _, query = url.partition("?")
+    params = [p for p in query.split("&") if p and not p.startswith("nonce=")]
+    return f"{base}?{'&'.join(params)}" if params else base
+
+
+def _observe_curl(request: HttpRequest, *options: str, jar_dir: str = "/tmp") -> str:
+    """The batch's request again, silent (no ``-i``, no progress), with ``options``."""
+    args = request.curl_args()
+    words = ["curl", "-s", *(args[2:] if args[:2] == ["-sS", "-i"] else args)]
+    if request.cookie_jar:
+        jar = f"{jar_dir.rstrip('/')}/{request.cookie_jar}.cookies"
+        words += ["-b", jar, "-c", jar]
+    return shlex.join([*words, *options, _untagged(request.url)])
+
+
+def _per_request(client: str, batch, curl: str, *, pipe: str = "", tally: str = "",
+                 comment: str = "", namespace: str = "default") -> str:
+    """``curl`` (then ``pipe``) once per request of ``batch`` (``.request``, ``.count``)
+    from the client pod; with several requests, ``tally`` counts the lines locally.
+
+    Parallel batches (``request.parallel``) go through ``xargs -P`` when there is no pipe.
+    """
+    prefix = shlex.join(_exec_prefix(client, client, namespace))
+    count, parallel = batch.count, batch.request.parallel
+    if count == 1:
+        command = f"{prefix} {curl}" + (f" | {pipe}" if pipe else "")
+    else:
+        if parallel > 1 and not pipe:
+            script = f"seq {count} | xargs -P {parallel} -I{{}} {curl}"
+        else:
+            script = f"for i in $(seq {count}); do {curl}{f' | {pipe}' if pipe else ''}; done"
+        command = f"{prefix} sh -c {_sh_c_word(script)}" + (f" | {tally}" if tally else "")
+    return f"{command}  # {comment}" if comment and (count > 1 or not tally) else command
+
+
+def statuses_command(client: str, batch, namespace: str = "default") -> str:
+    """Each answer's status code, counted."""
+    curl = _observe_curl(batch.request, "-o", "/dev/null", "-w", "%{http_code}\\n")
+    return _per_request(client, batch, curl, tally=TALLY, comment="how many, status",
+                        namespace=namespace)
+
+
+def bodies_command(client: str, batch, namespace: str = "default") -> str:
+    """Each answer's body and status, counted (an empty body shows as `` (503)``)."""
+    curl = _observe_curl(batch.request, "-w", " (%{http_code})\\n")
+    return _per_request(client, batch, curl, tally=TALLY, comment="how many, body (status)",
+                        namespace=namespace)
+
+
+def latencies_command(client: str, batch, namespace: str = "default") -> str:
+    """Each answer's status and time in seconds."""
+    curl = _observe_curl(batch.request, "-o", "/dev/null", "-w", "%{http_code} %{time_total}\\n")
+    return _per_request(client, batch, curl, comment="status, seconds", namespace=namespace)
+
+
+def versions_command(client: str, batch, namespace: str = "default") -> str:
+    """Which reviews version answered each request: the pod name the page ("Reviews
+    served by:") or the reviews JSON ("podname") shows, counted."""
+    return _per_request(client, batch, _observe_curl(batch.request),
+                        pipe="grep -o 'reviews-v[0-9]*' | sort -u", tally=TALLY,
+                        comment="how many, reviews version", namespace=namespace)
+
+
+def _star_pattern(istio) -> str:
+    """A filled star on the page (checks/page.py): the glyph id, or on the Tailwind page
+    of image 1.20.1 (no id) the filled svg; the closing quote leaves out -star-empty."""
+    if istio.productpage_ui == "tailwind" and not istio.star_svg_id:
+        return 'viewBox="0 0 20 20" fill="currentColor"'
+    return 'glyphicon glyphicon-star"'
+
+
+def _star_color_pattern(istio) -> str:
+    """The wrapper that colours the filled stars (not the red ratings error text)."""
+    return 'gap-x-1 text-[a-z]*-500' if istio.productpage_ui == "tailwind" else '<font color="[a-z]*"'
+
+
+def stars_command(client: str, batch, istio, namespace: str = "default") -> str:
+    """Filled stars on each page, counted."""
+    return _per_request(client, batch, _observe_curl(batch.request),
+                        pipe=f"grep -o {shlex.quote(_star_pattern(istio))} | wc -l", tally=TALLY,
+                        comment="how many pages, filled stars on each", namespace=namespace)
+
+
+def star_colors_command(client: str, batch, istio, with_version: bool = False,
+                        namespace: str = "default") -> str:
+    """The star colour of each page (and, ``with_version``, the reviews version), counted."""
+    patterns = [_star_color_pattern(istio)] + (["reviews-v[0-9]*"] if with_version else [])
+    grep = shlex.join(["grep", "-o", *[w for p in patterns for w in ("-e", p)]])
+    what = "star colour, reviews version" if with_version else "star colour"
+    return _per_request(client, batch, _observe_curl(batch.request),
+                        pipe=f"{grep} | sort -u | tr '\\n' ' '; echo", tally=TALLY,
+                        comment=f"how many pages, {what} (blank: no stars)", namespace=namespace)
+
+
+def signed_in_command(client: str, batch, istio, namespace: str = "default") -> str:
+    """Who each page shows signed in (the name before "Sign out"), counted."""
+    pattern = ('text-gray-50">[^<]*' if istio.productpage_ui == "tailwind"
+               else 'padding-left: 5px;">[^<]*')
+    return _per_request(client, batch, _observe_curl(batch.request),
+                        pipe=f"grep -o {shlex.quote(pattern)} || echo nobody", tally=TALLY,
+                        comment="how many pages, signed-in user", namespace=namespace)
+
+
+def page_text_command(client: str, batch, text: str, namespace: str = "default") -> str:
+    """How many lines of each page show ``text``, counted."""
+    return _per_request(client, batch, _observe_curl(batch.request),
+                        pipe=f"grep -c {shlex.quote(text)}", tally=TALLY,
+                        comment="how many pages, lines with the text", namespace=namespace)
+
+
+def replies_command(client: str, batch, header: str, body: str,
+                    namespace: str = "default") -> str:
+    """Status lines, ``header`` and ``body`` in the answers (headers included), counted."""
+    curl = _observe_curl(batch.request, "-i", "-w", "\\n")
+    grep = shlex.join(["grep", "-i", "-e", "^HTTP/", "-e", f"^{header}:", "-e", body])
+    return _per_request(client, batch, curl, tally=f"tr -d '\\r' | {grep} | {TALLY}",
+                        comment="how many, line", namespace=namespace)
+
+
+def log_grep_command(workload: str, nonce: str, container: str | None = None,
+                     count: bool = True, namespace: str = "default") -> str:
+    """The workload's log lines carrying the batch's nonce (``grep -c``: how many)."""
+    grep = ["grep", "-c", nonce] if count else ["grep", nonce]
+    return f"{logs_command(workload, container, namespace=namespace)} | {shlex.join(grep)}"
+
+
+def sample_deployment(sample: str, istio) -> str:
+    """The Deployment a sample runs as (fortio's is ``fortio-deploy``)."""
+    try:
+        return next((m.name for m in sample_manifests(sample, istio) if m.kind == "Deployment"),
+                    sample)
+    except Exception:  # noqa: BLE001 - not a sample (httpbin-v1 is a Deployment already)
+        return sample
+
+
+def stat_command(workload: str, host: str, stat: str, istio, growth: bool = True,
+                 namespace: str = "default") -> str:
+    """The ``workload`` sidecar's stats of ``host`` named like ``stat``, as the
+    circuit-breaking lab reads them; ``growth``: read before and after the traffic."""
+    command = stats_command(sample_deployment(workload, istio), namespace=namespace, grep=host)
+    command = f"{command} | grep {shlex.quote(stat)}"
+    return f"{command}  # before and after: the difference is the growth" if growth else command
+
+
+def fortio_codes_command(client: str, url: str, istio, *, connections: int, requests: int,
+                         namespace: str = "default") -> str:
+    """fortio's per-status summary lines (``Code 503 : 4 (20.0 %)``) of the same run."""
+    return load_command(sample_deployment(client, istio), url, connections=connections,
+                        requests=requests, namespace=namespace) + " | grep '^Code '"
+
+
+def answers_again_command(client: str, url: str, namespace: str = "default") -> str:
+    """How long until ``url`` answers 200 again (run it right after the failing request)."""
+    curl = shlex.join([*_exec_prefix(client, client, namespace),
+                       "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", url])
+    return f'time until [ "$({curl})" = 200 ]; do sleep 0.1; done'
+
+
+def validate_command(source: str, namespace: str = "default") -> str:
+    """What the API server says of a manifest, without applying it."""
+    words = ["kubectl", "apply", *_ns_flag(namespace), "--dry-run=server"]
+    if _source_path(source) is not None:
+        return shlex.join([*words, "-f", source])
+    return shlex.join([*words, "-f", "-"]) + "  # the YAML on stdin"
+
+
+def analyze_command(namespace: str = "default") -> str:
+    """Istio's analysis of the namespace's config (a missing subset is IST0101)."""
+    return shlex.join(["istioctl", "analyze", *_ns_flag(namespace)])
