@@ -37,7 +37,7 @@ def opens_product_page(lab, user, count):
 
 @then(parsers.re(r"every page is served by reviews (?P<version>v\d+)"))
 def every_page_from(lab, version):
-    lab._show(explain.versions_command, lab.client, lab.traffic)
+    lab.explain(explain.versions_command, lab.client, lab.traffic)
     def check(traffic):
         seen = Counter(reviews_version(r) for r in traffic.responses)
         statuses = Counter(r.status for r in traffic.responses)
@@ -49,7 +49,7 @@ def every_page_from(lab, version):
 @then(parsers.re(r"the pages are served by reviews (?P<versions>v\d+(?:, v\d+)* and v\d+)"))
 def pages_from_all(lab, versions):
     wanted = set(versions.replace(" and ", ", ").split(", "))
-    lab._show(explain.versions_command, lab.client, lab.traffic)
+    lab.explain(explain.versions_command, lab.client, lab.traffic)
 
     def check(traffic):
         seen = Counter(reviews_version(r) for r in traffic.responses)
@@ -60,7 +60,7 @@ def pages_from_all(lab, versions):
 
 @then("no page shows stars")
 def no_stars(lab):
-    lab._show(explain.stars_command, lab.client, lab.traffic, lab.mesh.istio)
+    lab.explain(explain.stars_command, lab.client, lab.traffic, lab.mesh.istio)
     def check(traffic):
         stars = [page(r).total_stars for r in traffic.responses]
         assert not any(stars), f"stars per page: {stars}"
@@ -70,7 +70,7 @@ def no_stars(lab):
 
 @then(parsers.re(r"every page shows (?P<color>black|red) stars"))
 def every_page_stars(lab, color):
-    lab._show(explain.star_colors_command, lab.client, lab.traffic, lab.mesh.istio)
+    lab.explain(explain.star_colors_command, lab.client, lab.traffic, lab.mesh.istio)
     def check(traffic):
         seen = Counter(frozenset(page(r).star_colors) for r in traffic.responses)
         assert set(seen) == {frozenset({color})}, f"star colours seen: {dict(seen)}"
@@ -80,7 +80,7 @@ def every_page_stars(lab, color):
 
 @then(parsers.re(r"the pages served by reviews (?P<version>v\d+) show (?P<color>black|red|no) stars"))
 def pages_of_version_stars(lab, version, color):
-    lab._show(explain.star_colors_command, lab.client, lab.traffic, lab.mesh.istio, with_version=True)
+    lab.explain(explain.star_colors_command, lab.client, lab.traffic, lab.mesh.istio, with_version=True)
     pages = [page(r) for r in lab.traffic.responses if reviews_version(r) == version]
     assert pages, (f"no page was served by reviews {version}; versions seen: "
                    f"{dict(Counter(reviews_version(r) for r in lab.traffic.responses))}")
@@ -91,7 +91,7 @@ def pages_of_version_stars(lab, version, color):
 
 @then(parsers.re(r"every page shows (?P<user>[a-z][\w.-]*) signed in"))
 def signed_in(lab, user):
-    lab._show(explain.signed_in_command, lab.client, lab.traffic, lab.mesh.istio)
+    lab.explain(explain.signed_in_command, lab.client, lab.traffic, lab.mesh.istio)
     def check(traffic):
         seen = Counter(page(r).signed_in_user for r in traffic.responses)
         assert set(seen) == {user}, f"signed-in users seen: {dict(seen)}"
@@ -101,7 +101,7 @@ def signed_in(lab, user):
 
 @then("no page shows a signed-in user")
 def nobody_signed_in(lab):
-    lab._show(explain.signed_in_command, lab.client, lab.traffic, lab.mesh.istio)
+    lab.explain(explain.signed_in_command, lab.client, lab.traffic, lab.mesh.istio)
     def check(traffic):
         seen = Counter(page(r).signed_in_user for r in traffic.responses)
         assert set(seen) == {None}, f"signed-in users seen: {dict(seen)}"
@@ -111,6 +111,6 @@ def nobody_signed_in(lab):
 
 @then("every request succeeded")
 def all_succeeded(lab):
-    lab._show(explain.statuses_command, lab.client, lab.traffic)
+    lab.explain(explain.statuses_command, lab.client, lab.traffic)
     statuses = Counter(r.status for r in lab.traffic.responses)
     assert set(statuses) == {200}, f"statuses: {dict(statuses)}"

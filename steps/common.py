@@ -48,7 +48,7 @@ def apply_failed(lab, path, text):
     assert lab.error is not None, (
         f"no error: the manifest was applied (applied so far: {applied}), but it should have "
         f"been rejected at {path!r} mentioning {text!r}")
-    lab._show(explain.validate_command, lab.error.source)
+    lab.explain(explain.validate_command, lab.error.source)
     assert lab.error.path == path and text in str(lab.error), (
         f"expected a rejection at {path!r} mentioning {text!r}; got one at {lab.error.path!r}: "
         f"{lab.error}")
@@ -59,6 +59,6 @@ def apply_failed(lab, path, text):
                  r"is not defined"))
 def warned_about_subset(lab, subset, host):
     wanted = f"subset {subset!r} of host {host!r} is not defined"
-    lab._show(explain.analyze_command)
+    lab.explain(explain.analyze_command)
     assert any(wanted in w for w in lab.warnings), (
         f"expected a warning containing {wanted!r}; warnings were: {lab.warnings or 'none'}")

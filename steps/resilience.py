@@ -31,7 +31,7 @@ def _band(center: float, tolerance: float):
 
 @then("every page shows the reviews error")
 def reviews_error(lab):
-    lab._show(explain.page_text_command, lab.client, lab.traffic, REVIEWS_ERROR)
+    lab.explain(explain.page_text_command, lab.client, lab.traffic, REVIEWS_ERROR)
     def check(traffic):
         shown = [page(r).reviews_error and REVIEWS_ERROR in r.body for r in traffic.responses]
         statuses = Counter(r.status for r in traffic.responses)
@@ -43,7 +43,7 @@ def reviews_error(lab):
 
 @then("every page shows the details error")
 def details_error(lab):
-    lab._show(explain.page_text_command, lab.client, lab.traffic, DETAILS_ERROR)
+    lab.explain(explain.page_text_command, lab.client, lab.traffic, DETAILS_ERROR)
     def check(traffic):
         shown = [page(r).details_error and DETAILS_ERROR in r.body for r in traffic.responses]
         statuses = Counter(r.status for r in traffic.responses)
@@ -55,7 +55,7 @@ def details_error(lab):
 
 @then('every review on every page shows "Ratings service is currently unavailable"')
 def ratings_unavailable(lab):
-    lab._show(explain.page_text_command, lab.client, lab.traffic, RATINGS_ERROR)
+    lab.explain(explain.page_text_command, lab.client, lab.traffic, RATINGS_ERROR)
     def check(traffic):
         reviews = [review for r in traffic.responses for review in page(r).reviews]
         assert reviews and all(review.rating_error and not review.stars for review in reviews), (
@@ -66,13 +66,13 @@ def ratings_unavailable(lab):
 
 @then(parsers.re(r"every (?:page|response) arrived after (?P<center>[\d.]+) ± (?P<tol>[\d.]+) seconds?"))
 def arrived_within(lab, center, tol):
-    lab._show(explain.latencies_command, lab.client, lab.traffic)
+    lab.explain(explain.latencies_command, lab.client, lab.traffic)
     lab.expect(f"every response after {center} s ± {tol} s", _band(float(center), float(tol)))
 
 
 @then(parsers.re(r"every (?:page|response) arrived in under (?P<limit>[\d.]+) seconds?"))
 def arrived_under(lab, limit):
-    lab._show(explain.latencies_command, lab.client, lab.traffic)
+    lab.explain(explain.latencies_command, lab.client, lab.traffic)
     def check(traffic):
         times = [round(r.elapsed_s, 2) for r in traffic.responses]
         assert all(t < float(limit) for t in times), f"times {times} s, expected each under {limit} s"
@@ -83,7 +83,7 @@ def arrived_under(lab, limit):
 @then(parsers.re(r'every response has status (?P<status>\d+) and body "(?P<body>[^"]*)"'),
       converters={"status": int})
 def status_and_body(lab, status, body):
-    lab._show(explain.bodies_command, lab.client, lab.traffic)
+    lab.explain(explain.bodies_command, lab.client, lab.traffic)
     def check(traffic):
         seen = Counter((r.status, r.body) for r in traffic.responses)
         assert set(seen) == {(status, body)}, f"(status, body) seen: {dict(seen)}"
@@ -94,7 +94,7 @@ def status_and_body(lab, status, body):
 @then(parsers.re(r"the statuses are split (?P<spec>\d+ \d+(?:\.\d+)?% (?:and \d+ \d+(?:\.\d+)?%)+)"))
 def statuses_split(lab, spec):
     """Fault percentages, checked with an exact binomial band (false failure <= 1e-6)."""
-    lab._show(explain.statuses_command, lab.client, lab.traffic)
+    lab.explain(explain.statuses_command, lab.client, lab.traffic)
     expect_split(lab, f"statuses split {spec}",
                  lambda traffic: Counter(str(r.status) for r in traffic.responses), parse_shares(spec))
 
@@ -111,14 +111,14 @@ def fortio_load(lab, requests, connections, url):
 
 @then(parsers.parse("fortio got only {status:d}s"))
 def fortio_only(lab, status, fortio_run):
-    lab._show(explain.fortio_codes_command, "fortio", istio=lab.mesh.istio, **fortio_run)
+    lab.explain(explain.fortio_codes_command, "fortio", istio=lab.mesh.istio, **fortio_run)
     codes = lab.load_result.codes
     assert set(codes) == {status}, f"fortio codes: {lab.load_result.code_lines()}"
 
 
 @then(parsers.parse("fortio got at least one {first:d} and one {second:d}"))
 def fortio_both(lab, first, second, fortio_run):
-    lab._show(explain.fortio_codes_command, "fortio", istio=lab.mesh.istio, **fortio_run)
+    lab.explain(explain.fortio_codes_command, "fortio", istio=lab.mesh.istio, **fortio_run)
     codes = lab.load_result.codes
     assert codes.get(first, 0) >= 1 and codes.get(second, 0) >= 1, (
         f"fortio codes: {lab.load_result.code_lines()}")
@@ -127,7 +127,7 @@ def fortio_both(lab, first, second, fortio_run):
 @then(parsers.re(r"the (?P<stat>[\w.]+) of httpbin in the client's sidecar grew by the number of "
                  r"(?P<status>\d+)s"), converters={"status": int})
 def stat_grew_by_code_count(lab, stat, status):
-    lab._show(explain.stat_command, lab.stats_change.workload, "httpbin", stat, lab.mesh.istio)
+    lab.explain(explain.stat_command, lab.stats_change.workload, "httpbin", stat, lab.mesh.istio)
     expected = lab.load_result.count(status)
     grown = lab.stats_change.cluster_delta("httpbin", stat)
     print(f"{stat} grew by {grown}; fortio got {expected} x {status}")
@@ -137,7 +137,7 @@ def stat_grew_by_code_count(lab, stat, status):
 @then(parsers.re(r"the (?P<stat>[\w.]+) of httpbin in the client's sidecar grew by (?P<amount>\d+)"),
       converters={"amount": int})
 def stat_grew_by(lab, stat, amount):
-    lab._show(explain.stat_command, lab.stats_change.workload, "httpbin", stat, lab.mesh.istio)
+    lab.explain(explain.stat_command, lab.stats_change.workload, "httpbin", stat, lab.mesh.istio)
     grown = lab.stats_change.cluster_delta("httpbin", stat)
     assert grown == amount, f"{stat} grew by {grown}, expected {amount}"
 
@@ -145,7 +145,7 @@ def stat_grew_by(lab, stat, amount):
 @then("the fortio sidecar reports the pending statistics of httpbin")
 def pending_stats(lab):
     """What the lab greps: ``pilot-agent request GET stats | grep httpbin | grep pending``."""
-    lab._show(explain.stat_command, "fortio", "httpbin", "pending", lab.mesh.istio, growth=False)
+    lab.explain(explain.stat_command, "fortio", "httpbin", "pending", lab.mesh.istio, growth=False)
     stats = lab.mesh.proxy_stats("fortio")
     lines = sorted(f"{k}: {v}" for k, v in stats.items() if "httpbin" in k and "pending" in k)
     print("\n".join(lines))
@@ -167,7 +167,7 @@ def send_parallel(lab, count, url, parallel):
 
 @then(parsers.parse("some responses have status {status:d}"))
 def some_status(lab, status):
-    lab._show(explain.statuses_command, lab.client, lab.traffic)
+    lab.explain(explain.statuses_command, lab.client, lab.traffic)
     seen = Counter(r.status for r in lab.traffic.responses)
     assert seen[status] >= 1, f"statuses: {dict(seen)}"
 
@@ -176,7 +176,7 @@ def some_status(lab, status):
                  r'"(?P<header>[^"]+)"'), converters={"status": int})
 def some_status_body_header(lab, status, body, header):
     name, _, value = header.partition(":")
-    lab._show(explain.replies_command, lab.client, lab.traffic, name.strip(), body)
+    lab.explain(explain.replies_command, lab.client, lab.traffic, name.strip(), body)
     matching = [r for r in lab.traffic.responses if r.status == status]
     assert matching, f"no {status}: statuses {dict(Counter(r.status for r in lab.traffic.responses))}"
     for response in matching:
@@ -200,7 +200,7 @@ def _logged(lab, workload: str) -> int:
 @then(parsers.re(r"(?P<workload>[\w-]+) logged the tagged requests (?P<total>\d+) times"),
       converters={"total": int})
 def logged_times(lab, workload, total):
-    lab._show(explain.log_grep_command, workload, lab.nonce)
+    lab.explain(explain.log_grep_command, workload, lab.nonce)
     eventually(lambda: _logged(lab, workload), _equals(total),
                expected=f"{workload} logs {total} lines with the nonce", policy=lab.policy)
 
@@ -208,7 +208,7 @@ def logged_times(lab, workload, total):
 @then(parsers.re(r"(?P<workload>[\w-]+) logged none of the tagged requests"))
 def logged_none(lab, workload):
     """Watched until a mirrored copy of the batch would have landed, not just once."""
-    lab._show(explain.log_grep_command, workload, lab.nonce)
+    lab.explain(explain.log_grep_command, workload, lab.nonce)
     def check(lines):
         assert not lines, f"{len(lines)} line(s) with the nonce: {lines[:3]}"
 
@@ -230,7 +230,7 @@ def logged_share(lab, workload, percent):
     """Mirroring percentages, with an exact binomial band once the copies have settled.
 
     A re-sent batch has a fresh nonce (``send_tagged``): each batch counts its own copies."""
-    lab._show(explain.log_grep_command, workload, lab.nonce)
+    lab.explain(explain.log_grep_command, workload, lab.nonce)
     def counts(traffic):
         seen = _settled(lambda: _logged(lab, workload))
         return {"mirrored": seen, "not mirrored": traffic.count - seen}
@@ -243,7 +243,7 @@ def logged_share(lab, workload, percent):
                  r"version uses"))
 def mirrored_host(lab, workload):
     """Envoy appends -shadow to a mirrored Host up to Istio 1.27 (not from 1.28 on)."""
-    lab._show(explain.log_grep_command, workload, lab.nonce, "istio-proxy", count=False)
+    lab.explain(explain.log_grep_command, workload, lab.nonce, "istio-proxy", count=False)
     host, port = lab.traffic.request.url.split("/")[2].partition(":")[::2]
     expected = f"{host}-shadow:{port}" if lab.mesh.istio.mirror_shadow_suffix else f"{host}:{port}"
     lines = eventually(lambda: lab.tagged_in_log(workload, container="istio-proxy"),
@@ -289,7 +289,7 @@ def failing_requests(lab, count, url, status):
                  r"seconds after that failure"))
 def answers_again(lab, url, center, tol):
     center, tol = float(center), float(tol)
-    lab._show(explain.answers_again_command, lab.client, url)
+    lab.explain(explain.answers_again_command, lab.client, url)
 
     def check(traffic):
         assert traffic.responses[0].status == 200, f"still {traffic.responses[0].status}"

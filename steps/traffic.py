@@ -30,7 +30,7 @@ def send_requests_with_header(lab, count, url, header):
 
 @then(parsers.parse("every response has status {status:d}"))
 def every_status(lab, status):
-    lab._show(explain.statuses_command, lab.client, lab.traffic)
+    lab.explain(explain.statuses_command, lab.client, lab.traffic)
     def check(traffic):
         seen = Counter(r.status for r in traffic.responses)
         assert set(seen) == {status}, f"statuses seen: {dict(seen)}"
@@ -40,7 +40,7 @@ def every_status(lab, status):
 
 @then(parsers.parse("every response has status {status:d} and an empty body"))
 def every_status_empty(lab, status):
-    lab._show(explain.bodies_command, lab.client, lab.traffic)
+    lab.explain(explain.bodies_command, lab.client, lab.traffic)
     def check(traffic):
         seen = Counter((r.status, r.body) for r in traffic.responses)
         assert set(seen) == {(status, "")}, f"(status, body) seen: {dict(seen)}"
@@ -50,7 +50,7 @@ def every_status_empty(lab, status):
 
 @then(parsers.re(r"every response is served by reviews (?P<version>v\d+)"))
 def every_response_from(lab, version):
-    lab._show(explain.versions_command, lab.client, lab.traffic)
+    lab.explain(explain.versions_command, lab.client, lab.traffic)
     def check(traffic):
         seen = Counter(reviews_version(r) for r in traffic.responses)
         assert set(seen) == {version}, f"reviews versions seen: {dict(seen)}"
@@ -61,7 +61,7 @@ def every_response_from(lab, version):
 @then(parsers.re(r"the reviews versions are split (?P<spec>v\d+ \d+% (?:and v\d+ \d+%)+)"))
 def versions_split(lab, spec):
     """Weighted routing, checked with an exact binomial band (false failure <= 1e-6)."""
-    lab._show(explain.versions_command, lab.client, lab.traffic)
+    lab.explain(explain.versions_command, lab.client, lab.traffic)
     expect_split(lab, f"reviews versions split {spec}",
                  lambda traffic: Counter(reviews_version(r) or "unknown" for r in traffic.responses),
                  parse_shares(spec))

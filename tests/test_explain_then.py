@@ -253,7 +253,7 @@ def test_the_status_body_latency_reply_and_log_commands_run(run, tmp_path):
 # -- the steps print them -----------------------------------------------------------------
 
 def _then_steps_without_explanation() -> list[str]:
-    """Then step functions that neither call ``lab._show`` nor a step function that does."""
+    """Then step functions that neither call ``lab.explain`` nor a step function that does."""
     functions, then_steps = {}, set()
     for path in sorted((ROOT / "steps").glob("*.py")):
         for node in ast.parse(path.read_text()).body:
@@ -265,7 +265,7 @@ def _then_steps_without_explanation() -> list[str]:
 
     def shows(name: str, seen: frozenset = frozenset()) -> bool:
         calls = [n for n in ast.walk(functions[name]) if isinstance(n, ast.Call)]
-        if any(getattr(c.func, "attr", "") == "_show" for c in calls):
+        if any(getattr(c.func, "attr", "") == "explain" for c in calls):
             return True
         called = {getattr(c.func, "id", "") for c in calls} & set(functions) - seen - {name}
         return any(shows(other, seen | {name}) for other in called)

@@ -327,3 +327,14 @@ def test_a_malformed_kubeconfig_is_one_clear_error(project, monkeypatch):
     result.stderr.fnmatch_lines([f"ERROR: bookinfo-labs: the kubeconfig {bad} (from $KUBECONFIG) "
                                  "is not valid YAML at line 3*"])
     assert "INTERNALERROR" not in result.stderr.str() + result.stdout.str()
+
+
+def test_explain_heads_each_scenario_with_its_title(project):
+    project.feature("""
+        Feature: Explained
+          Scenario: nothing to apply
+            Then nothing is applied
+    """)
+    result = project.runpytest_subprocess("features", "--explain")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["# ==== Explained: nothing to apply ====", "# Then nothing is applied"])

@@ -14,6 +14,7 @@ import pytest
 
 from . import failures
 from .checks import EventuallyPolicy
+from .explain import scenario_heading
 from .mesh import Mesh, MeshError
 from .report import LabReport
 from .scenario import Lab
@@ -175,14 +176,11 @@ def mesh(request: pytest.FixtureRequest) -> Mesh:
 @pytest.fixture
 def lab(mesh: Mesh, request: pytest.FixtureRequest):
     """One scenario: removes what it applied at the end, then fails it if config leaked."""
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
     explain = request.config.getoption("--explain")
 
     def say(text: str) -> None:
-        if explain and reporter is not None:
-            with capture.global_and_fixture_disabled():  # straight to the learner's terminal
-                reporter.write_line(text)
+        if explain:
+            _write_past_capture(request.config, text)
         else:
             print(text)  # kept with the test's output, shown when it fails
 
@@ -220,11 +218,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def pytest_bdd_before_step(request, feature, scenario, step, step_func) -> None:
     if request.config.getoption("--explain"):
-        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-        capture = request.config.pluginmanager.get_plugin("capturemanager")
-        if reporter is not None:
-            with capture.global_and_fixture_disabled():
-                reporter.write_line(f"\n# {step.keyword} {step.name}")
+        _write_past_capture(request.config, f"\n# {step.keyword} {step.name}")
+
+
+def _write_past_capture(config: pytest.Config, line: str) -> None:
+    """Straight to the learner's terminal, whatever pytest captures."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(line)
 
 
 # -- unknown steps: say which step, and what was probably meant -------------------------
@@ -313,6 +316,8 @@ def _scenario_name(item: pytest.Item, template) -> str:
 
 
 def pytest_bdd_before_scenario(request, feature, scenario) -> None:
+    if request.config.getoption("--explain"):
+        _write_past_capture(request.config, "\n" + scenario_heading(feature.name, scenario.name))
     # Every scenario gets the contract (cleanup and leak check), also one whose steps
     # only ask for the mesh itself.
     request.getfixturevalue("lab")

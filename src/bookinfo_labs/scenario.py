@@ -72,6 +72,11 @@ class Lab:
         self.marks: dict[str, float] = {}  # named moments (monotonic clock)
         self.started = time.monotonic()
 
+    def explain(self, command: Callable[..., object], *args, **kwargs) -> None:
+        """With --explain, print what a learner types to do or see the same by hand:
+        ``command(*args, namespace=..., **kwargs)`` gives the line(s) (see explain.py)."""
+        self._show(command, *args, **kwargs)
+
     def _show(self, command: Callable[..., object], *args, **kwargs) -> None:
         """With --explain, print the kubectl/curl equivalent of what the step does."""
         if not self._explain:
