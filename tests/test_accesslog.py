@@ -3,7 +3,8 @@
 from bookinfo_labs.accesslog import parse_line
 from bookinfo_labs.local.envoy import AccessLogEntry as LocalEntry
 
-# labs-workshop.md §4.1, `kubectl logs ratings-v1-xxxxx -c istio-proxy` on Istio 1.26
+# the workshop's lab 4.1 (docs/facts.md#workshop-labs):
+# `kubectl logs ratings-v1-xxxxx -c istio-proxy` on Istio 1.26
 REAL = ('[2024-03-21T08:53:38.675Z] "GET /ratings/0 HTTP/1.1" 200 - via_upstream - "-" 0 48 1 0 '
         '"-" "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:107.0) Gecko/20100101 Firefox/107.0" '
         '"7b7596ea-aa34-98f9-9d7a-e17fbd58cdf3" "ratings:9080" "10.244.135.9:9080" inbound|9080|| '

@@ -1,4 +1,4 @@
-"""The local Bookinfo apps against the reference (istio-semantics.md §A.2–A.5).
+"""The local Bookinfo apps against the facts (docs/facts.md#bookinfo-apps).
 
 Backends are faked at the outbound (the sidecar): calls are recorded, answered with canned
 responses, or fail at once with the exceptions the sidecar raises. No timers, no sleeps.
@@ -625,7 +625,8 @@ def test_the_two_ratings_texts_are_two_messages_of_two_services():
     """reviews v2/v3 put REVIEW_RATING_ERROR in a review's rating when ratings fails, and
     productpage shows it in place of that review's stars (the page check looks for the same
     text); productpage's own RATINGS_UNAVAILABLE_FOR_BOOK is only the error body of its
-    /api/v1/products/<id>/ratings route (istio-semantics.md, Bookinfo productpage/reviews)."""
+    /api/v1/products/<id>/ratings route (docs/facts.md#productpage,
+    docs/facts.md#bookinfo-reviews)."""
     from bookinfo_labs.checks import page as page_check
     from bookinfo_labs.local.apps import bookinfo
 

@@ -1,4 +1,5 @@
-"""The local httpbin apps against the reference (istio-semantics.md §A.7, §B.5, §B.8).
+"""The local httpbin apps against the facts (docs/facts.md#httpbin-flavours,
+docs/facts.md#mirroring, docs/facts.md#request-headers).
 
 Both flavours run on a loopback aiohttp test server. Delays use an injected fake sleep
 (the test asserts on the requested duration), weighted /status picks an injected scripted
@@ -28,7 +29,7 @@ from bookinfo_labs.local.apps.httpbin import (
 from bookinfo_labs.versions import get_version
 
 CURL = "curl/8.16.0"
-MESH_HEADERS = {  # what a client sidecar adds (§B.8)
+MESH_HEADERS = {  # what a client sidecar adds (docs/facts.md#request-headers)
     "Host": "httpbin:8000",
     "User-Agent": CURL,
     "Accept": "*/*",

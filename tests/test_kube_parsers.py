@@ -92,7 +92,7 @@ def test_fortio_command_is_the_labs_with_json():
 
 # --- Envoy stats --------------------------------------------------------------------
 
-# istio-semantics.md §B.4: `pilot-agent request GET stats | grep httpbin | grep pending`
+# docs/facts.md#envoy-stats: `pilot-agent request GET stats | grep httpbin | grep pending`
 STATS_TEXT = """\
 cluster.outbound|8000||httpbin.default.svc.cluster.local;.circuit_breakers.default.remaining_pending: 1
 cluster.outbound|8000||httpbin.default.svc.cluster.local;.circuit_breakers.default.rq_pending_open: 0

@@ -1,4 +1,4 @@
-"""VirtualService and DestinationRule semantics, without sockets (reference §B.1)."""
+"""VirtualService and DestinationRule semantics, without sockets (docs/facts.md#routing)."""
 
 import textwrap
 

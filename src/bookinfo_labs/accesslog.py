@@ -1,7 +1,7 @@
 """Istio's default TEXT access log (meshConfig.accessLogFile), one line parsed into fields.
 
-The format (reference §B.9, pilot/pkg/model/telemetry_logging.go) is the same in a real
-istio-proxy and in the local mesh's sidecars, so one parser serves both.
+The format (docs/facts.md#access-log-format, pilot/pkg/model/telemetry_logging.go) is the
+same in a real istio-proxy and in the local mesh's sidecars, so one parser serves both.
 """
 
 from __future__ import annotations

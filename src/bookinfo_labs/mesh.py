@@ -2,7 +2,7 @@
 
 Two implementations: ``bookinfo_labs.local.LocalMesh`` (the embedded emulator, the default)
 and ``bookinfo_labs.kube.KubeMesh`` (a real cluster). Each verb has an obvious meaning on
-both; see DESIGN.md "One suite, two meshes".
+both; see docs/architecture.md#what-each-verb-does-on-each-mesh.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """What changes between Istio releases, in one table.
 
 Expectations that differ by release read from here; the local mesh emulates the selected
-release; the kube provisioning installs it. Facts from reference/istio-semantics.md §A.1, §C.
+release; the kube provisioning installs it. Facts: docs/facts.md#version-table and
+docs/facts.md#defaults-by-release.
 """
 
 from __future__ import annotations

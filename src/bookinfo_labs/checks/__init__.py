@@ -1,5 +1,5 @@
 """Check primitives: ``eventually`` (N consecutive passes before a deadline) and exact
-binomial acceptance bands for traffic splits. See DESIGN.md "Checking behaviour"."""
+binomial acceptance bands for traffic splits. See docs/architecture.md#checks."""
 
 from .eventually import EventuallyPolicy, eventually
 from .stats import (

@@ -3,7 +3,7 @@
 Mesh config converges asynchronously (Pilot pushes to each Envoy at its own pace), so one
 passing observation may come from an Envoy that already has the new config while the next
 request lands on one that does not. Requiring a streak of consecutive passes makes a
-scenario fail on flapping instead of passing by luck. See DESIGN.md "Checking behaviour".
+scenario fail on flapping instead of passing by luck. See docs/architecture.md#eventually.
 
 Steps never sleep; they call ``eventually`` with an ``observe`` (send traffic, read a page)
 and a ``check`` (plain ``assert`` statements).

@@ -1,7 +1,7 @@
 """Read the Bookinfo product page the way a lab does: who is signed in, which reviews
 version answered, how many stars of which colour, which error blocks are shown.
 
-Works on both UI flavours (reference istio-semantics.md §A.2):
+Works on both UI flavours (docs/facts.md#productpage-html):
 
 * Tailwind (images >= 1.20.1): each review is a ``<section>``; filled stars are
   ``<svg fill="currentColor">`` (with ``id="glyphicon glyphicon-star"`` from 1.20.2) inside a
@@ -25,7 +25,7 @@ DETAILS_ERROR = "Error fetching product details"
 REVIEWS_ERROR = "Error fetching product reviews"
 #: a review's rating line when reviews (v2, v3) could not get its rating from ratings: the
 #: reviews service's ``rating.error``, shown by productpage in place of that review's stars
-#: (istio-semantics.md, Bookinfo reviews JSON and productpage HTML). Not productpage's own
+#: (docs/facts.md#bookinfo-reviews, docs/facts.md#productpage-html). Not productpage's own
 #: "Sorry, product ratings are currently unavailable for this book.", which only its
 #: /api/v1/products/<id>/ratings route returns.
 REVIEW_RATING_ERROR = "Ratings service is currently unavailable"

@@ -1,7 +1,8 @@
 """What an Envoy sidecar says by itself: local replies, response flags, stats, access log.
 
-Strings and names from reference/istio-semantics.md §B.10 (catalogue of proxy-generated
-replies), §B.4 (stat names) and §B.9 (Istio's TEXT access-log format).
+Strings and names from docs/facts.md#envoy-local-replies (proxy-generated replies),
+docs/facts.md#envoy-stats (stat names) and docs/facts.md#access-log-format (Istio's TEXT
+access-log format).
 """
 
 from __future__ import annotations

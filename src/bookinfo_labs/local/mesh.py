@@ -29,7 +29,7 @@ from .runtime import LoopThread
 from .sidecar import AppOutbound, Sidecar
 
 # The Istio config fields this emulator implements, per kind. A field outside these is a
-# clear error rather than silently ignored (DESIGN.md: the local emulator's rules).
+# clear error rather than silently ignored (docs/architecture.md#refuse-never-ignore).
 # "[]" stands for any list index; a listed path covers everything below it.
 _TRAFFIC_POLICY = (
     "loadBalancer.simple",

@@ -1,4 +1,4 @@
-"""Passive outlier detection of one cluster in one client proxy (reference §B.4).
+"""Passive outlier detection of one cluster in one client proxy (docs/facts.md#outlier-detection).
 
 - ``consecutive5xxErrors: N``: the N-th 5xx in a row from a host (locally originated
   failures such as a refused connection count too) ejects it at once;

@@ -1,4 +1,4 @@
-"""Envoy's retry policy for a route, as Istio configures it (reference §B.3).
+"""Envoy's retry policy for a route, as Istio configures it (docs/facts.md#retries).
 
 Without ``retries`` in the VirtualService Istio installs a default on every route: 2
 retries on ``connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes``,

@@ -1,7 +1,7 @@
 """VirtualService and DestinationRule semantics, as pure functions over a request.
 
-What Envoy does with the route configuration istiod generates (reference/istio-semantics.md
-§B.1): the first HTTP rule whose match succeeds wins; entries inside one match block are
+What Envoy does with the route configuration istiod generates (docs/facts.md#routing):
+the first HTTP rule whose match succeeds wins; entries inside one match block are
 AND'ed, match blocks are OR'ed; weights pick a destination per request; a subset is a label
 selector found through DestinationRules.
 """

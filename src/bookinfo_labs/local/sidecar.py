@@ -178,7 +178,7 @@ class Sidecar:
             self.stats.inc(stat_prefix + "delays_injected")
             flags.append("DI")
             # The fault filter holds the request before the router: the route timeout
-            # starts only afterwards (§B.2).
+            # starts only afterwards (docs/facts.md#fault-injection).
             await asyncio.sleep(fault.delay.fixed_delay.seconds)
         if fault and fault.abort and self._roll(fault.abort.effective_percentage):
             self.stats.inc(stat_prefix + "aborts_injected")

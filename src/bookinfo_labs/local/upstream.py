@@ -1,7 +1,7 @@
 """An Envoy cluster's HTTP/1.1 connection pool and its circuit breaker.
 
 The pool owns real TCP connections to the cluster's endpoints (HTTP/1.1 framing by h11), so
-the circuit breaker counts what Envoy counts (reference/istio-semantics.md §B.4):
+the circuit breaker counts what Envoy counts (docs/facts.md#circuit-breaking):
 
 - a request that cannot be put on a ready, idle connection at once is *pending* until one
   is ready (also while a new connection is being opened for it);

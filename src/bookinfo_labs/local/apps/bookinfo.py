@@ -1,7 +1,7 @@
 """Local implementations of the Bookinfo apps: productpage, details, reviews, ratings.
 
 Each factory builds the aiohttp app the emulated pod runs (contract in ``base.py``). They
-reproduce what the real apps do on the wire (reference istio-semantics.md §A.2–A.5):
+reproduce what the real apps do on the wire (docs/facts.md#bookinfo-apps):
 routes, status codes, byte-exact bodies, the headers they propagate, and the timeouts they
 pass to their HTTP clients. Timeouts are enforced by the sidecar (``ctx.outbound``), never
 by timers here; the apps only react to ``asyncio.TimeoutError``/``ConnectionError``.

@@ -1,4 +1,4 @@
-"""Local httpbin: both implementations Istio's samples ship (istio-semantics.md §A.7).
+"""Local httpbin: both implementations Istio's samples ship (docs/facts.md#httpbin-flavours).
 
 * ``go_httpbin``: ``mccutchen/go-httpbin:v2.15.0``, the sample since Istio 1.24 (port 8080).
 * ``python_httpbin``: the Python/Flask httpbin (``kennethreitz/httpbin``, ``kong/httpbin``) of

@@ -1,8 +1,8 @@
 """HTML the local productpage renders: the product page in both UI flavours, the landing
 page and Flask/Werkzeug's stock error and redirect pages.
 
-The markup reproduces what checks and labs look at on the real pages (reference
-istio-semantics.md §A.2): titles, error strings, star elements and their colour wrappers,
+The markup reproduces what checks and labs look at on the real pages
+(docs/facts.md#productpage-html): titles, error strings, star elements and their colour wrappers,
 the "Reviews served by:" marker and the signed-in user. Whitespace and decoration are
 our own; values are escaped the way Jinja's autoescape does.
 """
