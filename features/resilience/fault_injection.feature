@@ -3,6 +3,10 @@ Feature: Fault injection
   Istio task "Fault Injection". With every service on v1 and jason routed to reviews v2,
   inject a delay and then an abort into ratings, for jason only. The faults live in the
   client's sidecar (here reviews v2's), so other users are untouched.
+  Timing bands run from the mechanism's earliest answer (less 10 ms of timer granularity)
+  to its latest plus 0.25 s of scheduling noise: with one of this 2-core machine's cores
+  kept busy, no answer came more than 18 ms after its mechanism's latest (75 answers over
+  3 runs; docs/architecture.md#timing-bands says how to measure it again).
 
   Background:
     Given the Bookinfo sample is running
@@ -17,22 +21,23 @@ Feature: Fault injection
     And jason opens the product page
     Then every page shows the reviews error
     # productpage gives reviews two tries of 3 s each, and reviews v2 waits 10 s for
-    # ratings: the page still answers 200, after 6 s ± 1 s.
+    # ratings: the page still answers 200, after the two tries: 6 s.
     And every response has status 200
-    And every page arrived after 6 ± 1 seconds
+    And every page took 5.99 to 6.25 seconds
 
   Scenario: Users other than jason are not delayed
     Given I apply "virtual-service-ratings-test-delay.yaml"
     When an anonymous user opens the product page 5 times
     Then every page is served by reviews v1
-    And every page arrived in under 1 second
+    And every page took under 1 second
 
   @slow
   Scenario: Seen directly, ratings answers jason after the 7 s delay
     Given I apply "virtual-service-ratings-test-delay.yaml"
     When I send 1 requests to "http://ratings:9080/ratings/0" with header "end-user: jason"
     Then every response has status 200
-    And every response arrived after 7 ± 1 seconds
+    # the fault filter holds the request 7 s, then ratings answers at once
+    And every response took 6.99 to 7.25 seconds
 
   Scenario: An HTTP 500 abort for jason: the ratings are unavailable, at once
     Given I apply "virtual-service-ratings-test-abort.yaml"
@@ -40,7 +45,7 @@ Feature: Fault injection
     And jason opens the product page 5 times
     Then every page is served by reviews v2
     And every review on every page shows "Ratings service is currently unavailable"
-    And every page arrived in under 1 second
+    And every page took under 1 second
     When an anonymous user opens the product page 5 times
     Then every page is served by reviews v1
     And no page shows stars
@@ -83,7 +88,8 @@ Feature: Fault injection
     And jason opens the product page
     Then every page is served by reviews v3
     And every review on every page shows "Ratings service is currently unavailable"
-    And every page arrived after 2.5 ± 0.5 seconds
+    # reviews v3 gives up on the delayed ratings after its 2.5 s timeout
+    And every page took 2.49 to 2.75 seconds
 
   Scenario: With a delay shorter than reviews v3's timeout, jason keeps his red stars
     Given I apply:
@@ -123,7 +129,8 @@ Feature: Fault injection
       """
     When a user opens the product page
     Then every page shows red stars
-    And every page arrived after 1 ± 0.5 seconds
+    # the 1 s delay, within reviews v3's 2.5 s
+    And every page took 0.99 to 1.25 seconds
 
   Scenario: An abort on details shows the details error and keeps the reviews
     Given I apply "fault-injection-details-v1.yaml"
@@ -166,4 +173,5 @@ Feature: Fault injection
     Given I apply "delay.yaml"
     When I send 2 requests to "http://ratings:9080/ratings/0"
     Then every response has status 200
-    And every response arrived after 2 ± 0.5 seconds
+    # the 2 s delay
+    And every response took 1.99 to 2.25 seconds

@@ -4,6 +4,10 @@ Feature: Traffic mirroring
   client's sidecar also sends a copy of each request to v2, does not wait for it, and
   throws its response away. Each batch carries a nonce, so the v1 and v2 logs show
   exactly which requests reached them.
+  Timing bands run from the mechanism's earliest answer (less 10 ms of timer granularity)
+  to its latest plus 0.25 s of scheduling noise: with one of this 2-core machine's cores
+  kept busy, no answer came more than 18 ms after its mechanism's latest (75 answers over
+  3 runs; docs/architecture.md#timing-bands says how to measure it again).
 
   Background:
     Given the httpbin sample is running
@@ -78,6 +82,7 @@ Feature: Traffic mirroring
     Given I apply "mirror.yaml"
     When I send 5 requests tagged with a nonce to "http://httpbin:8000/delay/1"
     Then every response has status 200
-    And every response arrived after 1 ± 0.4 seconds
+    # httpbin's 1 s delay on v1; the mirror's answer is not waited for
+    And every response took 0.99 to 1.25 seconds
     And httpbin-v1 logged the tagged requests 5 times
     And httpbin-v2 logged the tagged requests 5 times

@@ -4,6 +4,10 @@ Feature: Retries
   of retries (so attempts: 3 is up to 4 tries), retryOn says on what, perTryTimeout bounds
   each try. Each request carries a nonce, and httpbin's own log shows how many times it
   arrived.
+  Timing bands run from the mechanism's earliest answer (less 10 ms of timer granularity)
+  to its latest plus 0.25 s of scheduling noise: with one of this 2-core machine's cores
+  kept busy, no answer came more than 18 ms after its mechanism's latest (75 answers over
+  3 runs; docs/architecture.md#timing-bands says how to measure it again).
 
   Background:
     Given the httpbin sample is running
@@ -117,8 +121,8 @@ Feature: Retries
       """
     When I send 1 requests tagged with a nonce to "http://httpbin:8000/delay/2"
     Then every response has status 504 and body "upstream request timeout"
-    # three tries of 0.5 s, plus jittered back-off of at most 25 ms and 75 ms
-    And every response arrived after 1.55 ± 0.25 seconds
+    # three tries of 0.5 s, plus Envoy's jittered back-off: at most 25 ms, then 75 ms
+    And every response took 1.49 to 1.85 seconds
     And httpbin-v1 logged the tagged requests 3 times
 
   Scenario: Pitfall: perTryTimeout without retryOn is not retried
@@ -144,7 +148,8 @@ Feature: Retries
       """
     When I send 1 requests tagged with a nonce to "http://httpbin:8000/delay/2"
     Then every response has status 504 and body "upstream request timeout"
-    And every response arrived after 0.5 ± 0.25 seconds
+    # one try, cut at 0.5 s
+    And every response took 0.49 to 0.75 seconds
     And httpbin-v1 logged the tagged requests 1 times
 
   Scenario: Pitfall: retries do not mask an injected abort
@@ -198,4 +203,5 @@ Feature: Retries
       """
     When I send 1 requests tagged with a nonce to "http://httpbin:8000/delay/2"
     Then every response has status 504 and body "upstream request timeout"
-    And every response arrived after 1 ± 0.25 seconds
+    # the 1 s route timeout ends the tries
+    And every response took 0.99 to 1.25 seconds
