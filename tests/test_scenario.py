@@ -146,3 +146,29 @@ def test_a_field_the_selected_release_lacks_is_refused_before_the_mesh_sees_it()
     current = RecordingMesh(istio="1.26")
     Lab(current).apply_text(BACKOFF)
     assert len(current.applied) == 1
+
+
+DEPRECATED_OUTLIER = """
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: httpbin}
+spec:
+  host: httpbin
+  trafficPolicy:
+    outlierDetection: {consecutiveErrors: 1, interval: 1s, baseEjectionTime: 3m}
+"""
+
+
+def test_the_webhooks_deprecation_warning_is_shown_and_the_field_has_no_effect():
+    """Istio warns about consecutiveErrors and then ignores it: Envoy ejects after its
+    default of 5 consecutive 5xx, not after 1 gateway error."""
+    from bookinfo_labs.local.outlier import OutlierSettings
+
+    lab = Lab(RecordingMesh())
+    lab.apply_text(DEPRECATED_OUTLIER)
+    [warning] = lab.warnings
+    assert ("spec.trafficPolicy.outlierDetection.consecutiveErrors: outlier detection "
+            "consecutive errors is deprecated") in warning
+    od = lab.manifests[0].model.spec.traffic_policy.outlier_detection
+    settings = OutlierSettings.from_outlier_detection(od)
+    assert (settings.consecutive_5xx, settings.consecutive_gateway) == (5, None)

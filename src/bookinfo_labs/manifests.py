@@ -164,6 +164,30 @@ def check_release(manifests: list[Manifest], istio: IstioVersion) -> None:
                                 line=m.line) from None
 
 
+def webhook_warnings(manifests: list[Manifest]) -> list[str]:
+    """The warnings Istio's validating webhook returns with an accepted object (kubectl
+    prints them as ``Warning: ...``); the object is applied all the same."""
+    found = []
+    for m in manifests:
+        if m.kind != "DestinationRule":
+            continue
+        spec = m.model.spec
+        policies = [("spec.trafficPolicy", spec.traffic_policy)]
+        policies += [(f"spec.subsets[{i}].trafficPolicy", s.traffic_policy)
+                     for i, s in enumerate(spec.subsets or [])]
+        for path, policy in policies:
+            od = getattr(policy, "outlier_detection", None) if policy else None
+            if od is not None and od.consecutive_errors:
+                # validation.go (1.22.0-1.28.0) validateOutlierDetection warns; istiod then
+                # ignores the field (cluster_traffic_policy.go applyOutlierDetection)
+                found.append(f"{m.source}: {m.describe()}: {path}.outlierDetection."
+                             "consecutiveErrors: outlier detection consecutive errors is "
+                             "deprecated, use consecutiveGatewayErrors or consecutive5xxErrors "
+                             "instead (istiod ignores it: the hosts are ejected after Envoy's "
+                             "default of 5 consecutive 5xx)")
+    return found
+
+
 def _validate(doc: Any, source: str, line: int) -> Manifest:
     if not isinstance(doc, dict):
         raise ManifestError(source, f"a document must be a mapping, not {type(doc).__name__}",

@@ -17,7 +17,7 @@ from typing import Callable
 from .explain import apply_commands, delete_commands, load_command, send_command
 from .loadgen import LoadResult
 from .checks import EventuallyPolicy, eventually
-from .manifests import Manifest, check_release, load_file, parse_text
+from .manifests import Manifest, check_release, load_file, parse_text, webhook_warnings
 from .samples import sample_manifests
 from .mesh import HttpRequest, HttpResponse, Mesh, ResourceKey
 from .proxystats import StatsChange
@@ -100,7 +100,7 @@ class Lab:
         keys = self.mesh.apply(manifests)
         self.manifests += manifests
         self.applied.update(dict.fromkeys(keys))
-        warnings = self.mesh.warnings_for(manifests)
+        warnings = webhook_warnings(manifests) + self.mesh.warnings_for(manifests)
         for warning in warnings:
             self._say(f"Warning: {warning}")
         self.warnings += warnings

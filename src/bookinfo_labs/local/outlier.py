@@ -2,7 +2,7 @@
 
 - ``consecutive5xxErrors: N``: the N-th 5xx in a row from a host (locally originated
   failures such as a refused connection count too) ejects it at once;
-  ``consecutiveGatewayErrors`` (and the deprecated ``consecutiveErrors``) count only
+  ``consecutiveGatewayErrors`` (not the deprecated ``consecutiveErrors``: istiod ignores it) count only
   502/503/504 and local failures.
 - An ejection lasts ``baseEjectionTime`` x the number of times the host was ejected
   (capped at 300 s); hosts return at the first ``interval`` sweep after that, and each
@@ -37,9 +37,9 @@ class OutlierSettings:
         """From a DestinationRule ``outlierDetection`` block; None: no detection at all."""
         if od is None:
             return None
+        # The deprecated consecutiveErrors is not translated: istiod (1.22-1.28,
+        # cluster_traffic_policy.go applyOutlierDetection) reads only these two.
         gateway = od.consecutive_gateway_errors
-        if gateway is None and od.consecutive_errors is not None:
-            gateway = od.consecutive_errors  # deprecated alias: 502/503/504 only
         five_xx = od.consecutive_5xx_errors
         if five_xx is None and gateway is None:
             five_xx = 5  # Envoy's default, present once the block exists
