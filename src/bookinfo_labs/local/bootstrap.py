@@ -70,3 +70,46 @@ class StatsMatcher:
         # An Envoy string matcher's regex must match the whole stat name.
         return (name.startswith(self.prefixes) or name.endswith(self.suffixes)
                 or any(re.fullmatch(pattern, name) for pattern in self.regexps))
+
+    def envoy_config(self) -> dict:
+        """Envoy's ``stats_config.stats_matcher`` for this list (whole-name regexes)."""
+        patterns = ([{"prefix": p} for p in self.prefixes]
+                    + [{"suffix": s} for s in self.suffixes]
+                    + [{"safe_regex": {"regex": r}} for r in self.regexps])
+        return {"inclusion_list": {"patterns": patterns}}
+
+
+def envoy_bootstrap(*, node_id: str, node_cluster: str, namespace: str, labels: Mapping[str, str],
+                    source_ip: str, xds_port: int, stats: StatsMatcher,
+                    istio_version: str) -> dict:
+    """The bootstrap of one sidecar, as Istio's (tools/packaging/common/envoy_bootstrap.json)
+    in what the local mesh needs: the node as istiod names it, the admin on a free
+    loopback port, ADS to our control plane, Istio's stats config, and the pod's address
+    as the source of every upstream connection (servers see pod IPs)."""
+    return {
+        "node": {"id": node_id, "cluster": node_cluster, "metadata": {
+            "NAMESPACE": namespace, "LABELS": dict(labels), "ISTIO_VERSION": istio_version,
+            "INTERCEPTION_MODE": "NONE"}},
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
+        "static_resources": {"clusters": [{
+            "name": "xds-grpc", "type": "STATIC", "connect_timeout": "1s",
+            "load_assignment": {"cluster_name": "xds-grpc", "endpoints": [{"lb_endpoints": [
+                {"endpoint": {"address": {"socket_address": {
+                    "address": "127.0.0.1", "port_value": xds_port}}}}]}]},
+            "typed_extension_protocol_options": {
+                "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                    "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3."
+                             "HttpProtocolOptions",
+                    "explicit_http_config": {"http2_protocol_options": {}}}},
+        }]},
+        "dynamic_resources": {
+            "ads_config": {"api_type": "GRPC", "transport_api_version": "V3",
+                           "set_node_on_first_message_only": True,
+                           "grpc_services": [{"envoy_grpc": {"cluster_name": "xds-grpc"}}]},
+            "cds_config": {"ads": {}, "initial_fetch_timeout": "0s", "resource_api_version": "V3"},
+            "lds_config": {"ads": {}, "initial_fetch_timeout": "0s", "resource_api_version": "V3"},
+        },
+        "cluster_manager": {"upstream_bind_config": {"source_address": {
+            "address": source_ip, "port_value": 0}}},
+        "stats_config": {"use_all_default_tags": False, "stats_matcher": stats.envoy_config()},
+    }

@@ -1,0 +1,32 @@
+"""The local mesh's control plane: Istio config and the service registry in, per-proxy
+Envoy resources out, as plain dicts in protobuf-JSON form.
+
+``generate`` is a pure function (no sockets, no processes): the xDS server delivers its
+output, golden files pin it, and a learner can read it like ``istioctl proxy-config``.
+A field it does not translate is refused before it gets here (LocalMesh's supported
+fields), never silently dropped.
+"""
+
+from __future__ import annotations
+
+from .clusters import clusters, load_assignments
+from .listeners import listeners
+from .model import ConfigView, MeshView, ProxyView, ServicePortView, ServiceView, WorkloadView
+from .names import CLUSTER, ENDPOINT, LISTENER, ROUTE, TYPES, listen_port
+from .routes import route_configurations
+
+__all__ = ["CLUSTER", "ENDPOINT", "LISTENER", "ROUTE", "TYPES", "ConfigView", "MeshView",
+           "ProxyView", "ServicePortView", "ServiceView", "WorkloadView", "generate",
+           "listen_port"]
+
+
+def generate(mesh: MeshView, proxy: ProxyView) -> dict[str, dict[str, dict]]:
+    """Every resource one sidecar needs, by type URL then name."""
+    cluster_map = clusters(mesh, proxy)
+    eds = [name for name, c in cluster_map.items() if c.get("type") == "EDS"]
+    return {
+        CLUSTER: cluster_map,
+        ENDPOINT: load_assignments(mesh, eds),
+        LISTENER: listeners(mesh, proxy),
+        ROUTE: route_configurations(mesh, proxy),
+    }

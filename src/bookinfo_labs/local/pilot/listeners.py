@@ -1,0 +1,89 @@
+"""A sidecar's listeners: outbound per Service port, inbound per port its pod serves.
+
+Without iptables (INTERCEPTION_MODE=NONE) a sidecar's listeners bind real sockets: the
+outbound ones on the pod's outbound address, one per Service port (``0.0.0.0_9080``,
+routes from RDS ``9080``); the inbound ones on the pod's address, in front of the app
+(route config ``inbound|9080||`` inline). Each connection manager has Istio's stat
+prefix, filters and TEXT access log. Sources: pilot/pkg/networking/core/listener*.go
+(docs/facts.md#envoy-local-replies).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .model import MeshView, ProxyView
+from .names import access_log_format, delimited, inbound_cluster, listen_port
+
+HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3." \
+      "HttpConnectionManager"
+_FILTERS = [
+    {"name": "envoy.filters.http.fault", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"}},
+    {"name": "envoy.filters.http.cors", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"}},
+    {"name": "envoy.filters.http.router", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}},
+]
+ADS = {"ads": {}, "initial_fetch_timeout": "0s", "resource_api_version": "V3"}
+
+
+def listeners(mesh: MeshView, proxy: ProxyView) -> dict[str, dict]:
+    out = {}
+    for port in sorted({p.port for s in mesh.services for p in s.ports}):
+        name = f"0.0.0.0_{port}"
+        out[name] = _listener(name, proxy.outbound_ip, port, "OUTBOUND", _manager(
+            mesh, proxy, f"outbound_0.0.0.0_{port}",
+            rds={"route_config_name": str(port), "config_source": ADS}))
+    for port in proxy.inbound_ports:
+        name = f"{proxy.ip}_{port}"
+        out[name] = _listener(name, proxy.ip, port, "INBOUND", _manager(
+            mesh, proxy, f"inbound_0.0.0.0_{port}", route_config=_inbound_routes(mesh, port),
+            server_name="istio-envoy"))
+    return out
+
+
+def _listener(name: str, address: str, port: int, direction: str, manager: dict) -> dict:
+    return {"name": name, "address": {"socket_address": {
+                "address": address, "port_value": listen_port(port)}},
+            "traffic_direction": direction,
+            "filter_chains": [{"filters": [manager]}]}
+
+
+def _manager(mesh: MeshView, proxy: ProxyView, prefix: str, *, rds: dict | None = None,
+             route_config: dict | None = None, server_name: str | None = None) -> dict:
+    config: dict[str, Any] = {
+        "@type": HCM, "stat_prefix": delimited(prefix, mesh.istio), "codec_type": "AUTO",
+        "use_remote_address": False, "normalize_path": True,
+        "path_with_escaped_slashes_action": "KEEP_UNCHANGED",
+        "upgrade_configs": [{"upgrade_type": "websocket"}], "stream_idle_timeout": "0s",
+        "server_header_transformation": "OVERWRITE",
+        "http_filters": _FILTERS,
+    }
+    if rds is not None:
+        config["rds"] = rds
+    if route_config is not None:
+        config["route_config"] = route_config
+    if server_name:
+        config["server_name"] = server_name
+    if mesh.access_log:
+        config["access_log"] = [{"name": "envoy.access_loggers.file", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+            "path": proxy.access_log_path,
+            "log_format": {"text_format_source": {"inline_string": access_log_format(mesh.istio)}},
+        }}]
+    return {"name": "envoy.filters.network.http_connection_manager", "typed_config": config}
+
+
+def _inbound_routes(mesh: MeshView, port: int) -> dict:
+    """One virtual host, one ``default`` route to the app; from 1.24 the inbound route
+    retries a reset before the request reached the app (retry.go ConvertInboundPolicy)."""
+    route: dict[str, Any] = {"cluster": inbound_cluster(port), "timeout": "0s",
+                             "max_grpc_timeout": "0s"}
+    if mesh.istio.minor >= 24:
+        route["retry_policy"] = {"retry_on": "reset-before-request", "num_retries": 2}
+    return {"name": inbound_cluster(port), "validate_clusters": False, "virtual_hosts": [{
+        "name": f"inbound|http|{port}", "domains": ["*"], "routes": [{
+            "name": "default", "match": {"prefix": "/"},
+            "decorator": {"operation": f"{inbound_cluster(port)}/*"}, "route": route}]}]}
+

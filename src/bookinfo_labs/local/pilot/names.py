@@ -1,0 +1,67 @@
+"""Istio's names for what it generates, so stats, logs and config dumps read like a cluster's.
+
+docs/facts.md#envoy-stats and envoy-translation: clusters ``outbound|9080|v1|<fqdn>``,
+route configs ``9080``, virtual hosts ``<fqdn>:9080``, stat prefixes ending in ``;`` from
+Istio 1.23, Istio's TEXT access-log format.
+"""
+
+from __future__ import annotations
+
+from ...versions import IstioVersion
+
+LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
+ROUTE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+CLUSTER = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+ENDPOINT = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+SECRET = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
+#: the order Envoy warms them in
+TYPES = (CLUSTER, ENDPOINT, LISTENER, ROUTE)
+
+#: Envoy's and Istio's "no limit" for circuit-breaker thresholds
+MAX_UINT32 = 4294967295
+#: ports below this need privileges to bind; the local mesh shifts them (see listen_port)
+_FIRST_UNPRIVILEGED = 1024
+_PRIVILEGED_SHIFT = 15000
+
+
+def outbound_cluster(port: int, subset: str | None, fqdn: str) -> str:
+    return f"outbound|{port}|{subset or ''}|{fqdn}"
+
+
+def inbound_cluster(port: int) -> str:
+    return f"inbound|{port}||"
+
+
+def delimited(name: str, istio: IstioVersion) -> str:
+    """A stat prefix or ``alt_stat_name``: Istio ends them in ``;`` from 1.23 on, so its
+    stats tag regexes can find where the name ends."""
+    return f"{name};" if istio.stat_delimiter else name
+
+
+def listen_port(port: int) -> int:
+    """The port a local listener really binds for a Service or container port.
+
+    On a cluster every pod has its own network and binds 80 as it likes; here all pods share
+    the host's, and an unprivileged user cannot bind below 1024, so those ports move up by
+    15000 (80 -> 15080). Names (``0.0.0.0_80``, ``outbound|80||...``) keep the real port.
+    """
+    return port if port >= _FIRST_UNPRIVILEGED else port + _PRIVILEGED_SHIFT
+
+
+def access_log_format(istio: IstioVersion) -> str:
+    """Istio's TEXT access-log format (pilot/pkg/model/telemetry_logging.go);
+    ``%UPSTREAM_CLUSTER_RAW%`` from 1.23, ``%UPSTREAM_CLUSTER%`` before."""
+    cluster = "%UPSTREAM_CLUSTER_RAW%" if istio.stat_delimiter else "%UPSTREAM_CLUSTER%"
+    return ('[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" '
+            "%RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% "
+            '%CONNECTION_TERMINATION_DETAILS% "%UPSTREAM_TRANSPORT_FAILURE_REASON%" '
+            "%BYTES_RECEIVED% %BYTES_SENT% %DURATION% %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "
+            '"%REQ(X-FORWARDED-FOR)%" "%REQ(USER-AGENT)%" "%REQ(X-REQUEST-ID)%" '
+            f'"%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%" {cluster} %UPSTREAM_LOCAL_ADDRESS% '
+            "%DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_REMOTE_ADDRESS% %REQUESTED_SERVER_NAME% "
+            "%ROUTE_NAME%\n")
+
+
+def duration(seconds: float) -> str:
+    """A protobuf JSON Duration: ``0s``, ``0.5s``, ``7s``."""
+    return f"{seconds:.9f}".rstrip("0").rstrip(".") + "s" if seconds else "0s"

@@ -1,0 +1,317 @@
+"""VirtualServices -> RouteConfigurations, as istiod builds them for a sidecar.
+
+One RouteConfiguration per Service port (``9080``), one virtual host per Service on that
+port (``reviews.default.svc.cluster.local:9080``). A Service's virtual host takes its
+routes from the oldest VirtualService bound to the mesh that names it; without one (or
+when none of its rules applies to this proxy) it has Istio's single ``default`` route.
+Sources: pilot/pkg/networking/core/route/route.go, route/retry/retry.go, httproute.go
+(docs/facts.md#routing).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...versions import IstioVersion
+from .model import ConfigView, MeshView, ProxyView, ServiceView
+from .names import duration, outbound_cluster
+
+MESH_GATEWAY = "mesh"
+FAULT_FILTER = "envoy.filters.http.fault"
+HTTP_FAULT = "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
+PREVIOUS_HOSTS = {"name": "envoy.retry_host_predicates.previous_hosts", "typed_config": {
+    "@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3."
+             "PreviousHostsPredicate"}}
+#: Istio's default retry_on (retry.go DefaultPolicy)
+DEFAULT_RETRY_ON = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
+#: headers Istio matches through dedicated fields, ignored as keys of ``headers``
+_PSEUDO = {"uri", "scheme", "method", "authority"}
+
+
+def fqdn(host: str, namespace: str) -> str:
+    host = host.lower().rstrip(".")
+    return host if "." in host or host == "*" else f"{host}.{namespace}.svc.cluster.local"
+
+
+def route_configurations(mesh: MeshView, proxy: ProxyView) -> dict[str, dict]:
+    """``{"9080": RouteConfiguration, ...}``: one per port any Service exposes."""
+    ports = sorted({p.port for s in mesh.services for p in s.ports})
+    return {str(port): _route_configuration(mesh, proxy, port) for port in ports}
+
+
+def _route_configuration(mesh: MeshView, proxy: ProxyView, port: int) -> dict:
+    hosts = [_virtual_host(mesh, proxy, service, port)
+             for service in mesh.services if any(p.port == port for p in service.ports)]
+    return {"name": str(port), "virtual_hosts": sorted(hosts, key=lambda h: h["name"]),
+            "validate_clusters": False, "ignore_port_in_host_matching": True}
+
+
+def domains(service: ServiceView, proxy: ProxyView, istio: IstioVersion) -> list[str]:
+    """The names a Host header may carry for this Service (httproute.go
+    generateVirtualHostDomains; no VIP locally). The short name only resolves in the
+    Service's own namespace; from 1.27 the absolute FQDN with its trailing dot is added."""
+    names = [service.fqdn]
+    if istio.minor >= 27:
+        names.append(service.fqdn + ".")
+    if proxy.namespace == service.namespace:
+        names.append(service.name)
+    names += [f"{service.name}.{service.namespace}.svc", f"{service.name}.{service.namespace}"]
+    return names
+
+
+def _virtual_host(mesh: MeshView, proxy: ProxyView, service: ServiceView, port: int) -> dict:
+    vs = virtual_service_for(mesh, service.fqdn)
+    routes = _vs_routes(mesh, proxy, vs, service, port) if vs is not None else []
+    if not routes:  # a VirtualService that yields no route leaves the default in place
+        routes = [default_route(mesh.istio, service, port)]
+    return {"name": f"{service.fqdn}:{port}", "domains": domains(service, proxy, mesh.istio),
+            "routes": routes, "include_request_attempt_count": True}
+
+
+def virtual_service_for(mesh: MeshView, host: str) -> ConfigView | None:
+    """The VirtualService bound to the mesh that owns ``host``: sidecars do not merge two
+    for one host, the oldest wins; an exact host beats a wildcard."""
+    exact = wildcard = None
+    for vs in mesh.of_kind("VirtualService"):
+        if MESH_GATEWAY not in (vs.spec.gateways or [MESH_GATEWAY]):
+            continue
+        for pattern in vs.spec.hosts:
+            expanded = fqdn(pattern, vs.namespace)
+            if expanded == host:
+                exact = exact or vs
+            elif expanded.startswith("*") and (expanded == "*" or host.endswith(expanded[1:])):
+                wildcard = wildcard or vs
+    return exact or wildcard
+
+
+def default_route(istio: IstioVersion, service: ServiceView, port: int) -> dict:
+    route = {"cluster": outbound_cluster(port, None, service.fqdn), "timeout": "0s",
+             "max_grpc_timeout": "0s", "retry_policy": retry_policy(None, istio)}
+    return {"name": "default", "match": {"prefix": "/", "case_sensitive": True},
+            "decorator": {"operation": f"{service.fqdn}:{port}/*"}, "route": route}
+
+
+# -- a VirtualService's rules ----------------------------------------------------------
+
+def _vs_routes(mesh: MeshView, proxy: ProxyView, vs: ConfigView, service: ServiceView,
+               port: int) -> list[dict]:
+    out: list[dict] = []
+    for rule in vs.spec.http or []:
+        matches = [m for m in rule.match if _applies(m, proxy, port)] if rule.match else [None]
+        if rule.match and not matches:
+            continue  # every match block is for another port, proxy or gateway
+        for match in matches:
+            envoy_match = _match(match)
+            route = {"match": envoy_match,
+                     "metadata": {"filter_metadata": {"istio": {"config": vs.config_ref}}},
+                     "decorator": {"operation": f"{service.fqdn}:{port}{_path_text(match)}"},
+                     **_action(mesh, vs, rule, port)}
+            name = ".".join(n for n in (rule.name, match.name if match else None) if n)
+            if name:
+                route = {"name": name, **route}
+            out.append(route)
+            if _is_catch_all(envoy_match):
+                return out  # istiod stops after the first route that matches everything
+    return out
+
+
+def _applies(match, proxy: ProxyView, port: int) -> bool:
+    """Conditions istiod decides per proxy and port (Envoy never sees them)."""
+    if match.port and match.port != port:
+        return False
+    if match.gateways and MESH_GATEWAY not in match.gateways:
+        return False
+    if any(proxy.labels.get(k) != v for k, v in (match.source_labels or {}).items()):
+        return False
+    return not match.source_namespace or match.source_namespace == proxy.namespace
+
+
+def _string_match(match) -> dict:
+    kind = match.match_type
+    if kind is None:
+        raise ValueError("a presence match has no string matcher")
+    return {"safe_regex": {"regex": match.regex}} if kind == "regex" else {kind: match.match_value}
+
+
+def _header(name: str, match, *, invert: bool = False) -> dict:
+    header: dict[str, Any] = {"name": name}
+    if match.match_type is None or (invert and match.regex == "*"):
+        header["present_match"] = True
+    else:
+        header["string_match"] = _string_match(match)
+        if invert:
+            header["treat_missing_header_as_empty"] = True
+    if invert:
+        header["invert_match"] = True
+    return header
+
+
+def _match(match) -> dict:
+    """HTTPMatchRequest -> RouteMatch (route.go TranslateRouteMatch)."""
+    if match is None:
+        return {"prefix": "/", "case_sensitive": True}
+    out: dict[str, Any] = {}
+    uri = match.uri
+    if uri is None:
+        out["prefix"] = "/"
+    elif uri.match_type == "exact":
+        out["path"] = uri.exact
+    elif uri.match_type == "prefix":
+        out["prefix"] = uri.prefix
+    else:
+        out["safe_regex"] = {"regex": uri.regex}
+    out["case_sensitive"] = not match.ignore_uri_case
+    headers = [_header(name.lower(), m) for name, m in sorted((match.headers or {}).items())
+               if name.lower() not in _PSEUDO]
+    headers += [_header(name.lower(), m, invert=True)
+                for name, m in sorted((match.without_headers or {}).items())]
+    for field, pseudo in (("method", ":method"), ("authority", ":authority"), ("scheme", ":scheme")):
+        value = getattr(match, field)
+        if value is not None:
+            headers.append({"name": pseudo, "string_match": _string_match(value)})
+    if headers:
+        out["headers"] = headers
+    query = []
+    for name, m in sorted((match.query_params or {}).items()):
+        query.append({"name": name, "present_match": True} if m.match_type is None
+                     else {"name": name, "string_match": _string_match(m)})
+    if query:
+        out["query_parameters"] = query
+    return out
+
+
+def _is_catch_all(match: dict) -> bool:
+    return (match.get("prefix") == "/" or match.get("safe_regex", {}).get("regex") == ".*") \
+        and not match.get("headers") and not match.get("query_parameters")
+
+
+def _path_text(match) -> str:
+    uri = match.uri if match is not None else None
+    if uri is None:
+        return "/*"
+    return {"prefix": f"{uri.prefix}*", "exact": uri.exact}.get(uri.match_type, uri.regex)
+
+
+# -- the action -----------------------------------------------------------------------
+
+def _destination_port(mesh: MeshView, destination, host: str, port: int) -> int:
+    """The explicit port, else the Service's only one, else the listener's
+    (route.go GetDestinationCluster)."""
+    if destination.port and destination.port.number:
+        return destination.port.number
+    service = next((s for s in mesh.services if s.fqdn == host), None)
+    if service is not None and len(service.ports) == 1:
+        return service.ports[0].port
+    return port
+
+
+def _cluster_of(mesh: MeshView, vs: ConfigView, destination, port: int) -> str:
+    host = fqdn(destination.host, vs.namespace)
+    return outbound_cluster(_destination_port(mesh, destination, host, port),
+                            destination.subset, host)
+
+
+def _action(mesh: MeshView, vs: ConfigView, rule, port: int) -> dict:
+    targets = [d for d in rule.route if len(rule.route) == 1 or (d.weight or 0) > 0]
+    if len(targets) == 1:
+        action: dict[str, Any] = {"cluster": _cluster_of(mesh, vs, targets[0].destination, port)}
+    else:
+        action = {"weighted_clusters": {"clusters": [
+            {"name": _cluster_of(mesh, vs, d.destination, port), "weight": d.weight}
+            for d in targets]}}
+    timeout = duration(rule.timeout.seconds) if rule.timeout is not None else "0s"
+    action["timeout"] = timeout
+    action["max_grpc_timeout"] = timeout
+    policy = retry_policy(rule.retries, mesh.istio)
+    if policy is not None:
+        action["retry_policy"] = policy
+    mirrors = mirror_policies(mesh, vs, rule, port)
+    if mirrors:
+        action["request_mirror_policies"] = mirrors
+    out: dict[str, Any] = {"route": action}
+    if rule.fault is not None:
+        out["typed_per_filter_config"] = {FAULT_FILTER: fault_config(rule.fault)}
+    return out
+
+
+def retry_policy(retries, istio: IstioVersion) -> dict | None:
+    """HTTPRetry -> RetryPolicy (retry.go ConvertPolicy). No ``retries``: Istio's default
+    (2 retries; an upstream 503 among the retried codes up to 1.23). ``attempts: 0``: none."""
+    policy: dict[str, Any] = {
+        "retry_on": DEFAULT_RETRY_ON, "num_retries": 2,
+        "retry_host_predicate": [PREVIOUS_HOSTS], "host_selection_retry_max_attempts": 5}
+    if istio.default_retry_503:
+        policy["retriable_status_codes"] = [503]
+    if retries is None:
+        return policy
+    if not retries.attempts:
+        return None
+    policy["num_retries"] = retries.attempts
+    if retries.retry_on:
+        tokens = [t.strip() for t in retries.retry_on.split(",") if t.strip()]
+        codes = [int(t) for t in tokens if t.isdigit()]
+        on = [t for t in tokens if not t.isdigit()]
+        if codes:
+            on.append("retriable-status-codes")
+        policy["retry_on"] = ",".join(on)
+        policy.pop("retriable_status_codes", None)
+        if codes:
+            policy["retriable_status_codes"] = codes
+    if retries.per_try_timeout is not None:
+        policy["per_try_timeout"] = duration(retries.per_try_timeout.seconds)
+    if retries.backoff is not None:
+        policy["retry_back_off"] = {"base_interval": duration(retries.backoff.seconds)}
+    if retries.retry_ignore_previous_hosts is False:
+        del policy["retry_host_predicate"]
+    return policy
+
+
+def _fraction(percent: float) -> dict:
+    """A percentage as Envoy's FractionalPercent per MILLION (4 decimals kept)."""
+    return {"numerator": round(percent * 10000), "denominator": "MILLION"}
+
+
+def fault_config(fault) -> dict:
+    """HTTPFaultInjection -> HTTPFault (route.go TranslateFault). A fault without a
+    percentage is Envoy's 0 %: it never fires."""
+    out: dict[str, Any] = {"@type": HTTP_FAULT}
+    delay = fault.delay
+    if delay is not None and delay.fixed_delay is not None:
+        if delay.percentage is not None:
+            share = _fraction(delay.percentage.value)
+        else:  # the deprecated integer percent
+            share = {"numerator": delay.percent or 0, "denominator": "HUNDRED"}
+        out["delay"] = {"fixed_delay": duration(delay.fixed_delay.seconds), "percentage": share}
+    abort = fault.abort
+    if abort is not None and abort.http_status is not None:
+        out["abort"] = {"http_status": abort.http_status,
+                        "percentage": _fraction(abort.effective_percentage)}
+    return out
+
+
+def mirror_policies(mesh: MeshView, vs: ConfigView, rule, port: int) -> list[dict]:
+    """``mirror`` / ``mirrors`` -> request_mirror_policies (route.go MirrorPercent): no
+    percentage is 100 %, 0 % is no mirror; from 1.28 the copy keeps its Host."""
+    pairs = []
+    if rule.mirror is not None:
+        if rule.mirror_percentage is not None:
+            share = _fraction(rule.mirror_percentage.value)
+        elif rule.mirror_percent is not None:
+            share = {"numerator": rule.mirror_percent, "denominator": "HUNDRED"}
+        else:
+            share = {"numerator": 100, "denominator": "HUNDRED"}
+        pairs.append((rule.mirror, share))
+    for policy in rule.mirrors:
+        share = (_fraction(policy.percentage.value) if policy.percentage is not None
+                 else {"numerator": 100, "denominator": "HUNDRED"})
+        pairs.append((policy.destination, share))
+    out = []
+    for destination, share in pairs:
+        if not share["numerator"]:
+            continue
+        policy = {"cluster": _cluster_of(mesh, vs, destination, port),
+                  "runtime_fraction": {"default_value": share}, "trace_sampled": False}
+        if not mesh.istio.mirror_shadow_suffix:
+            policy["disable_shadow_host_suffix_append"] = True
+        out.append(policy)
+    return out

@@ -1,0 +1,103 @@
+"""The control plane's translation, without processes: golden files and one test per field.
+
+Golden files (tests/golden/pilot/*.json) pin what a proxy gets for representative labs;
+regenerate them with ``UPDATE_GOLDEN=1 pytest tests/test_pilot.py`` and read the diff. The
+field tests say, one Istio field at a time, what istiod makes of it (docs/facts.md).
+Every resource is also parsed into its Envoy protobuf message, so a misspelt field fails
+here rather than in Envoy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from google.protobuf import json_format
+
+from bookinfo_labs.local.pilot import (CLUSTER, ENDPOINT, LISTENER, ROUTE, ConfigView, MeshView,
+                                       ProxyView, ServicePortView, ServiceView, WorkloadView,
+                                       generate)
+from bookinfo_labs.manifests import load_file, parse_text
+from bookinfo_labs.samples import sample_manifests
+from bookinfo_labs.versions import get_version
+
+GOLDEN = Path(__file__).parent / "golden" / "pilot"
+CLIENT = ProxyView(pod="curl-5d8f7c9b6d-x2k4p", namespace="default", labels={"app": "curl"},
+                   ip="127.10.0.100", outbound_ip="127.11.0.100", app_ip="127.12.0.100",
+                   access_log_path="/tmp/curl/istio-proxy.log")
+
+
+def mesh_of(*files_or_yaml: str, version: str = "1.26") -> MeshView:
+    """Bookinfo and httpbin as the samples deploy them, plus lab config, as istiod sees it."""
+    istio = get_version(version)
+    services, workloads = [], []
+    for sample in ("bookinfo", "httpbin"):
+        for m in sample_manifests(sample, istio):
+            spec = m.raw.get("spec") or {}
+            if m.kind == "Service":
+                services.append(ServiceView(m.name, "default", tuple(
+                    ServicePortView(p.get("name", ""), p["port"], int(p.get("targetPort", p["port"])))
+                    for p in spec["ports"]), dict(spec.get("selector") or {})))
+            elif m.kind == "Deployment":
+                workloads.append(WorkloadView(f"{m.name}-5d8f7c9b6d-x2k4p", "default",
+                                              f"127.10.0.{len(workloads) + 1}",
+                                              dict(spec["template"]["metadata"]["labels"])))
+    manifests = [m for item in files_or_yaml
+                 for m in (parse_text(item) if "\n" in item else load_file(item))]
+    configs: dict[tuple, ConfigView] = {}
+    for i, m in enumerate(manifests):  # a re-applied name replaces the object, keeps its age
+        key = (m.kind, m.namespace or "default", m.name)
+        created = configs[key].created if key in configs else i
+        configs[key] = ConfigView(m.kind, key[1], m.name, m.model.spec, m.raw["apiVersion"], created)
+    return MeshView(istio, tuple(services), tuple(workloads), tuple(configs.values()))
+
+
+def _parse_all(resources: dict) -> None:
+    # the messages typed configs name must be in the descriptor pool
+    from envoy.extensions.access_loggers.file.v3 import file_pb2  # noqa: F401
+    from envoy.extensions.filters.http.cors.v3 import cors_pb2  # noqa: F401
+    from envoy.extensions.filters.http.fault.v3 import fault_pb2  # noqa: F401
+    from envoy.extensions.filters.http.router.v3 import router_pb2  # noqa: F401
+    from envoy.extensions.filters.network.http_connection_manager.v3 import (  # noqa: F401
+        http_connection_manager_pb2)
+    from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2  # noqa: F401
+    from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2  # noqa: F401
+    from envoy.config.cluster.v3 import cluster_pb2
+    from envoy.config.endpoint.v3 import endpoint_pb2
+    from envoy.config.listener.v3 import listener_pb2
+    from envoy.config.route.v3 import route_pb2
+    kinds = {LISTENER: listener_pb2.Listener, ROUTE: route_pb2.RouteConfiguration,
+             CLUSTER: cluster_pb2.Cluster, ENDPOINT: endpoint_pb2.ClusterLoadAssignment}
+    for type_url, by_name in resources.items():
+        for name, resource in by_name.items():
+            try:
+                json_format.ParseDict(resource, kinds[type_url]())
+            except json_format.ParseError as exc:
+                raise AssertionError(f"{type_url} {name}: {exc}") from None
+
+
+CASES = {
+    "no-config": (),
+    "request-routing": ("destination-rule-all.yaml", "virtual-service-all-v1.yaml",
+                        "virtual-service-reviews-test-v2.yaml"),
+    "traffic-shifting": ("destination-rule-all.yaml", "virtual-service-reviews-50-v3.yaml"),
+    "fault-delay": ("destination-rule-all.yaml", "virtual-service-all-v1.yaml",
+                    "virtual-service-ratings-test-delay.yaml"),
+    "circuit-breaking": ("circuitbreaking.yaml",),
+    "mirroring": ("httpbinvs.yaml", "mirror.yaml"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_golden(case):
+    files = CASES[case]
+    resources = generate(mesh_of(*files), CLIENT)
+    _parse_all(resources)
+    path = GOLDEN / f"{case}.json"
+    text = json.dumps(resources, indent=1, sort_keys=True) + "\n"
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_text(text)
+    assert path.exists(), f"no golden file {path}: UPDATE_GOLDEN=1 writes it"
+    assert text == path.read_text(), f"{path} differs: UPDATE_GOLDEN=1 regenerates it"
