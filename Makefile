@@ -24,13 +24,8 @@ deps: $(STAMP)
 labs: deps
 	$(PYTEST) features/ -q --istio-version $(ISTIO_VERSION)
 
-# On a cluster every check must hold 3 batches in a row (istiod pushes to each proxy in its
-# own time); the labs that count log lines and counters run that way too, so a re-sent
-# batch can never inflate what a later step counts.
 test: deps
 	$(PYTEST) -q
-	$(PYTEST) -q features/ -k "retries or mirroring" --consecutive-passes 3 \
-		--lab-report reports/consecutive-passes-3
 
 bench: deps
 	$(BIN)/python -m bookinfo_labs.bench

@@ -1,7 +1,7 @@
-"""Istio's TEXT access log: a real line from the workshop transcript, and the local mesh's."""
+"""Istio's TEXT access log: a real line from the workshop transcript (the local mesh's own
+Envoys write the same format: tests/test_local_mesh.py)."""
 
 from bookinfo_labs.accesslog import parse_line
-from bookinfo_labs.local.envoy import AccessLogEntry as LocalEntry
 
 # the workshop's lab 4.1 (docs/facts.md#workshop-labs):
 # `kubectl logs ratings-v1-xxxxx -c istio-proxy` on Istio 1.26
@@ -19,16 +19,6 @@ def test_a_real_istio_proxy_line():
     assert entry.request_id == "7b7596ea-aa34-98f9-9d7a-e17fbd58cdf3"
     assert entry.upstream_cluster == "inbound|9080||" and entry.flags == "-"
     assert entry.user_agent.startswith("Mozilla/5.0 (Windows")
-
-
-def test_the_local_sidecars_write_the_same_format():
-    line = LocalEntry(method="GET", path="/headers?nonce=1", status=503, flags="UO",
-                      details="upstream_reset_before_response_started{overflow}",
-                      authority="httpbin-shadow:8000", request_id="r-1",
-                      upstream_cluster="outbound|8000|v2|httpbin.default.svc.cluster.local").format()
-    entry = parse_line(line)
-    assert (entry.status, entry.flags, entry.authority, entry.path) == (
-        503, "UO", "httpbin-shadow:8000", "/headers?nonce=1")
 
 
 def test_other_lines_are_not_entries():

@@ -162,7 +162,7 @@ spec:
 def test_the_webhooks_deprecation_warning_is_shown_and_the_field_has_no_effect():
     """Istio warns about consecutiveErrors and then ignores it: Envoy ejects after its
     default of 5 consecutive 5xx, not after 1 gateway error."""
-    from bookinfo_labs.local.outlier import OutlierSettings
+    from bookinfo_labs.local.pilot.clusters import _outlier
 
     lab = Lab(RecordingMesh())
     lab.apply_text(DEPRECATED_OUTLIER)
@@ -170,5 +170,6 @@ def test_the_webhooks_deprecation_warning_is_shown_and_the_field_has_no_effect()
     assert ("spec.trafficPolicy.outlierDetection.consecutiveErrors: outlier detection "
             "consecutive errors is deprecated") in warning
     od = lab.manifests[0].model.spec.traffic_policy.outlier_detection
-    settings = OutlierSettings.from_outlier_detection(od)
-    assert (settings.consecutive_5xx, settings.consecutive_gateway) == (5, None)
+    # the control plane gives Envoy neither threshold: Envoy's own default (5 x 5xx) applies
+    assert _outlier(od) == {"enforcing_success_rate": 0, "interval": "1s",
+                            "base_ejection_time": "180s"}

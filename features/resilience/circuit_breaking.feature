@@ -4,7 +4,8 @@ Feature: Circuit breaking
   connection, one pending request and one request per connection; fortio, in its own pod
   behind its sidecar, sends concurrent calls. Calls the breaker rejects get 503 from the
   client's sidecar, counted as upstream_rq_pending_overflow. How many trip varies from run
-  to run, so the labs check that some do, and that the counter matches the 503s exactly.
+  to run, so the labs check what Envoy guarantees: some do at 3 connections, and the
+  counter matches the 503s exactly.
 
   Background:
     Given the httpbin sample is running
@@ -16,9 +17,11 @@ Feature: Circuit breaking
     Then fortio got only 200s
     And the upstream_rq_pending_overflow of httpbin in the client's sidecar grew by 0
 
-  Scenario: Two concurrent connections trip it
+  Scenario: Two concurrent connections may trip it
+    # istio.io shows a few 503s at 2 connections ("the istio-proxy does allow for some
+    # leeway") but promises none: whether a call finds the one connection busy is timing.
     When fortio sends 20 requests over 2 connections to "http://httpbin:8000/get"
-    Then fortio got at least one 200 and one 503
+    Then fortio got only 200s and 503s
     And the upstream_rq_pending_overflow of httpbin in the client's sidecar grew by the number of 503s
 
   Scenario: Three concurrent connections trip it more

@@ -49,11 +49,11 @@ def _load_rows(mesh: LocalMesh, requests: int):
     fortio = mesh.registry.workload_pods("fortio", mesh.namespace)[0]
     httpbin = mesh.registry.workload_pods("httpbin-v1", mesh.namespace)[0]
     app_port = next(iter(httpbin.ports.values()))
-    url = "http://httpbin:8000/get"
     rows = []
     for connections in (1, 8, 64):
         def run(port: int):
-            return mesh.run(run_load(port, url, connections=connections, requests=requests))
+            return mesh.run(run_load(f"http://127.0.0.1:{port}/get", "httpbin:8000",
+                                     connections=connections, requests=requests))
         run(app_port)  # warm-up of both paths
         run(fortio.sidecar.outbound_port)
         rows.append((connections, run(app_port), run(fortio.sidecar.outbound_port)))

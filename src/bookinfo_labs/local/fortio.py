@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -25,14 +24,14 @@ def _quantile(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, max(0, int(round(q * len(ordered))) - 1))]
 
 
-async def run_load(sidecar_port: int, url: str, *, connections: int, requests: int,
-                   qps: float = 0.0) -> LoadResult:
+async def run_load(target: str, host: str, *, connections: int, requests: int,
+                   qps: float = 0.0, source_ip: str | None = None) -> LoadResult:
+    """``target``: the URL of the pod's outbound listener for the port; ``host``: the name
+    fortio was given, sent as Host (the sidecar routes by it)."""
     if connections < 1 or requests < 1:
         raise ValueError("a load needs at least one connection and one request")
-    parts = urlsplit(url)
-    target = f"http://127.0.0.1:{sidecar_port}{parts.path or '/'}" + (
-        f"?{parts.query}" if parts.query else "")
-    headers = {"Host": parts.netloc, "User-Agent": "fortio.org/fortio-1.69.3"}
+    headers = {"Host": host, "User-Agent": "fortio.org/fortio-1.69.3"}
+    local = (source_ip, 0) if source_ip else None
     shares = [requests // connections + (1 if i < requests % connections else 0)
               for i in range(connections)]
     codes: dict[int, int] = {}
@@ -41,7 +40,7 @@ async def run_load(sidecar_port: int, url: str, *, connections: int, requests: i
     started = time.monotonic()
 
     async def thread(calls: int) -> None:
-        connector = aiohttp.TCPConnector(limit=1)
+        connector = aiohttp.TCPConnector(limit=1, local_addr=local)
         async with aiohttp.ClientSession(connector=connector, auto_decompress=False,
                                          skip_auto_headers=("User-Agent",)) as session:
             for call in range(calls):

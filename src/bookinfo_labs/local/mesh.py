@@ -1,35 +1,58 @@
-"""LocalMesh: the Mesh verbs on the embedded emulator."""
+"""LocalMesh on real Envoy: Istio's architecture without Kubernetes.
+
+Every pod is an app on its own loopback addresses behind a real Envoy sidecar; our control
+plane (``pilot``) translates the config store and the service registry into each sidecar's
+resources, and the ADS server (``xds``) delivers them. An apply returns once every sidecar
+has ACKed the new version; a NACK puts the previous config back and fails the apply with
+Envoy's reason. Nothing here decides a route, a retry or an ejection: Envoy does.
+
+Addresses: pod n has ``127.B.a.b`` (its IP: endpoints, its sidecar's inbound listeners,
+the source of its connections), ``127.B+1.a.b`` (where its apps and clients reach every
+Service: the sidecar's outbound listeners, as iptables capture would) and ``127.B+2.a.b``
+(its "localhost": the app), B chosen per mesh. Linux routes all of 127.0.0.0/8 to the
+loopback interface.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+import random
 import re
 import shutil
 import subprocess
-from typing import Iterable
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable, Sequence
+from urllib.parse import urlsplit
 
+import aiohttp
 from aiohttp import web
 
 from .. import curlbatch
 from ..istio import iter_set_fields
+from ..loadgen import LoadResult
 from ..manifests import Manifest, ManifestError
 from ..mesh import HttpRequest, HttpResponse, Mesh, MeshError, ResourceKey
 from ..rundir import make_run_dir
 from ..samples import sample_manifests
 from ..versions import IstioVersion
+from . import pilot
+from .pilot.clusters import subset_labels
 from .apps import find_app
-from .apps.base import AppContext
-from ..loadgen import LoadResult
-from .fortio import run_load
-from .bootstrap import StatsMatcher
-from .registry import Pod, Service, ServicePort, ServiceRegistry, fqdn, pod_name
+from .apps.base import AppContext, UpstreamResponse
+from .bootstrap import StatsMatcher, envoy_bootstrap
 from .config import ConfigStore
-from .routing import subset_labels
+from .envoyproc import EnvoyProcess, envoy_version, find_envoy
+from .fortio import run_load
+from .registry import Pod, Service, ServicePort, ServiceRegistry, fqdn, pod_name
 from .runtime import LoopThread
-from .sidecar import AppOutbound, Sidecar
+from .xds import XdsRejected, XdsServer
 
-# The Istio config fields this emulator implements, per kind. A field outside these is a
-# clear error rather than silently ignored (docs/architecture.md#refuse-never-ignore).
+# The Istio config fields the control plane translates, per kind. A field outside these is
+# a clear error rather than silently ignored (docs/architecture.md#refuse-never-ignore).
 # "[]" stands for any list index; a listed path covers everything below it.
 _TRAFFIC_POLICY = (
     "loadBalancer.simple",
@@ -39,6 +62,7 @@ _TRAFFIC_POLICY = (
     "outlierDetection.consecutive5xxErrors", "outlierDetection.consecutiveGatewayErrors",
     "outlierDetection.consecutiveErrors", "outlierDetection.interval",
     "outlierDetection.baseEjectionTime", "outlierDetection.maxEjectionPercent",
+    "outlierDetection.minHealthPercent",
 )
 _POLICY_PLACES = ("spec.trafficPolicy", "spec.trafficPolicy.portLevelSettings[]",
                   "spec.subsets[].trafficPolicy", "spec.subsets[].trafficPolicy.portLevelSettings[]")
@@ -50,10 +74,12 @@ SUPPORTED_FIELDS: dict[str, tuple[str, ...]] = {
         "spec.http[].timeout",
         "spec.http[].retries.attempts", "spec.http[].retries.perTryTimeout",
         "spec.http[].retries.retryOn", "spec.http[].retries.backoff",
-        "spec.http[].fault.delay", "spec.http[].fault.abort.httpStatus",
-        "spec.http[].fault.abort.percentage",
+        "spec.http[].retries.retryIgnorePreviousHosts",
+        "spec.http[].fault.delay.fixedDelay", "spec.http[].fault.delay.percentage",
+        "spec.http[].fault.delay.percent",
+        "spec.http[].fault.abort.httpStatus", "spec.http[].fault.abort.percentage",
         "spec.http[].mirror", "spec.http[].mirrorPercentage", "spec.http[].mirrorPercent",
-        "spec.http[].mirrors",
+        "spec.http[].mirror_percent", "spec.http[].mirrors",
     ),
     "DestinationRule": (
         "spec.host", "spec.subsets[].name", "spec.subsets[].labels",
@@ -63,48 +89,140 @@ SUPPORTED_FIELDS: dict[str, tuple[str, ...]] = {
     ),
 }
 _INDEX = re.compile(r"\[\d+\]")
+#: how long an apply may wait for every sidecar's ACK
+ACK_TIMEOUT_S = 30.0
+
+
+class EnvoyOutbound:
+    """An app's HTTP client: every request goes to its pod's outbound listener for the
+    port, with the name it used as Host, as iptables capture would send it."""
+
+    def __init__(self, pod: Pod):
+        self.pod = pod
+        self._session: aiohttp.ClientSession | None = None
+
+    async def request(self, method: str, url: str, *, headers: Sequence[tuple[str, str]] = (),
+                      body: bytes | None = None, timeout_s: float | None = None) -> UpstreamResponse:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(local_addr=(self.pod.ip, 0)),
+                auto_decompress=False, skip_auto_headers=("User-Agent",),
+                timeout=aiohttp.ClientTimeout(total=None))
+        target, host = captured(self.pod, url)
+        sent = [(k, v) for k, v in headers if k.lower() != "host"] + [("host", host)]
+        try:
+            async with asyncio.timeout(timeout_s):
+                async with self._session.request(method, target, headers=sent, data=body,
+                                                 allow_redirects=False) as resp:
+                    return UpstreamResponse(resp.status, dict(resp.headers), await resp.read())
+        except aiohttp.ClientConnectionError as exc:
+            raise ConnectionError(str(exc)) from exc
+
+    async def close(self) -> None:
+        if self._session:
+            await self._session.close()
+
+
+def captured(pod: Pod, url: str) -> tuple[str, str]:
+    """Where the pod's sidecar takes a request for ``url``: the outbound listener's URL, and
+    the Host it keeps."""
+    parts = urlsplit(url)
+    port = parts.port or 80
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return f"http://{pod.outbound_ip}:{pilot.listen_port(port)}{path}", parts.netloc
+
+
+class Sidecar:
+    """One pod's Envoy: what the control plane serves it, and the process."""
+
+    def __init__(self, pod: Pod, view: pilot.ProxyView, process: EnvoyProcess, log_path: Path):
+        self.pod = pod
+        self.view = view
+        self.process = process
+        self.log_path = log_path
+
+    def access_log(self, since_s: float | None = None) -> list[str]:
+        """The istio-proxy container's log: Envoy's access log lines (since ``since_s``)."""
+        try:
+            lines = self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+        except FileNotFoundError:
+            return []
+        if since_s is None:
+            return lines
+        cutoff = datetime.now(timezone.utc).timestamp() - since_s
+        return [line for line in lines if _started(line) >= cutoff]
+
+
+def _started(line: str) -> float:
+    """The START_TIME of an access-log line (``[2026-11-26T17:00:00.123Z] ...``)."""
+    try:
+        stamp = line[1:line.index("]")]
+        return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+            tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        return float("inf")  # not an access-log line: keep it
+
+
+#: second octets of 127.x.0.0/16 blocks taken by meshes of this process
+_BLOCKS_IN_USE: set[int] = set()
+
+
+def _claim_block() -> int:
+    """Three /16s of 127.0.0.0/8 for one mesh (pod IPs, outbound, app), picked at random so
+    two meshes (or two runs on one machine) do not share addresses."""
+    free = [b for b in range(10, 250, 3) if b not in _BLOCKS_IN_USE]
+    block = random.choice(free)
+    _BLOCKS_IN_USE.add(block)
+    return block
 
 
 class LocalMesh(Mesh):
     name = "local"
     poll_interval_s = 0.0
 
-    def __init__(self, istio: IstioVersion, namespace: str = "default"):
+    def __init__(self, istio: IstioVersion, namespace: str = "default", envoy: str | None = None):
         self.istio = istio
         self.namespace = namespace
+        self.envoy = find_envoy(envoy)
+        self.envoy_version = envoy_version(self.envoy)
         self.registry = ServiceRegistry()
         self.store = ConfigStore()
         self._owned: set[ResourceKey] = set()
         self._deployed: set[str] = set()
         self._runners: list[web.AppRunner] = []
-        self._outbounds: list[AppOutbound] = []
-        self._exposed_stats: dict[str, StatsMatcher] = {}  # pod name -> its bootstrap's matcher
+        self._outbounds: list[EnvoyOutbound] = []
+        self._sidecars: dict[str, Sidecar] = {}  # pod name -> its sidecar
         self._workdir = make_run_dir()  # removes those of killed runs first
         self._loop = LoopThread()
+        self._xds = XdsServer()
+        self._xds_port = self._xds.start()
+        self._next_address = 1
+        self._block = _claim_block()
+        self._push_lock = threading.Lock()
         self._closed = False
 
     @classmethod
-    def start(cls, istio: IstioVersion, namespace: str = "default") -> "LocalMesh":
+    def start(cls, istio: IstioVersion, namespace: str = "default",
+              envoy: str | None = None) -> "LocalMesh":
         if shutil.which("curl") is None:
             raise MeshError("the local mesh sends traffic with the real curl, which is not "
                             "installed: run `make deps` (or apt-get install curl)")
-        return cls(istio, namespace)
+        return cls(istio, namespace, envoy)
 
     # -- lifecycle -------------------------------------------------------------------
     def deploy(self, sample: str) -> None:
         if sample in self._deployed:
             return
-        self._loop.run(self._deploy(sample_manifests(sample, self.istio)))
-        self._deployed.add(sample)
-
-    async def _deploy(self, manifests: list[Manifest]) -> None:
+        manifests = sample_manifests(sample, self.istio)
         for m in manifests:
             if m.kind == "Service":
                 self.registry.add_service(self._service(m))
-        for m in manifests:
-            if m.kind == "Deployment":
-                for _ in range(m.raw["spec"].get("replicas", 1)):
-                    await self._start_pod(m)
+        pods = [self._loop.run(self._start_pod(m)) for m in manifests if m.kind == "Deployment"
+                for _ in range(m.raw["spec"].get("replicas", 1))]
+        with ThreadPoolExecutor(max_workers=8) as pool:  # Envoys start in parallel
+            list(pool.map(self._start_sidecar, pods))
+        self._push()  # the new endpoints reach every sidecar
+        self._deployed.add(sample)
 
     def _service(self, m: Manifest) -> Service:
         spec = m.raw["spec"]
@@ -113,7 +231,16 @@ class LocalMesh(Mesh):
         return Service(m.name, m.namespace or self.namespace, ports,
                        dict(spec.get("selector") or {}), dict(m.raw["metadata"].get("labels") or {}))
 
-    async def _start_pod(self, m: Manifest) -> None:
+    def _addresses(self) -> tuple[str, str, str]:
+        """The next pod's IP, outbound and app addresses, in this mesh's own block."""
+        n = self._next_address
+        self._next_address += 1
+        a, b = divmod(n, 250)
+        base = self._block
+        return (f"127.{base}.{a}.{b + 1}", f"127.{base + 1}.{a}.{b + 1}",
+                f"127.{base + 2}.{a}.{b + 1}")
+
+    async def _start_pod(self, m: Manifest) -> Pod:
         template = m.raw["spec"]["template"]
         container = template["spec"]["containers"][0]
         image = container["image"]
@@ -123,17 +250,17 @@ class LocalMesh(Mesh):
             raise MeshError(f"{m.source}: {m.describe()} runs image {image}, which has no "
                             "local implementation; run this sample with --mesh kube") from None
         env = {e["name"]: str(e.get("value", "")) for e in container.get("env") or []}
+        ip, outbound_ip, app_ip = self._addresses()
         pod = Pod(
             name=pod_name(m.name), namespace=m.namespace or self.namespace, deployment=m.name,
             labels=dict(template["metadata"].get("labels") or {}),
             annotations=dict(template["metadata"].get("annotations") or {}),
             service_account=template["spec"].get("serviceAccountName", "default"),
-            image=image, env=env, container=container.get("name", m.name))
-        self._exposed_stats[pod.name] = StatsMatcher.for_pod(pod.name, pod.annotations)
-        sidecar = Sidecar(pod, self.registry, self.store, self.istio)
+            image=image, env=env, container=container.get("name", m.name),
+            ip=ip, outbound_ip=outbound_ip, app_ip=app_ip)
         if app is not None:
             factory, options = app
-            outbound = AppOutbound(sidecar)
+            outbound = EnvoyOutbound(pod)
             self._outbounds.append(outbound)
             ctx = AppContext(pod_name=pod.name, labels=pod.labels, env={**env, "HOSTNAME": pod.name},
                              outbound=outbound, istio=self.istio, log=pod.log.append,
@@ -146,34 +273,83 @@ class LocalMesh(Mesh):
             runner = web.AppRunner(application, access_log=None, handle_signals=False,
                                    handler_cancellation=True)
             await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", 0).start()
             self._runners.append(runner)
-            local_port = runner.addresses[0][1]
             for port in container.get("ports") or []:
-                pod.ports[int(port["containerPort"])] = local_port
-        await sidecar.start()
-        pod.sidecar = sidecar
+                number = int(port["containerPort"])
+                await web.TCPSite(runner, app_ip, pilot.listen_port(number)).start()
+                pod.ports[number] = pilot.listen_port(number)
         self.registry.pods.append(pod)
+        return pod
+
+    def _proxy_view(self, pod: Pod, log_path: Path) -> pilot.ProxyView:
+        targeted = sorted({p.target_port for s in self.registry.services.values()
+                           if s.namespace == pod.namespace and s.selector
+                           and pod.matches(s.selector) for p in s.ports
+                           if p.target_port in pod.ports})
+        return pilot.ProxyView(pod=pod.name, namespace=pod.namespace, labels=pod.labels,
+                               ip=pod.ip, outbound_ip=pod.outbound_ip, app_ip=pod.app_ip,
+                               inbound_ports=tuple(targeted), service_account=pod.service_account,
+                               access_log_path=str(log_path), annotations=pod.annotations)
+
+    def _start_sidecar(self, pod: Pod) -> None:
+        work = self._workdir / pod.name
+        work.mkdir(parents=True, exist_ok=True)
+        log_path = work / "istio-proxy.log"
+        view = self._proxy_view(pod, log_path)
+        bootstrap = envoy_bootstrap(
+            node_id=view.node_id, node_cluster=view.node_cluster, namespace=pod.namespace,
+            labels=pod.labels, source_ip=pod.ip, xds_port=self._xds_port,
+            stats=StatsMatcher.for_pod(pod.name, pod.annotations), istio_version=self.istio.patch)
+        process = EnvoyProcess(bootstrap, work, name=pod.name, envoy=self.envoy).start()
+        sidecar = Sidecar(pod, view, process, log_path)
+        pod.sidecar = sidecar
+        self._sidecars[pod.name] = sidecar
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-
-        async def _stop() -> None:
-            for pod in self.registry.pods:
-                if pod.sidecar:
-                    await pod.sidecar.stop()
-            for outbound in self._outbounds:
-                await outbound.close()
-            for runner in self._runners:
-                await runner.cleanup()
-
         try:
+            for sidecar in self._sidecars.values():
+                sidecar.process.stop()
+
+            async def _stop() -> None:
+                for outbound in self._outbounds:
+                    await outbound.close()
+                for runner in self._runners:
+                    await runner.cleanup()
+
             self._loop.run(_stop(), timeout_s=10)
         finally:
             self._loop.stop()
+            self._xds.stop()
+            _BLOCKS_IN_USE.discard(self._block)
             shutil.rmtree(self._workdir, ignore_errors=True)
+
+    # -- the control plane -----------------------------------------------------------
+    def mesh_view(self) -> pilot.MeshView:
+        services = tuple(pilot.ServiceView(s.name, s.namespace, tuple(
+            pilot.ServicePortView(p.name, p.port, p.target_port) for p in s.ports),
+            dict(s.selector)) for s in self.registry.services.values())
+        workloads = tuple(pilot.WorkloadView(p.name, p.namespace, p.ip, dict(p.labels),
+                                             p.service_account) for p in self.registry.pods)
+        configs = tuple(pilot.ConfigView(e.key.kind, e.key.namespace, e.key.name, e.spec,
+                                         e.manifest.raw.get("apiVersion", "networking.istio.io/v1"),
+                                         e.created)
+                        for kind in ("VirtualService", "DestinationRule")
+                        for e in self.store.of_kind(kind))
+        return pilot.MeshView(self.istio, services, workloads, configs)
+
+    def _push(self) -> None:
+        """Translate for every sidecar, hand it to the ADS server, wait for every ACK.
+        Raises XdsRejected (with Envoy's reason) when a sidecar NACKs."""
+        with self._push_lock:
+            mesh = self.mesh_view()
+            versions = {name: self._xds.set_snapshot(sidecar.view.node_id,
+                                                      pilot.generate(mesh, sidecar.view))
+                        for name, sidecar in self._sidecars.items()}
+            for name, version in versions.items():
+                self._xds.wait_acked(self._sidecars[name].view.node_id, version, ACK_TIMEOUT_S)
 
     # -- configuration ---------------------------------------------------------------
     def apply(self, manifests: list[Manifest]) -> list[ResourceKey]:
@@ -181,7 +357,18 @@ class LocalMesh(Mesh):
         for m in manifests:  # check everything first: all or nothing
             self._check_supported(m)
             items.append((ResourceKey(m.kind, m.namespace or self.namespace, m.name), m))
+        previous = self.store.snapshot()
         self.store.apply(items)
+        try:
+            self._push()
+        except XdsRejected as exc:
+            self.store.restore(previous)
+            self._push()  # the previous config serves again
+            m = manifests[0]
+            raise ManifestError(m.source, f"the sidecars rejected the config the control plane "
+                                f"made of it ({exc.reason}); the previous config is back",
+                                resource=", ".join(x.describe() for x in manifests),
+                                line=m.line) from None
         keys = [key for key, _ in items]
         self._owned.update(keys)
         return keys
@@ -205,16 +392,10 @@ class LocalMesh(Mesh):
                     path=path, line=m.line)
 
     def warnings_for(self, manifests: list[Manifest]) -> list[str]:
-        """What ``istioctl analyze`` reports for these VirtualServices (IST0101).
-
-        Istio applies a route to a host that is not a Service (nor a ServiceEntry, which the
-        local mesh does not implement), and analyze reports it: "Referenced host not
-        found", or "Referenced mirror host not found" for a mirror (1.26.0
-        pkg/config/analysis/analyzers/virtualservice/destinationhosts.go). A subset no
-        DestinationRule defines is reported too (destinationrules.go there). A
-        DestinationRule whose host is not a Service has no analyzer and no effect.
-        """
+        """What ``istioctl analyze`` reports for these VirtualServices (IST0101): a host that
+        is not a Service, a subset no DestinationRule defines (both get 503 NC)."""
         found = []
+        view = self.mesh_view()
         for m in manifests:
             if m.kind != "VirtualService":
                 continue
@@ -227,10 +408,10 @@ class LocalMesh(Mesh):
                         found.append(
                             f"{where}: spec.http[{i}].route[{j}].destination.host: host {host!r} "
                             "is not a Service in the mesh (istioctl analyze: IST0101 Referenced "
-                            f"host not found: \"{host}\"); {self._services_hint()}requests "
-                            "routed there get 503 (NC, cluster_not_found)")
+                            f"host not found: \"{host}\"); requests routed there get 503 (NC, "
+                            "cluster_not_found)")
                     subset = dest.destination.subset
-                    if subset and subset_labels(self.store, fqdn(host, namespace), subset) is None:
+                    if subset and subset_labels(view, fqdn(host, namespace), subset) is None:
                         found.append(
                             f"{where}: spec.http[{i}].route[{j}].destination: "
                             f"subset {subset!r} of host {host!r} is not defined "
@@ -241,16 +422,12 @@ class LocalMesh(Mesh):
                             for j, p in enumerate(rule.mirrors)]
                 found += [f"{where}: {path}: host {host!r} is not a Service in the mesh "
                           f"(istioctl analyze: IST0101 Referenced mirror host not found: "
-                          f"\"{host}\"); {self._services_hint()}nothing is mirrored there"
+                          f"\"{host}\"); nothing is mirrored there"
                           for path, host in mirrors if not self._is_service(host, namespace)]
         return found
 
     def _is_service(self, host: str, namespace: str) -> bool:
         return self.registry.service_by_fqdn(fqdn(host, namespace)) is not None
-
-    def _services_hint(self) -> str:
-        services = ", ".join(sorted(s.name for s in self.registry.services.values()))
-        return f"known Services: {services}; " if services else "no sample is deployed; "
 
     def delete(self, keys: Iterable[ResourceKey]) -> None:
         keys = list(keys)
@@ -258,6 +435,7 @@ class LocalMesh(Mesh):
         # is already gone: not an error, as on a cluster with --ignore-not-found.
         self.store.delete([k for k in keys if k in self._owned])
         self._owned.difference_update(keys)
+        self._push()
 
     def owned_resources(self) -> set[ResourceKey]:
         return self.store.keys() & self._owned
@@ -278,11 +456,15 @@ class LocalMesh(Mesh):
         jar_dir = self._workdir / pod.name
         jar_dir.mkdir(exist_ok=True)
         marker = curlbatch.new_marker()
-        # Cluster DNS plus iptables capture: every name the pod can resolve connects to its
-        # sidecar's outbound listener; other names fail to resolve as they would in a pod.
-        capture = []
-        for name in self.registry.dns_names(pod.namespace):
-            capture += ["--connect-to", f"{name}::127.0.0.1:{pod.sidecar.outbound_port}"]
+        # Cluster DNS plus iptables capture: every Service name and port the pod can resolve
+        # connects to its sidecar's outbound listener for that port; other names do not
+        # resolve, as in a pod. The pod's own address is the source.
+        capture = ["--interface", pod.ip]
+        for service in self.registry.services.values():
+            for name in service.dns_names(pod.namespace):
+                for port in service.ports:
+                    capture += ["--connect-to", f"{name}:{port.port}:{pod.outbound_ip}:"
+                                                f"{pilot.listen_port(port.port)}"]
         limit = (request.max_time_s or 60) * count + 30
         # One curl process per share, all running at once (one share unless parallel > 1);
         # each reads its URLs from its own config file, so none waits for another's input.
@@ -314,26 +496,40 @@ class LocalMesh(Mesh):
     def load(self, client: str, url: str, *, connections: int, requests: int,
              qps: float = 0.0) -> LoadResult:
         pod = self._pod(client)
-        return self._loop.run(run_load(pod.sidecar.outbound_port, url, connections=connections,
-                                       requests=requests, qps=qps), timeout_s=600)
+        target, host = captured(pod, url)
+        return self._loop.run(run_load(target, host, connections=connections, requests=requests,
+                                       qps=qps, source_ip=pod.ip), timeout_s=600)
 
     # -- observation -----------------------------------------------------------------
     def logs(self, workload: str, since_s: float | None = None,
              container: str | None = None) -> list[str]:
         pod = self._pod(workload)
         if container == "istio-proxy":
-            return pod.sidecar.access_log.lines(since_s)
+            return pod.sidecar.access_log(since_s)
         if container not in (None, pod.container):
             raise MeshError(f"{pod.name} has no container {container!r}; its containers are "
                             f"{pod.container} and istio-proxy")
         return pod.log.lines(since_s)
 
     def proxy_stats(self, workload: str) -> dict[str, int]:
-        """The stats Istio's bootstrap (and the pod's proxyStatsMatcher) lets Envoy keep."""
-        pod = self._pod(workload)
-        exposed = self._exposed_stats[pod.name]
-        return {name: value for name, value in pod.sidecar.stats.snapshot().items()
-                if exposed(name)}
+        """The sidecar's own stats: only those Istio's bootstrap (and the pod's
+        proxyStatsMatcher) let it keep."""
+        return self._pod(workload).sidecar.process.stats()
 
-    def proxy_access_log(self, workload: str) -> list[str]:
-        return self._pod(workload).sidecar.access_log.lines()
+    def proxy_config(self, workload: str, section: str) -> dict:
+        """``istioctl proxy-config <section>``: the sidecar's config dump for routes,
+        clusters, listeners, endpoints or secrets."""
+        resource = {"routes": "dynamic_route_configs", "clusters": "dynamic_active_clusters",
+                    "listeners": "dynamic_listeners", "secrets": "dynamic_active_secrets",
+                    "endpoints": None}
+        if section not in resource:
+            raise MeshError(f"proxy-config {section}: choose one of {', '.join(resource)}")
+        sidecar = self._pod(workload).sidecar
+        if section == "endpoints":
+            return sidecar.process.config_dump(include_eds=True)
+        return sidecar.process.config_dump(resource[section])
+
+    def proxy_status(self) -> list:
+        return self._xds.status()
+
+

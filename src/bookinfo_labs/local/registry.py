@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Mapping
 
 if TYPE_CHECKING:
-    from .sidecar import Sidecar
+    from .mesh import Sidecar
 
 CLUSTER_DOMAIN = "cluster.local"
 # Kubernetes draws generated name suffixes from this alphabet (no vowels, no look-alikes).
@@ -103,6 +103,13 @@ class Pod:
     #: container port -> the loopback port the local app really listens on
     ports: dict[int, int] = field(default_factory=dict)
     sidecar: "Sidecar | None" = None
+    #: the pod's addresses on the loopback network: its own (endpoints, its sidecar's
+    #: inbound listeners, the source of its connections), the one its apps and clients
+    #: reach every Service through (the sidecar's outbound listeners), and its "localhost"
+    #: (where the app listens, behind the inbound listeners)
+    ip: str = "127.0.0.1"
+    outbound_ip: str = "127.0.0.1"
+    app_ip: str = "127.0.0.1"
     log: PodLog = field(default_factory=PodLog)
 
     def matches(self, selector: Mapping[str, str]) -> bool:

@@ -1,6 +1,6 @@
 """Istio's names for what it generates, so stats, logs and config dumps read like a cluster's.
 
-docs/facts.md#envoy-stats and envoy-translation: clusters ``outbound|9080|v1|<fqdn>``,
+docs/facts.md#envoy-stats: clusters ``outbound|9080|v1|<fqdn>``,
 route configs ``9080``, virtual hosts ``<fqdn>:9080``, stat prefixes ending in ``;`` from
 Istio 1.23, Istio's TEXT access-log format.
 """
