@@ -325,3 +325,61 @@ def test_the_service_registry_and_the_envoy_clusters_have_distinct_names(mesh):
     assert isinstance(mesh.registry, ServiceRegistry)
     assert "outbound|9080||reviews.default.svc.cluster.local" in json.dumps(
         mesh.proxy_config("curl", "clusters"))
+
+
+NACKED = """\
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: reviews
+spec:
+  hosts: [reviews]
+  http:
+  - route: [{destination: {host: reviews, subset: v1}}]
+"""
+
+
+def test_a_resource_envoy_rejects_fails_the_apply_with_envoys_reason_and_changes_nothing(
+        mesh, applied, monkeypatch):
+    """A push Envoy NACKs (here a route regex RE2 refuses, slipped into the translation of
+    one VirtualService) fails the apply with Envoy's own reason, puts the previous config
+    back on every sidecar, and the previous routes serve again."""
+    from bookinfo_labs.local import mesh as local_mesh
+    from bookinfo_labs.local.pilot import ROUTE
+
+    translate = local_mesh.pilot.generate
+
+    def with_a_bad_regex(view, proxy):
+        resources = translate(view, proxy)
+        if any(c.kind == "VirtualService" and c.spec.http[0].route[0].destination.subset == "v1"
+               for c in view.configs):
+            for host in resources[ROUTE]["9080"]["virtual_hosts"]:
+                host["routes"][0]["match"] = {"safe_regex": {"regex": "ja++son"}}
+        return resources
+
+    monkeypatch.setattr(local_mesh.pilot, "generate", with_a_bad_regex)
+    applied(load_file("destination-rule-all.yaml") + load_file("virtual-service-reviews-v3.yaml"))
+    before = mesh.owned_resources()
+    assert {reviews_version(r) for r in send(mesh, count=4)} == {"v3"}
+    with pytest.raises(ManifestError) as info:
+        mesh.apply(parse_text(NACKED, "nacked.yaml"))
+    message = str(info.value)
+    assert message.startswith('nacked.yaml:1: VirtualService "reviews": the sidecars rejected '
+                              "the config the control plane made of it (")
+    assert "bad repetition operator: ++" in message  # Envoy's (RE2's) own words
+    assert "the previous config is back" in message
+    assert mesh.owned_resources() == before
+    assert {reviews_version(r) for r in send(mesh, count=4)} == {"v3"}  # still served
+    assert all(status.synced for status in mesh.proxy_status())
+
+
+def test_a_regex_re2_rejects_is_refused_before_any_sidecar_sees_it(mesh):
+    """Python's re takes a look-ahead and (3.11) a possessive a++; RE2 takes neither, and
+    Istio's webhook refuses both: so does the validator, naming the field."""
+    for regex in ("(?=x)jason", "ja++son"):
+        with pytest.raises(ManifestError, match=r"regex.*RE2") as info:
+            mesh.apply(parse_text(NACKED.replace(
+                "  - route: [{destination: {host: reviews, subset: v1}}]",
+                f"  - match: [{{headers: {{end-user: {{regex: \"{regex}\"}}}}}}]\n"
+                "    route: [{destination: {host: reviews}}]"), "re2.yaml"))
+        assert info.value.path == "spec.http[0].match[0].headers.end-user.regex"

@@ -185,6 +185,12 @@ def _check_regex(pattern: str, *at: str) -> None:
         fail(f"invalid regex {show(pattern)}: lookarounds and backreferences are not "
              "supported; Istio uses RE2 style regex-based match "
              "(https://github.com/google/re2/wiki/Syntax)", *at)
+    # Python 3.11 also knows possessive quantifiers (a++) and atomic groups ((?>...)); RE2
+    # does not ("bad repetition operator: ++"), so Istio's webhook refuses them too
+    if re.search(r"(?<!\\)[*+?}]\+", pattern) or "(?>" in pattern:
+        fail(f"invalid regex {show(pattern)}: possessive quantifiers and atomic groups are "
+             "not supported; Istio uses RE2 style regex-based match "
+             "(https://github.com/google/re2/wiki/Syntax)", *at)
     try:
         re.compile(pattern)
     except re.error as exc:
