@@ -63,6 +63,8 @@ def test_a_signal_mid_scenario_cleans_up_and_reports_the_run_as_interrupted(tmp_
         curls = eventually(lambda: {p for p, n in _children(run.pid).items() if n == "curl"},
                            lambda found: bool(found) or False, expected="a curl batch running",
                            times=1, timeout_s=60, interval_s=0.05, max_backoff_s=0.1)
+        envoys = _envoys(run.pid)
+        assert len(envoys) >= 7, envoys  # one per Bookinfo pod, and the client's
         run.send_signal(signum)
         out, _ = run.communicate(timeout=60)
     finally:
@@ -77,7 +79,56 @@ def test_a_signal_mid_scenario_cleans_up_and_reports_the_run_as_interrupted(tmp_
     data = json.loads((tmp_path / "report" / "labs.json").read_text())
     assert data["interrupted"] == name and data["labs"][0]["not_run"] == 1
     assert list(scratch.glob(f"{PREFIX}*")) == []  # cookie jars and curl configs are gone
-    assert not any(Path(f"/proc/{pid}").exists() for pid in curls)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in curls | envoys)
+
+
+def _envoys(pid: int) -> set[int]:
+    return {p for p, name in _children(pid).items() if name == "envoy"}
+
+
+def _labs(tmp_path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "pytest", "features/", *args, "--lab-report",
+         str(tmp_path / "report"), "-p", "no:cacheprovider"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _gone(pids: set[int]) -> bool:
+    return not any(Path(f"/proc/{pid}").exists() for pid in pids) or False
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads processes from /proc")
+def test_the_envoys_of_a_run_end_with_it(tmp_path):
+    """While the traffic labs run, the sidecars are real Envoy processes under pytest, one
+    per Bookinfo pod plus the client's; when pytest is done, none is left."""
+    run = _labs(tmp_path, "-m", "traffic", "-k", "routing")
+    try:
+        envoys = eventually(lambda: _envoys(run.pid), lambda found: len(found) >= 7 or False,
+                            expected="7 Envoys under pytest", times=1, timeout_s=60,
+                            interval_s=0.05, max_backoff_s=0.1)
+        assert run.wait(timeout=300) == 0
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert _gone(envoys)
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads processes from /proc")
+def test_the_envoys_of_a_killed_run_die_within_5_s(tmp_path):
+    """SIGKILL gives pytest no chance to clean up: each Envoy was started with
+    PR_SET_PDEATHSIG, so the kernel ends it with its parent."""
+    run = _labs(tmp_path, "-k", "7_s_ratings_delay")
+    try:
+        envoys = eventually(lambda: _envoys(run.pid), lambda found: len(found) >= 7 or False,
+                            expected="7 Envoys under pytest", times=1, timeout_s=60,
+                            interval_s=0.05, max_backoff_s=0.1)
+        run.kill()
+        run.wait(timeout=10)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    eventually(lambda: envoys, _gone, expected="every Envoy gone", times=1, timeout_s=5,
+               interval_s=0.05, max_backoff_s=0.1)
 
 
 def test_a_later_run_removes_the_directories_of_killed_runs(tmp_path):
