@@ -6,5 +6,6 @@ pytest_plugins = [
     "steps.traffic",
     "steps.bookinfo",
     "steps.resilience",
+    "steps.proxy",
     "pytester",  # the plugin's own tests run throwaway pytest projects
 ]

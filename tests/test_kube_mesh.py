@@ -630,3 +630,15 @@ spec: {{hosts: [httpbin]}}
 """)
     with pytest.raises(MeshError, match="lab config must not carry it"):
         mesh.apply(labelled)
+
+
+def test_proxy_config_is_pilot_agents_config_dump(mesh, fake):
+    from bookinfo_labs.proxyconfig import route_shares
+
+    fake.exec_handler.route_dump = ROUTES_DUMP
+    assert route_shares(mesh.proxy_config("curl", "routes"), "reviews") == {"v2": 100}
+    _, container, command = fake.exec_handler.execs[-1]
+    assert (container, command) == ("istio-proxy", ["pilot-agent", "request", "GET",
+                                                    "config_dump?resource=dynamic_route_configs"])
+    with pytest.raises(MeshError, match="choose one of routes"):
+        mesh.proxy_config("curl", "filters")

@@ -24,6 +24,9 @@ Feature: Circuit breaking
     Then fortio got only 200s and 503s
     And the upstream_rq_pending_overflow of httpbin in the client's sidecar grew by the number of 503s
 
+  Scenario: The fortio sidecar got the DestinationRule's limits
+    Then the fortio sidecar's httpbin cluster allows 1 connection and 1 pending request
+
   Scenario: Three concurrent connections trip it more
     When fortio sends 30 requests over 3 connections to "http://httpbin:8000/get"
     Then fortio got at least one 200 and one 503

@@ -13,7 +13,8 @@ Feature: Traffic shifting
     When a user opens the product page 20 times
     Then every page is served by reviews v1
     When I apply "virtual-service-reviews-50-v3.yaml"
-    And a user opens the product page 200 times
+    Then the client's sidecar routes reviews 50 % to subset v1 and 50 % to subset v3
+    When a user opens the product page 200 times
     Then the reviews versions are split v1 50% and v3 50%
     And the pages served by reviews v1 show no stars
     And the pages served by reviews v3 show red stars

@@ -144,6 +144,12 @@ def stats_command(workload: str, namespace: str = "default", grep: str | None = 
     return f"{command} | grep {shlex.quote(grep)}" if grep else command
 
 
+def proxy_config_command(workload: str, section: str, namespace: str = "default") -> str:
+    """``istioctl proxy-config routes|clusters ... -o json``: the sidecar's own config."""
+    return shlex.join(["istioctl", "proxy-config", section, f"deploy/{workload}",
+                       *_ns_flag(namespace), "-o", "json"])
+
+
 # -- scenarios and Then steps: what a learner runs to see what a check looks at ---------
 #
 # A Then step reads the answers of the last batch (or a log, a stat). Its command repeats

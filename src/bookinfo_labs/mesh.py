@@ -171,3 +171,9 @@ class Mesh(abc.ABC):
     @abc.abstractmethod
     def proxy_stats(self, workload: str) -> dict[str, int]:
         """The workload's sidecar statistics, Envoy stat name to value."""
+
+    def proxy_config(self, workload: str, section: str) -> dict:
+        """The sidecar's own config, as ``istioctl proxy-config <section> -o json`` shows it:
+        its Envoy config dump for ``routes``, ``clusters``, ``listeners``, ``endpoints`` or
+        ``secrets``."""
+        raise MeshError(f"the {self.name} mesh cannot read proxy config")

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -26,6 +27,7 @@ from .. import curlbatch
 from ..loadgen import LoadResult
 from ..manifests import Manifest
 from ..mesh import HttpRequest, HttpResponse, Mesh, MeshError, ResourceKey
+from ..proxyconfig import SECTIONS
 from ..versions import IstioVersion
 from . import diagnostics
 from .api import (GATEWAY_API_TYPES, ISTIO_TYPES, KubeApi, KubeApiError, api_error,
@@ -297,6 +299,20 @@ class KubeMesh(Mesh):
             raise MeshError(f"pilot-agent stats in {pod['metadata']['name']} exited "
                             f"{run.exit_code}: {run.stderr_tail()}")
         return parse_stats(run.stdout)
+
+    def proxy_config(self, workload: str, section: str) -> dict:
+        """``pilot-agent request GET config_dump?resource=...`` in the pod's ``istio-proxy``
+        (what ``istioctl proxy-config`` reads)."""
+        if section not in SECTIONS:
+            raise MeshError(f"proxy-config {section}: choose one of {', '.join(SECTIONS)}")
+        resource = SECTIONS[section]
+        query = f"config_dump?resource={resource}" if resource else "config_dump?include_eds"
+        pod = self._pod(workload)
+        run = self._exec(pod, SIDECAR, ["pilot-agent", "request", "GET", query], 60)
+        if run.exit_code != 0:
+            raise MeshError(f"config_dump in {pod['metadata']['name']} exited {run.exit_code}: "
+                            f"{run.stderr_tail()}")
+        return json.loads(run.text or "{}")
 
     def ingress_address(self, port_name: str = "http2") -> tuple[str, int]:
         """Where the ingress gateway listens from this machine: host and port.

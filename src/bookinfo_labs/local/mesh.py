@@ -36,6 +36,7 @@ from ..istio import iter_set_fields
 from ..loadgen import LoadResult
 from ..manifests import Manifest, ManifestError
 from ..mesh import HttpRequest, HttpResponse, Mesh, MeshError, ResourceKey
+from ..proxyconfig import SECTIONS
 from ..rundir import make_run_dir
 from ..samples import sample_manifests
 from ..versions import IstioVersion
@@ -517,17 +518,13 @@ class LocalMesh(Mesh):
         return self._pod(workload).sidecar.process.stats()
 
     def proxy_config(self, workload: str, section: str) -> dict:
-        """``istioctl proxy-config <section>``: the sidecar's config dump for routes,
-        clusters, listeners, endpoints or secrets."""
-        resource = {"routes": "dynamic_route_configs", "clusters": "dynamic_active_clusters",
-                    "listeners": "dynamic_listeners", "secrets": "dynamic_active_secrets",
-                    "endpoints": None}
-        if section not in resource:
-            raise MeshError(f"proxy-config {section}: choose one of {', '.join(resource)}")
-        sidecar = self._pod(workload).sidecar
+        """The sidecar's config dump for routes, clusters, listeners, endpoints or secrets."""
+        if section not in SECTIONS:
+            raise MeshError(f"proxy-config {section}: choose one of {', '.join(SECTIONS)}")
+        process = self._pod(workload).sidecar.process
         if section == "endpoints":
-            return sidecar.process.config_dump(include_eds=True)
-        return sidecar.process.config_dump(resource[section])
+            return process.config_dump(include_eds=True)
+        return process.config_dump(SECTIONS[section])
 
     def proxy_status(self) -> list:
         return self._xds.status()

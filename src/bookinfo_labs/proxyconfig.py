@@ -1,0 +1,75 @@
+"""A sidecar's own config, read as a learner reads ``istioctl proxy-config``.
+
+Both meshes return Envoy's ``config_dump`` (the local Envoy's admin, or ``pilot-agent
+request GET config_dump`` in a pod's ``istio-proxy``); these functions pull out what the
+labs teach: the weighted clusters a route sends a host to, and the circuit breakers of a
+cluster. Names are Istio's: virtual host ``<fqdn>:<port>``, cluster
+``outbound|<port>|<subset>|<fqdn>``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+#: Mesh.proxy_config sections and the config_dump resource each one reads
+SECTIONS = {"routes": "dynamic_route_configs", "clusters": "dynamic_active_clusters",
+            "listeners": "dynamic_listeners", "secrets": "dynamic_active_secrets",
+            "endpoints": None}
+
+
+def _walk(node: Any) -> Iterator[dict]:
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk(value)
+
+
+def _short(fqdn: str) -> str:
+    return fqdn.split(".")[0]
+
+
+def route_shares(dump: dict, host: str) -> dict[str, int]:
+    """Subset -> weight of the first route of ``host``'s virtual host (``{"v1": 50,
+    "v3": 50}``; one cluster is ``{subset: 100}``; no subset is ``""``)."""
+    for node in _walk(dump):
+        config = node.get("route_config")
+        if not isinstance(config, dict):
+            continue
+        for vhost in config.get("virtual_hosts") or []:
+            if _short(vhost.get("name", "")) != host:
+                continue
+            for route in vhost.get("routes") or []:
+                action = route.get("route") or {}
+                if "cluster" in action:
+                    return {action["cluster"].split("|")[2]: 100}
+                weighted = (action.get("weighted_clusters") or {}).get("clusters") or []
+                if weighted:
+                    return {c["name"].split("|")[2]: int(c.get("weight", 0)) for c in weighted}
+    raise AssertionError(f"the sidecar has no route for {host}; it routes "
+                         f"{sorted(_hosts(dump)) or 'nothing'}")
+
+
+def _hosts(dump: dict) -> set[str]:
+    return {_short(v.get("name", "")) for node in _walk(dump)
+            for v in ((node.get("route_config") or {}).get("virtual_hosts") or [])}
+
+
+def cluster_limits(dump: dict, host: str, subset: str = "") -> dict[str, int]:
+    """The circuit-breaker thresholds of ``outbound|<port>|<subset>|<host>...`` (the first
+    port), Envoy's names: max_connections, max_pending_requests, max_requests, max_retries."""
+    for node in _walk(dump):
+        cluster = node.get("cluster")
+        if not isinstance(cluster, dict):
+            continue
+        parts = cluster.get("name", "").split("|")
+        if len(parts) == 4 and parts[0] == "outbound" and parts[2] == subset \
+                and _short(parts[3]) == host:
+            thresholds = ((cluster.get("circuit_breakers") or {}).get("thresholds") or [{}])[0]
+            return {k: int(thresholds[k]) for k in ("max_connections", "max_pending_requests",
+                                                     "max_requests", "max_retries")
+                    if k in thresholds}
+    raise AssertionError(f"the sidecar has no cluster for {host}"
+                         + (f" subset {subset}" if subset else ""))
