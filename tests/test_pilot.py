@@ -30,10 +30,11 @@ CLIENT = ProxyView(pod="curl-5d8f7c9b6d-x2k4p", namespace="default", labels={"ap
 
 
 def mesh_of(*files_or_yaml: str, version: str = "1.26") -> MeshView:
-    """Bookinfo and httpbin as the samples deploy them, plus lab config, as istiod sees it."""
+    """Bookinfo, httpbin and the curl client as the samples deploy them, plus lab config, as
+    istiod sees it."""
     istio = get_version(version)
     services, workloads = [], []
-    for sample in ("bookinfo", "httpbin"):
+    for sample in ("bookinfo", "httpbin", "curl"):
         for m in sample_manifests(sample, istio):
             spec = m.raw.get("spec") or {}
             if m.kind == "Service":

@@ -1,0 +1,291 @@
+"""One Istio field at a time: what the control plane makes of it (what istiod makes of it).
+
+Each test applies a small VirtualService or DestinationRule to Bookinfo and httpbin and
+reads the one place of the generated Envoy config that field decides (docs/facts.md).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bookinfo_labs.local.pilot import CLUSTER, ENDPOINT, LISTENER, ROUTE, generate
+
+from test_pilot import CLIENT, mesh_of
+
+REVIEWS = "reviews.default.svc.cluster.local"
+HTTPBIN = "httpbin.default.svc.cluster.local"
+DR_ALL = "destination-rule-all.yaml"
+
+
+def vs(http: str, host: str = "reviews") -> str:
+    return (f"apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: {host}}}\n"
+            f"spec:\n  hosts: [{host}]\n  http:\n{http}")
+
+
+def dr(policy: str, host: str = "httpbin", subsets: str = "") -> str:
+    return (f"apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: {host}}}\n"
+            f"spec:\n  host: {host}\n{subsets}  trafficPolicy:\n{policy}")
+
+
+def routes(*config: str, host: str = REVIEWS, port: int = 9080, version: str = "1.26",
+           proxy=CLIENT) -> list[dict]:
+    out = generate(mesh_of(*config, version=version), proxy)
+    [vhost] = [v for v in out[ROUTE][str(port)]["virtual_hosts"] if v["name"] == f"{host}:{port}"]
+    return vhost["routes"]
+
+
+def cluster(*config: str, name: str = f"outbound|8000||{HTTPBIN}", version: str = "1.26") -> dict:
+    return generate(mesh_of(*config, version=version), CLIENT)[CLUSTER][name]
+
+
+ROUTE_TO_V1 = "  - route: [{destination: {host: reviews, subset: v1}}]\n"
+
+
+# -- VirtualService ----------------------------------------------------------------------
+
+def test_hosts_replace_the_services_default_route():
+    [default] = routes()
+    assert default["name"] == "default" and default["route"]["cluster"] == f"outbound|9080||{REVIEWS}"
+    [route] = routes(DR_ALL, vs(ROUTE_TO_V1))
+    assert route["route"]["cluster"] == f"outbound|9080|v1|{REVIEWS}"
+    assert route["metadata"]["filter_metadata"]["istio"]["config"].endswith(
+        "/namespaces/default/virtual-service/reviews")
+
+
+def test_gateways_without_mesh_leave_the_sidecars_alone():
+    config = vs(ROUTE_TO_V1).replace("  http:", "  gateways: [bookinfo-gateway]\n  http:")
+    assert [r["name"] for r in routes(config)] == ["default"]
+
+
+def test_http_name_and_match_name_name_the_route():
+    config = vs("  - name: jason\n    match: [{name: user, headers: {end-user: {exact: jason}}}]\n"
+                "    route: [{destination: {host: reviews, subset: v2}}]\n" + ROUTE_TO_V1)
+    assert [r.get("name") for r in routes(DR_ALL, config)] == ["jason.user", None]
+
+
+@pytest.mark.parametrize("uri, envoy", [
+    ("{exact: /reviews/0}", {"path": "/reviews/0"}),
+    ("{prefix: /reviews}", {"prefix": "/reviews"}),
+    ("{regex: '/reviews/[0-9]+'}", {"safe_regex": {"regex": "/reviews/[0-9]+"}}),
+])
+def test_uri_match(uri, envoy):
+    config = vs(f"  - match: [{{uri: {uri}}}]\n    route: [{{destination: {{host: reviews}}}}]\n")
+    match = routes(config)[0]["match"]
+    assert {k: v for k, v in match.items() if k != "case_sensitive"} == envoy
+    assert match["case_sensitive"] is True
+
+
+def test_ignore_uri_case():
+    config = vs("  - match: [{uri: {prefix: /R}, ignoreUriCase: true}]\n"
+                "    route: [{destination: {host: reviews}}]\n")
+    assert routes(config)[0]["match"]["case_sensitive"] is False
+
+
+@pytest.mark.parametrize("match, envoy", [
+    ("{exact: jason}", {"name": "end-user", "string_match": {"exact": "jason"}}),
+    ("{prefix: ja}", {"name": "end-user", "string_match": {"prefix": "ja"}}),
+    ("{regex: 'j.*n'}", {"name": "end-user", "string_match": {"safe_regex": {"regex": "j.*n"}}}),
+    ("{}", {"name": "end-user", "present_match": True}),
+])
+def test_header_match(match, envoy):
+    config = vs(f"  - match: [{{headers: {{end-user: {match}}}}}]\n"
+                "    route: [{destination: {host: reviews}}]\n" + ROUTE_TO_V1)
+    assert routes(DR_ALL, config)[0]["match"]["headers"] == [envoy]
+
+
+def test_without_headers_inverts_and_treats_missing_as_empty():
+    config = vs("  - match: [{withoutHeaders: {end-user: {exact: jason}}}]\n"
+                "    route: [{destination: {host: reviews}}]\n")
+    assert routes(config)[0]["match"]["headers"] == [{
+        "name": "end-user", "string_match": {"exact": "jason"}, "invert_match": True,
+        "treat_missing_header_as_empty": True}]
+
+
+def test_query_params_and_method():
+    config = vs("  - match: [{queryParams: {u: {exact: jason}}, method: {exact: GET}}]\n"
+                "    route: [{destination: {host: reviews}}]\n")
+    match = routes(config)[0]["match"]
+    assert match["query_parameters"] == [{"name": "u", "string_match": {"exact": "jason"}}]
+    assert match["headers"] == [{"name": ":method", "string_match": {"exact": "GET"}}]
+
+
+@pytest.mark.parametrize("condition, applies", [
+    ("port: 9080", True), ("port: 8000", False),
+    ("sourceLabels: {app: curl}", True), ("sourceLabels: {app: productpage}", False),
+    ("sourceNamespace: default", True), ("sourceNamespace: other", False),
+])
+def test_conditions_istiod_decides_per_proxy(condition, applies):
+    config = vs(f"  - match: [{{{condition}}}]\n    route: [{{destination: {{host: reviews, subset: v2}}}}]\n"
+                + ROUTE_TO_V1)
+    first = routes(DR_ALL, config)[0]["route"]["cluster"]
+    assert first == f"outbound|9080|{'v2' if applies else 'v1'}|{REVIEWS}"
+
+
+def test_destination_port_and_weights():
+    config = vs("  - route:\n    - {destination: {host: reviews, subset: v1, port: {number: 9080}}, weight: 80}\n"
+                "    - {destination: {host: reviews, subset: v3}, weight: 20}\n"
+                "    - {destination: {host: reviews, subset: v2}, weight: 0}\n")
+    assert routes(DR_ALL, config)[0]["route"]["weighted_clusters"] == {"clusters": [
+        {"name": f"outbound|9080|v1|{REVIEWS}", "weight": 80},
+        {"name": f"outbound|9080|v3|{REVIEWS}", "weight": 20}]}
+
+
+def test_timeout():
+    assert routes(vs("  - route: [{destination: {host: reviews}}]\n    timeout: 0.5s\n"))[0][
+        "route"]["timeout"] == "0.5s"
+    assert routes(vs("  - route: [{destination: {host: reviews}}]\n"))[0]["route"]["timeout"] == "0s"
+
+
+def test_retries():
+    policy = routes(vs("  - route: [{destination: {host: reviews}}]\n    retries: {attempts: 3, "
+                       "perTryTimeout: 0.5s, retryOn: 'gateway-error,503', backoff: 50ms, "
+                       "retryIgnorePreviousHosts: false}\n"))[0]["route"]["retry_policy"]
+    assert policy["num_retries"] == 3 and policy["per_try_timeout"] == "0.5s"
+    assert policy["retry_on"] == "gateway-error,retriable-status-codes"
+    assert policy["retriable_status_codes"] == [503]
+    assert policy["retry_back_off"] == {"base_interval": "0.05s"}
+    assert "retry_host_predicate" not in policy
+    assert "retry_policy" not in routes(vs("  - route: [{destination: {host: reviews}}]\n"
+                                           "    retries: {attempts: 0}\n"))[0]["route"]
+
+
+@pytest.mark.parametrize("version, codes", [("1.23", [503]), ("1.26", None)])
+def test_the_default_retry_policy_by_release(version, codes):
+    policy = routes(version=version)[0]["route"]["retry_policy"]
+    assert policy["num_retries"] == 2 and policy["retry_on"].startswith("connect-failure,")
+    assert policy.get("retriable_status_codes") == codes
+
+
+def test_fault_delay_and_abort():
+    config = vs("  - route: [{destination: {host: reviews}}]\n    fault:\n"
+                "      delay: {fixedDelay: 7s, percentage: {value: 12.5}}\n"
+                "      abort: {httpStatus: 500, percentage: {value: 100}}\n")
+    fault = routes(config)[0]["typed_per_filter_config"]["envoy.filters.http.fault"]
+    assert fault["delay"] == {"fixed_delay": "7s", "percentage": {"numerator": 125000,
+                                                                  "denominator": "MILLION"}}
+    assert fault["abort"] == {"http_status": 500, "percentage": {"numerator": 1000000,
+                                                                 "denominator": "MILLION"}}
+
+
+def test_the_deprecated_integer_percent_of_a_delay():
+    config = vs("  - route: [{destination: {host: reviews}}]\n    fault:\n"
+                "      delay: {fixedDelay: 2s, percent: 100}\n")
+    fault = routes(config)[0]["typed_per_filter_config"]["envoy.filters.http.fault"]
+    assert fault["delay"]["percentage"] == {"numerator": 100, "denominator": "HUNDRED"}
+
+
+@pytest.mark.parametrize("field, share", [
+    ("", {"numerator": 100, "denominator": "HUNDRED"}),
+    ("    mirrorPercentage: {value: 50}\n", {"numerator": 500000, "denominator": "MILLION"}),
+    ("    mirrorPercent: 30\n", {"numerator": 30, "denominator": "HUNDRED"}),
+    ("    mirror_percent: 20\n", {"numerator": 20, "denominator": "HUNDRED"}),
+])
+def test_mirror_and_its_percentage(field, share):
+    config = vs("  - route: [{destination: {host: httpbin, subset: v1}}]\n"
+                "    mirror: {host: httpbin, subset: v2}\n" + field, host="httpbin")
+    [policy] = routes(config, host=HTTPBIN, port=8000)[0]["route"]["request_mirror_policies"]
+    assert policy["cluster"] == f"outbound|8000|v2|{HTTPBIN}"
+    assert policy["runtime_fraction"]["default_value"] == share
+    assert "disable_shadow_host_suffix_append" not in policy  # 1.26: Host gets -shadow
+
+
+def test_mirrors_and_the_shadow_host_from_1_28():
+    config = vs("  - route: [{destination: {host: httpbin, subset: v1}}]\n"
+                "    mirrors: [{destination: {host: httpbin, subset: v2}, percentage: {value: 0}},"
+                " {destination: {host: httpbin, subset: v2}}]\n", host="httpbin")
+    [policy] = routes(config, host=HTTPBIN, port=8000, version="1.28")[0]["route"][
+        "request_mirror_policies"]  # a 0 % mirror is no mirror
+    assert policy["disable_shadow_host_suffix_append"] is True
+
+
+# -- DestinationRule ---------------------------------------------------------------------
+
+def test_subsets_are_clusters_of_the_labelled_endpoints():
+    out = generate(mesh_of(DR_ALL), CLIENT)
+    assert f"outbound|9080|v2|{REVIEWS}" in out[CLUSTER]
+    endpoints = out[ENDPOINT][f"outbound|9080|v2|{REVIEWS}"]["endpoints"][0]["lb_endpoints"]
+    everything = out[ENDPOINT][f"outbound|9080||{REVIEWS}"]["endpoints"][0]["lb_endpoints"]
+    assert len(endpoints) == 1 and len(everything) == 3
+
+
+def test_connection_pool():
+    limits = cluster(dr("    connectionPool:\n      tcp: {maxConnections: 1, connectTimeout: 2s}\n"
+                        "      http: {http1MaxPendingRequests: 2, http2MaxRequests: 3, maxRetries: 4,"
+                        " maxRequestsPerConnection: 5}\n"))
+    assert limits["circuit_breakers"]["thresholds"][0] == {
+        "max_connections": 1, "max_pending_requests": 2, "max_requests": 3, "max_retries": 4,
+        "track_remaining": True}
+    assert limits["connect_timeout"] == "2s"
+    options = limits["typed_extension_protocol_options"][
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+    assert options["common_http_protocol_options"] == {"max_requests_per_connection": 5}
+
+
+def test_without_a_connection_pool_there_is_no_limit():
+    thresholds = cluster()["circuit_breakers"]["thresholds"][0]
+    assert thresholds["max_connections"] == thresholds["max_pending_requests"] == 4294967295
+    assert "typed_extension_protocol_options" not in cluster()
+
+
+def test_outlier_detection_disables_panic_routing():
+    out = cluster(dr("    outlierDetection: {consecutive5xxErrors: 1, consecutiveGatewayErrors: 2,"
+                     " interval: 1s, baseEjectionTime: 3m, maxEjectionPercent: 100}\n"))
+    assert out["outlier_detection"] == {
+        "enforcing_success_rate": 0, "consecutive_5xx": 1, "enforcing_consecutive_5xx": 100,
+        "consecutive_gateway_failure": 2, "enforcing_consecutive_gateway_failure": 100,
+        "interval": "1s", "base_ejection_time": "180s", "max_ejection_percent": 100}
+    assert out["common_lb_config"] == {"healthy_panic_threshold": {"value": 0.0}}
+    assert "outlier_detection" not in cluster()
+
+
+@pytest.mark.parametrize("simple, envoy", [("ROUND_ROBIN", "ROUND_ROBIN"), ("RANDOM", "RANDOM"),
+                                           ("LEAST_CONN", "LEAST_REQUEST")])
+def test_load_balancer(simple, envoy):
+    assert cluster(dr(f"    loadBalancer: {{simple: {simple}}}\n"))["lb_policy"] == envoy
+    assert cluster()["lb_policy"] == "LEAST_REQUEST"
+
+
+def test_port_level_settings_replace_the_top_level_and_subsets_override():
+    subsets = "  subsets:\n  - name: v1\n    labels: {version: v1}\n    trafficPolicy:\n" \
+              "      connectionPool: {tcp: {maxConnections: 7}}\n"
+    config = dr("    connectionPool: {tcp: {maxConnections: 1}}\n    portLevelSettings:\n"
+                "    - port: {number: 8000}\n      loadBalancer: {simple: RANDOM}\n", subsets=subsets)
+    top = cluster(config)
+    assert top["lb_policy"] == "RANDOM"  # the port entry replaces the top level wholly
+    assert top["circuit_breakers"]["thresholds"][0]["max_connections"] == 4294967295
+    v1 = cluster(config, name=f"outbound|8000|v1|{HTTPBIN}")
+    assert v1["circuit_breakers"]["thresholds"][0]["max_connections"] == 7
+    assert v1["metadata"]["filter_metadata"]["istio"]["subset"] == "v1"
+
+
+# -- release differences and names -------------------------------------------------------
+
+@pytest.mark.parametrize("version, suffix", [("1.22", ""), ("1.23", ";"), ("1.28", ";")])
+def test_stat_names_end_in_a_semicolon_from_1_23(version, suffix):
+    out = generate(mesh_of(version=version), CLIENT)
+    assert out[CLUSTER][f"outbound|9080||{REVIEWS}"]["alt_stat_name"] == f"outbound|9080||{REVIEWS}{suffix}"
+    manager = out[LISTENER]["0.0.0.0_9080"]["filter_chains"][0]["filters"][0]["typed_config"]
+    assert manager["stat_prefix"] == f"outbound_0.0.0.0_9080{suffix}"
+
+
+@pytest.mark.parametrize("version, absolute", [("1.26", False), ("1.27", True)])
+def test_virtual_host_domains(version, absolute):
+    out = generate(mesh_of(version=version), CLIENT)
+    [vhost] = [v for v in out[ROUTE]["9080"]["virtual_hosts"] if v["name"] == f"{REVIEWS}:9080"]
+    assert vhost["domains"] == [REVIEWS, *([REVIEWS + "."] if absolute else []), "reviews",
+                                "reviews.default.svc", "reviews.default"]
+
+
+def test_inbound_listener_fronts_the_app():
+    proxy = type(CLIENT)(**{**CLIENT.__dict__, "inbound_ports": (9080,)})
+    out = generate(mesh_of(), proxy)
+    listener = out[LISTENER]["127.10.0.100_9080"]
+    assert listener["address"]["socket_address"] == {"address": "127.10.0.100", "port_value": 9080}
+    inbound = out[CLUSTER]["inbound|9080||"]
+    assert inbound["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"][
+        "socket_address"] == {"address": "127.12.0.100", "port_value": 9080}
+
+
+def test_ports_below_1024_move_up_but_keep_their_names():
+    out = generate(mesh_of(), CLIENT)
+    assert out[LISTENER]["0.0.0.0_80"]["address"]["socket_address"]["port_value"] == 15080
