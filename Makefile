@@ -28,6 +28,7 @@ test: deps
 	$(PYTEST) -q
 
 bench: deps
+	@scripts/ensure-tools.sh bench
 	$(BIN)/python -m bookinfo_labs.bench
 
 # A kind cluster with Istio and the samples (needs Docker and kind); see README.

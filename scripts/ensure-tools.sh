@@ -3,8 +3,11 @@
 # them with the system package manager when they are missing.
 set -euo pipefail
 
+# `ensure-tools.sh bench` also installs hey, the load generator of `make bench`.
+tools=(curl openssl)
+[ "${1:-}" = bench ] && tools+=(hey)
 missing=()
-for tool in curl openssl; do
+for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
