@@ -338,3 +338,31 @@ def test_explain_heads_each_scenario_with_its_title(project):
     result = project.runpytest_subprocess("features", "--explain")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["# ==== Explained: nothing to apply ====", "# Then nothing is applied"])
+
+
+def test_the_lab_report_names_the_local_meshs_envoy(project):
+    import json
+
+    project.feature("""
+        Feature: Versions
+          Scenario: nothing to apply
+            Given the Bookinfo sample is running
+    """)
+    project.runpytest_subprocess("features", "--lab-report", "out").assert_outcomes(passed=1)
+    report = json.loads((project.path / "out" / "labs.json").read_text())
+    assert report["envoyVersion"].count(".") == 2  # e.g. 1.36.4
+    assert f"on the local mesh, Envoy {report['envoyVersion']} (" in (
+        project.path / "out" / "labs.txt").read_text()
+
+
+def test_without_envoy_the_run_stops_with_one_message_saying_how_to_get_it(project):
+    project.feature("""
+        Feature: Anything
+          Scenario: never runs
+            Given the Bookinfo sample is running
+    """)
+    result = project.runpytest_subprocess("features", "--envoy", "/no/such/envoy")
+    assert result.ret == 4
+    text = result.stdout.str() + result.stderr.str()
+    assert "bookinfo-labs:" in text and "/no/such/envoy" in text
+    assert "never runs" not in text
