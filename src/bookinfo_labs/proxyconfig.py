@@ -17,14 +17,15 @@ SECTIONS = {"routes": "dynamic_route_configs", "clusters": "dynamic_active_clust
             "endpoints": None}
 
 
-def _walk(node: Any) -> Iterator[dict]:
+def walk(node: Any) -> Iterator[dict]:
+    """Every mapping inside a config dump, depth first."""
     if isinstance(node, dict):
         yield node
         for value in node.values():
-            yield from _walk(value)
+            yield from walk(value)
     elif isinstance(node, list):
         for value in node:
-            yield from _walk(value)
+            yield from walk(value)
 
 
 def _short(fqdn: str) -> str:
@@ -34,7 +35,7 @@ def _short(fqdn: str) -> str:
 def route_shares(dump: dict, host: str) -> dict[str, int]:
     """Subset -> weight of the first route of ``host``'s virtual host (``{"v1": 50,
     "v3": 50}``; one cluster is ``{subset: 100}``; no subset is ``""``)."""
-    for node in _walk(dump):
+    for node in walk(dump):
         config = node.get("route_config")
         if not isinstance(config, dict):
             continue
@@ -53,14 +54,14 @@ def route_shares(dump: dict, host: str) -> dict[str, int]:
 
 
 def _hosts(dump: dict) -> set[str]:
-    return {_short(v.get("name", "")) for node in _walk(dump)
+    return {_short(v.get("name", "")) for node in walk(dump)
             for v in ((node.get("route_config") or {}).get("virtual_hosts") or [])}
 
 
 def cluster_limits(dump: dict, host: str, subset: str = "") -> dict[str, int]:
     """The circuit-breaker thresholds of ``outbound|<port>|<subset>|<host>...`` (the first
     port), Envoy's names: max_connections, max_pending_requests, max_requests, max_retries."""
-    for node in _walk(dump):
+    for node in walk(dump):
         cluster = node.get("cluster")
         if not isinstance(cluster, dict):
             continue

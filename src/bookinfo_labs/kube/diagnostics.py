@@ -13,11 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 import yaml
 
 from ..mesh import section  # noqa: F401 - diagnostics.section, as the backends use it
+from ..proxyconfig import walk as _walk
 
 ROUTES_DUMP = ["pilot-agent", "request", "GET", "config_dump?resource=dynamic_route_configs"]
 CLUSTERS_DUMP = ["pilot-agent", "request", "GET", "config_dump?resource=dynamic_active_clusters"]
@@ -27,16 +28,6 @@ _CONFIG_KIND = {"VirtualService": "virtual-service", "DestinationRule": "destina
 CONFIG_KINDS = frozenset(_CONFIG_KIND)
 #: what changes between two dumps of the same config: push times and versions
 _VOLATILE = frozenset({"last_updated", "version_info"})
-
-
-def _walk(node: Any) -> Iterator[dict]:
-    if isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from _walk(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _walk(value)
 
 
 def _load(dump: str | bytes | dict) -> dict:
