@@ -383,3 +383,11 @@ def test_a_regex_re2_rejects_is_refused_before_any_sidecar_sees_it(mesh):
                 f"  - match: [{{headers: {{end-user: {{regex: \"{regex}\"}}}}}}]\n"
                 "    route: [{destination: {host: reviews}}]"), "re2.yaml"))
         assert info.value.path == "spec.http[0].match[0].headers.end-user.regex"
+
+
+def test_prometheus_names_and_labels_read_like_a_clusters(mesh):
+    """Istio's stats tag rules in the bootstrap: the cluster name becomes a label."""
+    send(mesh, "http://ratings:9080/ratings/0")
+    text = mesh.registry.workload_pods("curl", "default")[0].sidecar.process.stats_prometheus()
+    assert 'envoy_cluster_upstream_rq_total{cluster_name="outbound|9080||ratings.default.svc.' \
+           'cluster.local"}' in text

@@ -79,9 +79,38 @@ class StatsMatcher:
         return {"inclusion_list": {"patterns": patterns}}
 
 
+#: Istio's ``stats_tags`` (tools/packaging/common/envoy_bootstrap.json): how a stat name
+#: becomes a Prometheus name and labels (``envoy_cluster_upstream_rq{cluster_name=...}``).
+#: From 1.23 the cluster and connection-manager names end in ";" and the regexes use it.
+_DIGITS_OR_V6 = r"(?:[_.[:digit:]]*|[_\[\]aAbBcCdDeEfF[:digit:]]*)"
+_TAGS_1_23 = [
+    ("cluster_name", r"^cluster(\.(.+);)"),
+    ("http_conn_manager_prefix", r"^http\.(((?:[_.[:digit:]\w]*|[_\[\]aAbBcCdDeEfF[:digit:]\w\:]*));\.)"),
+    ("tcp_prefix", r"^tcp\.((.*?)\.)\w+?$"),
+    ("response_code", r"_rq(_(\d{3}))$"),
+    ("response_code_class", r"_rq(_(\dxx))$"),
+    ("http_conn_manager_listener_prefix", r"^listener(?=\.).*?\.http\.((" + _DIGITS_OR_V6 + r")\.)"),
+    ("listener_address", r"^listener\.((" + _DIGITS_OR_V6 + r")\.)"),
+]
+_TAGS_1_22 = [
+    ("cluster_name", r"^cluster\.((.+?(\..+?\.svc\.cluster\.local)?)\.)"),
+    ("tcp_prefix", r"^tcp\.((.*?)\.)\w+?$"),
+    ("response_code", r"_rq(_(\d{3}))$"),
+    ("response_code_class", r"_rq(_(\dxx))$"),
+    ("http_conn_manager_listener_prefix", r"^listener(?=\.).*?\.http\.((" + _DIGITS_OR_V6 + r")\.)"),
+    ("http_conn_manager_prefix", r"^http\.((" + _DIGITS_OR_V6 + r")\.)"),
+    ("listener_address", r"^listener\.((" + _DIGITS_OR_V6 + r")\.)"),
+]
+
+
+def stats_tags(delimited: bool) -> list[dict]:
+    return [{"tag_name": name, "regex": regex}
+            for name, regex in (_TAGS_1_23 if delimited else _TAGS_1_22)]
+
+
 def envoy_bootstrap(*, node_id: str, node_cluster: str, namespace: str, labels: Mapping[str, str],
                     source_ip: str, xds_port: int, stats: StatsMatcher,
-                    istio_version: str) -> dict:
+                    istio_version: str, delimited_stats: bool = True) -> dict:
     """The bootstrap of one sidecar, as Istio's (tools/packaging/common/envoy_bootstrap.json)
     in what the local mesh needs: the node as istiod names it, the admin on a free
     loopback port, ADS to our control plane, Istio's stats config, and the pod's address
@@ -111,5 +140,6 @@ def envoy_bootstrap(*, node_id: str, node_cluster: str, namespace: str, labels: 
         },
         "cluster_manager": {"upstream_bind_config": {"source_address": {
             "address": source_ip, "port_value": 0}}},
-        "stats_config": {"use_all_default_tags": False, "stats_matcher": stats.envoy_config()},
+        "stats_config": {"use_all_default_tags": False, "stats_tags": stats_tags(delimited_stats),
+                         "stats_matcher": stats.envoy_config()},
     }

@@ -300,7 +300,8 @@ class LocalMesh(Mesh):
         bootstrap = envoy_bootstrap(
             node_id=view.node_id, node_cluster=view.node_cluster, namespace=pod.namespace,
             labels=pod.labels, source_ip=pod.ip, xds_port=self._xds_port,
-            stats=StatsMatcher.for_pod(pod.name, pod.annotations), istio_version=self.istio.patch)
+            stats=StatsMatcher.for_pod(pod.name, pod.annotations), istio_version=self.istio.patch,
+            delimited_stats=self.istio.stat_delimiter)
         process = EnvoyProcess(bootstrap, work, name=pod.name, envoy=self.envoy).start()
         sidecar = Sidecar(pod, view, process, log_path)
         pod.sidecar = sidecar
