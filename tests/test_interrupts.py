@@ -23,6 +23,12 @@ from bookinfo_labs.rundir import PREFIX, make_run_dir, remove_stale
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _interruptible() -> None:
+    """A job a non-interactive shell starts in the background inherits SIGINT ignored, and
+    Python then keeps ignoring it: give the run Ctrl-C back, as a terminal would."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _children(pid: int) -> dict[int, str]:
     """The live descendants of a process: pid -> command name (from /proc)."""
     parents: dict[int, int] = {}
@@ -57,7 +63,8 @@ def test_a_signal_mid_scenario_cleans_up_and_reports_the_run_as_interrupted(tmp_
     run = subprocess.Popen(
         [sys.executable, "-m", "pytest", "features/", "-k", "7_s_ratings_delay", "--explain",
          "--lab-report", str(tmp_path / "report"), "-p", "no:cacheprovider"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=_interruptible)
     try:
         # the scenario's 7 s batch is under way when curl runs under the pytest process
         curls = eventually(lambda: {p for p, n in _children(run.pid).items() if n == "curl"},
