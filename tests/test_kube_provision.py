@@ -188,6 +188,7 @@ def test_docker_not_running_is_a_clear_error(setup):
     p.run = no_daemon
     with pytest.raises(MeshError, match=r"Docker is not running .*`make kind-up`"):
         p.up()
+    assert tools.fetched == []  # no download before Docker is known to run
 
 
 def test_another_istio_installed_is_not_overwritten(setup):

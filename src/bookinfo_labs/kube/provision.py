@@ -172,13 +172,13 @@ class Provisioner:
 
     def ensure_cluster(self) -> None:
         docker = self._tool("docker", "install Docker (kind runs its nodes as containers)")
-        kind = self.ensure_kind()
-        try:
+        try:  # before any download: without a Docker engine nothing else can work
             self.run([docker, "info", "--format", "{{.ServerVersion}}"], timeout_s=30)
         except MeshError as exc:
             detail = str(exc).splitlines()[-1] if str(exc) else ""
             raise MeshError(f"Docker is not running ({detail.strip()}): start it, then run "
                             "`make kind-up` again") from None
+        kind = self.ensure_kind()
         with self.reporter.step(f"kind cluster {KIND_CLUSTER_NAME}") as step:
             if KIND_CLUSTER_NAME in self._kind_clusters(kind) and self.context in kube_contexts(self.kubeconfig):
                 step.done(f"already there (context {self.context})")
