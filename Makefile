@@ -1,6 +1,7 @@
 # Two commands set everything up on a fresh machine:
 #   make labs   virtual environment + install + the whole lab catalogue on the local mesh + lab report
-#   make test   the full test suite (engine unit tests and every lab on the local mesh)
+#   make test   the full test suite (engine unit tests, every lab on the local mesh, and
+#               every lab through the kube backend against the emulated cluster)
 
 PYTHON ?= python3
 VENV   := .venv
@@ -9,7 +10,7 @@ STAMP  := $(VENV)/.installed
 PYTEST := $(BIN)/pytest
 ISTIO_VERSION ?= 1.26
 
-.PHONY: labs test bench deps kind-up kind-down kind-clean-labs clean
+.PHONY: labs test kube-emulated bench deps kind-up kind-down kind-clean-labs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +27,16 @@ labs: deps
 
 test: deps
 	$(PYTEST) -q
+	$(KUBE_EMULATED) -q
+
+# The whole catalogue through the kube backend (server-side apply, the propagation gate,
+# one exec per batch) against a Kubernetes API emulated in-process on the local mesh
+# (tests/emulated); its lab report goes to reports/kube-emulated.
+KUBE_EMULATED = PYTHONPATH=tests $(PYTEST) features/ -p emulated.plugin --mesh kube \
+	--emulated-cluster --istio-version $(ISTIO_VERSION) --lab-report reports/kube-emulated
+
+kube-emulated: deps
+	$(KUBE_EMULATED)
 
 bench: deps
 	@scripts/ensure-tools.sh bench

@@ -298,6 +298,9 @@ def test_labs_are_reported_in_the_readmes_order_and_counted_in_words():
 @pytest.mark.parametrize("args, message", [
     (["--eventually-timeout", "-1"], "*--eventually-timeout: needs a number of seconds above 0, got '-1'*"),
     (["--kube-context", "kind-x"], "*--kube-context is for a cluster: add --mesh kube*"),
+    (["--emulated-cluster"], "*--emulated-cluster is for a cluster: add --mesh kube*"),
+    (["--mesh", "kube", "--emulated-cluster", "--allow-any-context"],
+     "*--emulated-cluster and --allow-any-context contradict each other*"),
     (["--lab-report", "/proc/no-such-place"], "*--lab-report /proc/no-such-place: cannot write*"),
 ])
 def test_options_that_cannot_work_stop_the_run_at_once(project, args, message):

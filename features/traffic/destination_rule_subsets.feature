@@ -42,6 +42,8 @@ Feature: DestinationRule subsets
     Then every page is served by reviews v2
     And every page shows black stars
 
+  # On a cluster the warnings come from istioctl analyze (make kind-up downloads it).
+  @needs-istioctl
   Scenario: A VirtualService applied without its DestinationRule
     When I apply "virtual-service-all-v1.yaml"
     Then applying it warned that subset "v1" of host "productpage" is not defined

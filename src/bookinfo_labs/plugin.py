@@ -38,6 +38,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="kubeconfig context for --mesh kube (default: the kind cluster's)")
     group.addoption("--allow-any-context", action="store_true",
                     help="let --mesh kube use a context whose name does not start with kind-")
+    group.addoption("--emulated-cluster", action="store_true",
+                    help="--mesh kube: the cluster is the test suite's emulation (an API server "
+                         "backed by the local mesh, started by tests/emulated; `make "
+                         "kube-emulated`); only emulated-* contexts are accepted")
     group.addoption("--delete-leftovers", action="store_true",
                     help="--mesh kube: first delete lab config an earlier, killed run left "
                          "in the cluster (objects labelled as ours, not the sample apps)")
@@ -85,10 +89,14 @@ def pytest_configure(config: pytest.Config) -> None:
 def _check_options(config: pytest.Config) -> None:
     """Options that cannot work are an error before anything runs, never silently ignored."""
     if config.getoption("--mesh") != "kube":
-        for option in ("--kube-context", "--allow-any-context", "--delete-leftovers"):
+        for option in ("--kube-context", "--allow-any-context", "--delete-leftovers",
+                       "--emulated-cluster"):
             if config.getoption(option):
                 raise pytest.UsageError(f"{option} is for a cluster: add --mesh kube (the "
                                         "labs run on the local mesh by default)")
+    if config.getoption("--emulated-cluster") and config.getoption("--allow-any-context"):
+        raise pytest.UsageError("--emulated-cluster and --allow-any-context contradict each "
+                                "other: the emulated cluster is one known context")
     if hasattr(config, "workerinput"):
         return
     out = Path(config.getoption("--lab-report"))
@@ -157,7 +165,8 @@ def _open_mesh(config: pytest.Config) -> Mesh:
 
         mesh: Mesh = KubeMesh.connect(
             context=config.getoption("--kube-context"),
-            allow_any_context=config.getoption("--allow-any-context"), istio=istio)
+            allow_any_context=config.getoption("--allow-any-context"), istio=istio,
+            emulated=config.getoption("--emulated-cluster"))
     else:
         from .local import LocalMesh
 

@@ -7,6 +7,11 @@ kubeconfig (server ``https://<cluster>-control-plane:6443``), nodes whose ``prov
 starts with ``kind://``. A name alone proves nothing (a context ``kind-prod`` may point
 at production), and the labs create and delete Istio config: a mistyped or misnamed
 context must never reach a shared cluster. The server check needs no connection.
+
+``--emulated-cluster`` (the test suite's Kubernetes API backed by the local mesh, see
+tests/emulated) accepts only ``emulated-*`` contexts whose server is on a loopback address
+and whose nodes the emulation made (``providerID: emulated://...``); it never relaxes
+the guard for anything else.
 """
 
 from __future__ import annotations
@@ -19,14 +24,24 @@ from ..mesh import MeshError
 #: the kind cluster's name (scripts/kind-config.yaml says the same; a test checks it)
 KIND_CLUSTER_NAME = "bookinfo-labs"
 DEFAULT_CONTEXT = f"kind-{KIND_CLUSTER_NAME}"
+#: the emulated cluster's context and the providerID prefix of its nodes
+EMULATED_CONTEXT = f"emulated-{KIND_CLUSTER_NAME}"
+EMULATED_PROVIDER = "emulated://"
 
 
 def is_kind_context(context: str) -> bool:
     return context.startswith("kind-")
 
 
-def resolve_context(context: str | None, allow_any_context: bool) -> str:
+def resolve_context(context: str | None, allow_any_context: bool, emulated: bool = False) -> str:
     """The context to use, or MeshError when the guard refuses it."""
+    if emulated:
+        chosen = context or EMULATED_CONTEXT
+        if not chosen.startswith("emulated-"):
+            raise MeshError(f"refusing kube context {chosen!r} with --emulated-cluster: that "
+                            "option only takes an emulated-* context (the test suite's emulated "
+                            "cluster); leave it out to use a real cluster")
+        return chosen
     chosen = context or DEFAULT_CONTEXT
     if not is_kind_context(chosen) and not allow_any_context:
         raise MeshError(
@@ -36,12 +51,21 @@ def resolve_context(context: str | None, allow_any_context: bool) -> str:
     return chosen
 
 
-def check_kind_server(context: str, server: str, allow_any_context: bool) -> bool:
+def check_kind_server(context: str, server: str, allow_any_context: bool,
+                      emulated: bool = False) -> bool:
     """Refuse a server that cannot be a kind cluster's; True when its nodes must be checked.
 
     Called before any connection. A loopback server is accepted as it is; a kind node's
     own name (``*-control-plane``) is accepted once ``check_kind_nodes`` has seen the nodes.
+    An emulated cluster must be on loopback, and its nodes are always checked.
     """
+    if emulated:
+        host = (urlsplit(server).hostname or "").lower()
+        if not _is_loopback(host):
+            raise MeshError(f"refusing kube context {context!r} with --emulated-cluster: its "
+                            f"API server {server} is not on this machine, so it is not the "
+                            "emulated cluster")
+        return True
     if allow_any_context:
         return False
     host = (urlsplit(server).hostname or "").lower()
@@ -56,9 +80,16 @@ def check_kind_server(context: str, server: str, allow_any_context: bool) -> boo
     )
 
 
-def check_kind_nodes(context: str, nodes: list[dict]) -> None:
-    """Refuse a cluster whose nodes kind did not make (``providerID: kind://...``)."""
+def check_kind_nodes(context: str, nodes: list[dict], emulated: bool = False) -> None:
+    """Refuse a cluster whose nodes kind did not make (``providerID: kind://...``), or with
+    ``emulated``, whose nodes the emulated cluster did not make (``emulated://...``)."""
     ids = [((node.get("spec") or {}).get("providerID") or "") for node in nodes]
+    if emulated:
+        if not ids or not all(i.startswith(EMULATED_PROVIDER) for i in ids):
+            shown = ", ".join(sorted({i or "(none)" for i in ids})) or "no nodes"
+            raise MeshError(f"refusing kube context {context!r} with --emulated-cluster: its "
+                            f"nodes are not the emulated cluster's (providerID {shown})")
+        return
     if not ids or not all(i.startswith("kind://") for i in ids):
         shown = ", ".join(sorted({i or "(none)" for i in ids})) or "no nodes"
         raise MeshError(
@@ -78,6 +109,9 @@ def _is_loopback(host: str) -> bool:
 
 def fix_hint(context: str) -> str:
     """What to run when the cluster, Istio or a sample is missing at that context."""
+    if context.startswith("emulated-"):
+        return ("the emulated cluster lives only inside a test run: use `make kube-emulated` "
+                "(it starts it, see tests/emulated)")
     if context == DEFAULT_CONTEXT:
         return "run `make kind-up` (needs Docker and kind)"
     if is_kind_context(context):

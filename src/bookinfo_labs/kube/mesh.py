@@ -75,13 +75,13 @@ class KubeMesh(Mesh):
     @classmethod
     def connect(cls, *, context: str | None, allow_any_context: bool, istio: IstioVersion,
                 namespace: str = "default", kubeconfig: str | None = None,
-                timeout_s: float = 3.0) -> "KubeMesh":
+                timeout_s: float = 3.0, emulated: bool = False) -> "KubeMesh":
         """Check, in order, the context guard, the cluster, Istio and the sample apps.
 
         Each failure is a MeshError of one line naming what fixes it. The checks use
         short timeouts, so a run without a cluster stops at once.
         """
-        ctx = resolve_context(context, allow_any_context)
+        ctx = resolve_context(context, allow_any_context, emulated)
         hint = fix_hint(ctx)
         unreachable = f"no cluster reachable at context {ctx}: {hint}"
         if ctx not in kube_contexts(kubeconfig):
@@ -94,10 +94,11 @@ class KubeMesh(Mesh):
         except (ConfigException, OSError, ValueError) as exc:
             raise MeshError(f"{unreachable} ({exc})") from None
         try:
-            check_nodes = check_kind_server(ctx, probe.configuration.host, allow_any_context)
+            check_nodes = check_kind_server(ctx, probe.configuration.host, allow_any_context,
+                                            emulated)
             cls._check_cluster(KubeApi(probe, timeout_s=timeout_s), context=ctx, istio=istio,
                                namespace=namespace, unreachable=unreachable, hint=hint,
-                               check_nodes=check_nodes)
+                               check_nodes=check_nodes, emulated=emulated)
         finally:
             probe.close()
         return cls(context=ctx, api_client=load_api_client(ctx, kubeconfig, retries=1),
@@ -106,7 +107,8 @@ class KubeMesh(Mesh):
 
     @staticmethod
     def _check_cluster(api: KubeApi, *, context: str, istio: IstioVersion, namespace: str,
-                       unreachable: str, hint: str, check_nodes: bool) -> None:
+                       unreachable: str, hint: str, check_nodes: bool,
+                       emulated: bool = False) -> None:
         """The cluster answers, is a kind cluster if it must be, runs the expected Istio,
         and has the samples; each failure is one line naming what fixes it."""
         try:
@@ -122,7 +124,7 @@ class KubeMesh(Mesh):
             except KubeApiError as exc:
                 raise MeshError(f"cannot list the nodes at context {context} to check it is a "
                                 f"kind cluster: {exc.message}") from None
-            check_kind_nodes(context, nodes)
+            check_kind_nodes(context, nodes, emulated)
         try:
             istiod = api.get(DEPLOYMENTS, ISTIO_NAMESPACE, "istiod")
         except KubeApiError as exc:

@@ -16,11 +16,13 @@ loopback interface.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import inspect
 import random
 import re
 import shutil
 import subprocess
+import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -164,17 +166,34 @@ def _started(line: str) -> float:
         return float("inf")  # not an access-log line: keep it
 
 
-#: second octets of 127.x.0.0/16 blocks taken by meshes of this process
-_BLOCKS_IN_USE: set[int] = set()
+#: where meshes on this machine hold one lock file per address block they use
+BLOCK_LOCKS = Path(tempfile.gettempdir()) / "bookinfo-labs-address-blocks"
 
 
-def _claim_block() -> int:
-    """Three /16s of 127.0.0.0/8 for one mesh (pod IPs, outbound, app), picked at random so
-    two meshes (or two runs on one machine) do not share addresses."""
-    free = [b for b in range(10, 250, 3) if b not in _BLOCKS_IN_USE]
-    block = random.choice(free)
-    _BLOCKS_IN_USE.add(block)
-    return block
+class AddressBlock:
+    """Three /16s of 127.0.0.0/8 for one mesh (pod IPs, outbound, app), from second octet
+    ``base``. Picked at random and held with a lock file, so two meshes on one machine
+    (two runs, or a run beside a workshop mesh) never share addresses; the kernel drops
+    the lock when the process dies, however it dies."""
+
+    def __init__(self) -> None:
+        BLOCK_LOCKS.mkdir(parents=True, exist_ok=True)
+        candidates = list(range(10, 250, 3))
+        random.shuffle(candidates)
+        for base in candidates:
+            handle = open(BLOCK_LOCKS / f"{base}.lock", "a")  # noqa: SIM115 - held while in use
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                continue
+            self.base, self._handle = base, handle
+            return
+        raise MeshError(f"every local address block is in use ({len(candidates)} meshes run on "
+                        "this machine?); stop some, or remove stale runs")
+
+    def release(self) -> None:
+        self._handle.close()
 
 
 class LocalMesh(Mesh):
@@ -198,7 +217,8 @@ class LocalMesh(Mesh):
         self._xds = XdsServer()
         self._xds_port = self._xds.start()
         self._next_address = 1
-        self._block = _claim_block()
+        self._addresses_held = AddressBlock()
+        self._block = self._addresses_held.base
         self._push_lock = threading.Lock()
         self._closed = False
 
@@ -214,7 +234,14 @@ class LocalMesh(Mesh):
     def deploy(self, sample: str) -> None:
         if sample in self._deployed:
             return
-        manifests = sample_manifests(sample, self.istio)
+        self.start_objects(sample_manifests(sample, self.istio))
+        self._deployed.add(sample)
+
+    def start_objects(self, manifests: Sequence[Manifest]) -> list[Pod]:
+        """Services join the registry and each Deployment's replicas start as pods behind
+        their sidecars; then every sidecar gets the new endpoints. What a cluster's
+        Deployment controller, kubelet and endpoints controller do; other kinds are left
+        to the caller. Returns the new pods."""
         for m in manifests:
             if m.kind == "Service":
                 self.registry.add_service(self._service(m))
@@ -223,7 +250,7 @@ class LocalMesh(Mesh):
         with ThreadPoolExecutor(max_workers=8) as pool:  # Envoys start in parallel
             list(pool.map(self._start_sidecar, pods))
         self._push()  # the new endpoints reach every sidecar
-        self._deployed.add(sample)
+        return pods
 
     def _service(self, m: Manifest) -> Service:
         spec = m.raw["spec"]
@@ -325,7 +352,7 @@ class LocalMesh(Mesh):
         finally:
             self._loop.stop()
             self._xds.stop()
-            _BLOCKS_IN_USE.discard(self._block)
+            self._addresses_held.release()
             shutil.rmtree(self._workdir, ignore_errors=True)
 
     # -- the control plane -----------------------------------------------------------
@@ -357,7 +384,7 @@ class LocalMesh(Mesh):
     def apply(self, manifests: list[Manifest]) -> list[ResourceKey]:
         items = []
         for m in manifests:  # check everything first: all or nothing
-            self._check_supported(m)
+            self.check_supported(m)
             items.append((ResourceKey(m.kind, m.namespace or self.namespace, m.name), m))
         previous = self.store.snapshot()
         self.store.apply(items)
@@ -375,7 +402,8 @@ class LocalMesh(Mesh):
         self._owned.update(keys)
         return keys
 
-    def _check_supported(self, m: Manifest) -> None:
+    def check_supported(self, m: Manifest) -> None:
+        """ManifestError unless the control plane translates the kind and every field set."""
         supported = SUPPORTED_FIELDS.get(m.kind)
         if supported is None:
             kinds = ", ".join(SUPPORTED_FIELDS)
@@ -458,15 +486,7 @@ class LocalMesh(Mesh):
         jar_dir = self._workdir / pod.name
         jar_dir.mkdir(exist_ok=True)
         marker = curlbatch.new_marker()
-        # Cluster DNS plus iptables capture: every Service name and port the pod can resolve
-        # connects to its sidecar's outbound listener for that port; other names do not
-        # resolve, as in a pod. The pod's own address is the source.
-        capture = ["--interface", pod.ip]
-        for service in self.registry.services.values():
-            for name in service.dns_names(pod.namespace):
-                for port in service.ports:
-                    capture += ["--connect-to", f"{name}:{port.port}:{pod.outbound_ip}:"
-                                                f"{pilot.listen_port(port.port)}"]
+        capture = self.curl_capture(pod)
         limit = (request.max_time_s or 60) * count + 30
         # One curl process per share, all running at once (one share unless parallel > 1);
         # each reads its URLs from its own config file, so none waits for another's input.
@@ -475,7 +495,7 @@ class LocalMesh(Mesh):
             config = jar_dir / f"batch-{marker.strip('@')}-{i}.curlrc"
             config.write_text(curlbatch.curl_config(request, n))
             argv = curlbatch.curl_argv(request, marker, str(jar_dir), config=str(config),
-                                       extra=["--noproxy", "*", *capture])
+                                       extra=capture)
             processes.append((subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                                stdout=subprocess.PIPE, stderr=subprocess.PIPE),
                               n, config))
@@ -490,6 +510,22 @@ class LocalMesh(Mesh):
                     process.kill()
                 config.unlink(missing_ok=True)
         return responses
+
+    def curl_capture(self, pod: Pod) -> list[str]:
+        """curl options that put a curl inside ``pod``: cluster DNS plus iptables capture.
+        Every Service name and port the pod can resolve connects to its sidecar's outbound
+        listener for that port; other names do not resolve, as in a pod. The pod's own
+        address is the source."""
+        capture = ["--noproxy", "*", "--interface", pod.ip]
+        for service in self.registry.services.values():
+            for name in service.dns_names(pod.namespace):
+                for port in service.ports:
+                    capture += ["--connect-to", f"{name}:{port.port}:{pod.outbound_ip}:"
+                                                f"{pilot.listen_port(port.port)}"]
+        return capture
+
+    def pod_named(self, name: str) -> Pod | None:
+        return next((p for p in self.registry.pods if p.name == name), None)
 
     def run(self, coro, timeout_s: float = 600):
         """Run a coroutine on the mesh's loop (benchmarks and tests drive the engine so)."""
