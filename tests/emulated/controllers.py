@@ -19,6 +19,7 @@ import logging
 import re
 import queue
 import threading
+import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -35,8 +36,10 @@ from bookinfo_labs.versions import IstioVersion
 log = logging.getLogger(__name__)
 
 ISTIO_GROUPS = frozenset({"networking.istio.io", "security.istio.io", "telemetry.istio.io"})
-#: istiod waits this long after a change for more before it pushes (PILOT_DEBOUNCE_AFTER)
+#: istiod waits this long after a change for more before it pushes (PILOT_DEBOUNCE_AFTER),
+#: and no longer than the maximum in all (PILOT_DEBOUNCE_MAX); docs/facts.md#istiod-push-debounce
 DEBOUNCE_S = 0.1
+DEBOUNCE_MAX_S = 10.0
 INJECTION_LABEL = "istio-injection"
 NODE_NAME = "bookinfo-labs-emulated"
 
@@ -136,15 +139,20 @@ class Istiod:
             self._dirty.wait()
             if self._stop.is_set():
                 return
-            # Debounce: keep waiting while changes keep coming, as istiod does.
+            # Debounce: keep waiting while changes keep coming, up to a maximum, as istiod does.
             self._dirty.clear()
-            while self._dirty.wait(DEBOUNCE_S) and not self._stop.is_set():
+            first = time.monotonic()
+            while (self._dirty.wait(DEBOUNCE_S) and not self._stop.is_set()
+                   and time.monotonic() - first < DEBOUNCE_MAX_S):
                 self._dirty.clear()
             try:
                 self._push()
-            except Exception as exc:  # noqa: BLE001 - istiod logs and goes on
-                log.exception("emulated istiod: push failed")
+            except Exception as exc:  # noqa: BLE001 - istiod logs and tries again
+                log.exception("emulated istiod: push failed; trying again in 1 s")
                 self.errors.append(str(exc))
+                if not self._stop.wait(1.0):
+                    self._dirty.set()
+                continue
             if not self._dirty.is_set():
                 self._idle.set()
 
@@ -243,7 +251,7 @@ class Workloads:
             elif self._injected(key[0]):
                 new.append(obj)
             else:
-                log.warning("emulated kubelet: %s not started: namespace %s is not labelled "
+                log.info("emulated kubelet: %s not started: namespace %s is not labelled "
                             "%s=enabled (this emulation only runs pods with a sidecar)",
                             source_of(obj), key[0], INJECTION_LABEL)
         if not services and not new:
