@@ -158,3 +158,33 @@ def test_a_run_directory_carries_its_pid(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", None)
     path = make_run_dir()
     assert path.parent == tmp_path and path.name.startswith(f"{PREFIX}{os.getpid()}-")
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads processes from /proc")
+def test_a_run_on_the_emulated_cluster_stopped_mid_batch_leaves_nothing(tmp_path):
+    """The kube backend against the emulated cluster: SIGTERM while curl runs in the
+    client "pod" (an exec); the cluster's Envoys, the exec'd commands and its directories
+    all go with the run."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "TMPDIR": str(scratch), "PYTHONPATH": str(ROOT / "tests")}
+    run = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "features/", "-k", "7_s_ratings_delay", "-p",
+         "emulated.plugin", "--mesh", "kube", "--emulated-cluster", "--lab-report",
+         str(tmp_path / "report"), "-p", "no:cacheprovider"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=_interruptible)
+    try:
+        curls = eventually(lambda: {p for p, n in _children(run.pid).items() if n == "curl"},
+                           lambda found: bool(found) or False, expected="a curl batch running",
+                           times=1, timeout_s=90, interval_s=0.05, max_backoff_s=0.1)
+        envoys = _envoys(run.pid)
+        assert len(envoys) >= 7, envoys
+        run.send_signal(signal.SIGTERM)
+        out, _ = run.communicate(timeout=90)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == pytest.ExitCode.INTERRUPTED, out[-3000:]
+    assert list(scratch.glob(f"{PREFIX}*")) == []
+    assert not any(Path(f"/proc/{pid}").exists() for pid in curls | envoys)

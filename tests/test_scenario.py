@@ -173,3 +173,36 @@ def test_the_webhooks_deprecation_warning_is_shown_and_the_field_has_no_effect()
     # the control plane gives Envoy neither threshold: Envoy's own default (5 x 5xx) applies
     assert _outlier(od) == {"enforcing_success_rate": 0, "interval": "1s",
                             "base_ejection_time": "180s"}
+
+
+class InterruptedApplyMesh(RecordingMesh):
+    """A cluster's apply that has written its objects when Ctrl-C arrives (while it waits
+    for the config to reach the sidecars)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stored: set = set()
+        self.deleted: list = []
+
+    def apply(self, manifests):
+        from bookinfo_labs.mesh import ResourceKey
+        self.stored |= {ResourceKey(m.kind, m.namespace or "default", m.name) for m in manifests}
+        raise KeyboardInterrupt
+
+    def owned_resources(self):
+        return set(self.stored)
+
+    def delete(self, keys):
+        self.deleted += keys
+        self.stored -= set(keys)
+
+
+def test_an_apply_interrupted_after_it_wrote_is_still_cleaned_up():
+    mesh = InterruptedApplyMesh()
+    lab = Lab(mesh, say=lambda _: None, policy=EventuallyPolicy(times=1, timeout_s=1))
+    with pytest.raises(KeyboardInterrupt):
+        lab.apply_text("apiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
+                       "metadata: {name: reviews}\nspec: {host: reviews}\n")
+    lab.cleanup()
+    assert [str(k) for k in mesh.deleted] == ["DestinationRule/reviews (namespace default)"]
+    assert lab.leaks() == set()

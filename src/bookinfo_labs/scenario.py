@@ -97,6 +97,11 @@ class Lab:
         # a field the selected release's CRDs lack is refused before any mesh sees it
         check_release(manifests, self.mesh.istio)
         self._show(apply_commands, manifests)
+        # Recorded before the apply: one interrupted half-way (Ctrl-C while a cluster's
+        # config propagates) has written objects that cleanup must still delete. Cleanup
+        # deletes only what exists and is ours, so a refused apply records nothing harmful.
+        self.applied.update(dict.fromkeys(
+            ResourceKey(m.kind, m.namespace or self.mesh.namespace, m.name) for m in manifests))
         keys = self.mesh.apply(manifests)
         self.manifests += manifests
         self.applied.update(dict.fromkeys(keys))

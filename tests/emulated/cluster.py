@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import tempfile
 from pathlib import Path
 
 from fakeapi import FakeApiServer
@@ -21,6 +20,7 @@ from bookinfo_labs.kube.apply import Applier
 from bookinfo_labs.kube.context import EMULATED_CONTEXT, EMULATED_PROVIDER
 from bookinfo_labs.kube.samples import Samples
 from bookinfo_labs.local import LocalMesh
+from bookinfo_labs.rundir import make_run_dir
 from bookinfo_labs.versions import IstioVersion
 
 from .containers import Containers
@@ -37,7 +37,7 @@ class EmulatedCluster:
         self.namespace = namespace
         self.samples = samples if samples is not None else (
             "bookinfo", istio.client, "fortio", "httpbin")  # what `make kind-up` deploys
-        self.workdir = Path(tempfile.mkdtemp(prefix="bookinfo-labs-emulated-"))
+        self.workdir = make_run_dir()
         self.kubeconfig = str(self.workdir / "kubeconfig")
         self.mesh: LocalMesh | None = None
         self.api: FakeApiServer | None = None

@@ -13,8 +13,8 @@ A container here is a process environment on this machine, shaped like the image
 - Logs: the app container's are the app's lines, ``istio-proxy``'s the sidecar's access log
   (Envoy writes it to stdout in a pod), both cut by ``sinceSeconds``.
 
-Every process is started with PR_SET_PDEATHSIG and killed at ``close()``: none outlives
-the run.
+Every command runs in its own process group, started with PR_SET_PDEATHSIG (the kernel
+kills it if the run dies) and killed with its group at ``close()``.
 """
 
 from __future__ import annotations
@@ -22,13 +22,14 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
-import tempfile
 import threading
 from pathlib import Path
 
 from bookinfo_labs.local import LocalMesh
+from bookinfo_labs.rundir import make_run_dir
 from bookinfo_labs.local.envoyproc import _pdeathsig_preexec
 from bookinfo_labs.local.pilot import listen_port
 from bookinfo_labs.local.registry import Pod
@@ -56,7 +57,7 @@ class Containers:
 
     def __init__(self, mesh: LocalMesh):
         self.mesh = mesh
-        self.root = Path(tempfile.mkdtemp(prefix="bookinfo-labs-pods-"))
+        self.root = make_run_dir()  # a killed run's is removed by the next
         self._running: set[subprocess.Popen] = set()
         self._lock = threading.Lock()
         self._closed = False
@@ -65,8 +66,11 @@ class Containers:
         with self._lock:
             self._closed = True
             running = list(self._running)
-        for process in running:
-            process.kill()
+        for process in running:  # the command and whatever it started (curl under sh)
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         shutil.rmtree(self.root, ignore_errors=True)
 
     # -- exec ------------------------------------------------------------------------
@@ -93,7 +97,8 @@ class Containers:
         try:
             process = subprocess.Popen([program, *argv[1:]], cwd=home, env=env,
                                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                       stderr=subprocess.PIPE, preexec_fn=_pdeathsig_preexec())
+                                       stderr=subprocess.PIPE, preexec_fn=_pdeathsig_preexec(),
+                                       start_new_session=True)
         except OSError as exc:
             return b"", f"exec failed: {exc}\n".encode(), 126
         with self._lock:

@@ -167,7 +167,7 @@ def _started(line: str) -> float:
 
 
 #: where meshes on this machine hold one lock file per address block they use
-BLOCK_LOCKS = Path(tempfile.gettempdir()) / "bookinfo-labs-address-blocks"
+BLOCK_LOCKS = Path(tempfile.gettempdir()) / ".bookinfo-labs-address-blocks"
 
 
 class AddressBlock:
