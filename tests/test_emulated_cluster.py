@@ -20,7 +20,6 @@ from bookinfo_labs.kube import KubeMesh
 from bookinfo_labs.kube.api import KubeApi, KubeApiError, load_api_client
 from bookinfo_labs.kube.context import EMULATED_CONTEXT
 from bookinfo_labs.kube.exec import PodExec
-from bookinfo_labs.loadgen import parse_fortio_json
 from bookinfo_labs.manifests import parse_text
 from bookinfo_labs.mesh import HttpRequest, MeshError
 from bookinfo_labs.versions import get_version

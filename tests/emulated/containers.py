@@ -31,7 +31,6 @@ from pathlib import Path
 from bookinfo_labs.local import LocalMesh
 from bookinfo_labs.rundir import make_run_dir
 from bookinfo_labs.local.envoyproc import _pdeathsig_preexec
-from bookinfo_labs.local.pilot import listen_port
 from bookinfo_labs.local.registry import Pod
 
 #: image name fragment -> the tools on that image's PATH
