@@ -67,9 +67,7 @@ def test_a_signal_mid_scenario_cleans_up_and_reports_the_run_as_interrupted(tmp_
         preexec_fn=_interruptible)
     try:
         # the scenario's 7 s batch is under way when curl runs under the pytest process
-        curls = eventually(lambda: {p for p, n in _children(run.pid).items() if n == "curl"},
-                           lambda found: bool(found) or False, expected="a curl batch running",
-                           times=1, timeout_s=60, interval_s=0.05, max_backoff_s=0.1)
+        curls = _curls_running(run, timeout_s=60)
         envoys = _envoys(run.pid)
         assert len(envoys) >= 7, envoys  # one per Bookinfo pod, and the client's
         run.send_signal(signum)
@@ -87,6 +85,13 @@ def test_a_signal_mid_scenario_cleans_up_and_reports_the_run_as_interrupted(tmp_
     assert data["interrupted"] == name and data["labs"][0]["not_run"] == 1
     assert list(scratch.glob(f"{PREFIX}*")) == []  # cookie jars and curl configs are gone
     assert not any(Path(f"/proc/{pid}").exists() for pid in curls | envoys)
+
+
+def _curls_running(run: subprocess.Popen, timeout_s: float) -> set[int]:
+    """Wait until curl runs under the pytest process (a batch is under way)."""
+    return eventually(lambda: {p for p, n in _children(run.pid).items() if n == "curl"},
+                      lambda found: bool(found) or False, expected="a curl batch running",
+                      times=1, timeout_s=timeout_s, interval_s=0.05, max_backoff_s=0.1)
 
 
 def _envoys(pid: int) -> set[int]:
@@ -175,9 +180,7 @@ def test_a_run_on_the_emulated_cluster_stopped_mid_batch_leaves_nothing(tmp_path
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         preexec_fn=_interruptible)
     try:
-        curls = eventually(lambda: {p for p, n in _children(run.pid).items() if n == "curl"},
-                           lambda found: bool(found) or False, expected="a curl batch running",
-                           times=1, timeout_s=90, interval_s=0.05, max_backoff_s=0.1)
+        curls = _curls_running(run, timeout_s=90)
         envoys = _envoys(run.pid)
         assert len(envoys) >= 7, envoys
         run.send_signal(signal.SIGTERM)
