@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 PYTEST := $(BIN)/pytest
 ISTIO_VERSION ?= 1.26
 
-.PHONY: labs test kube-emulated bench deps kind-up kind-down kind-clean-labs clean
+.PHONY: labs test test-local test-kube-emulated kube-emulated bench deps kind-up kind-down kind-clean-labs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,15 @@ deps: $(STAMP)
 labs: deps
 	$(PYTEST) features/ -q --istio-version $(ISTIO_VERSION)
 
+# The two runs go side by side (the kube one mostly waits: polls, gates, delays), each
+# printing its output when it ends; make fails if either fails.
 test: deps
+	@$(MAKE) --no-print-directory -j2 --output-sync=target test-local test-kube-emulated
+
+test-local:
 	$(PYTEST) -q
+
+test-kube-emulated:
 	$(KUBE_EMULATED) -q
 
 # The whole catalogue through the kube backend (server-side apply, the propagation gate,

@@ -89,8 +89,13 @@ def test_a_signal_mid_scenario_cleans_up_and_reports_the_run_as_interrupted(tmp_
 
 def _curls_running(run: subprocess.Popen, timeout_s: float) -> set[int]:
     """Wait until curl runs under the pytest process (a batch is under way)."""
-    return eventually(lambda: {p for p, n in _children(run.pid).items() if n == "curl"},
-                      lambda found: bool(found) or False, expected="a curl batch running",
+    def curls() -> set[int]:
+        if run.poll() is not None:  # it ended before any batch: say why
+            out = run.stdout.read() if run.stdout else ""
+            pytest.fail(f"the run ended (exit {run.returncode}) before a batch:\n{out[-3000:]}")
+        return {p for p, n in _children(run.pid).items() if n == "curl"}
+
+    return eventually(curls, lambda found: bool(found) or False, expected="a curl batch running",
                       times=1, timeout_s=timeout_s, interval_s=0.05, max_backoff_s=0.1)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import inspect
+import os
 import random
 import re
 import shutil
@@ -166,8 +167,10 @@ def _started(line: str) -> float:
         return float("inf")  # not an access-log line: keep it
 
 
-#: where meshes on this machine hold one lock file per address block they use
-BLOCK_LOCKS = Path(tempfile.gettempdir()) / ".bookinfo-labs-address-blocks"
+#: where meshes on this machine hold one lock file per address block they use: one place
+#: for the whole machine (a run with its own TMPDIR still shares the loopback addresses)
+BLOCK_LOCKS = (Path("/tmp") if os.access("/tmp", os.W_OK) else
+               Path(tempfile.gettempdir())) / ".bookinfo-labs-address-blocks"
 
 
 class AddressBlock:
