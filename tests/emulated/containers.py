@@ -39,6 +39,8 @@ IMAGE_TOOLS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("fortio/fortio", ("fortio",)),
     ("istio/proxyv2", ("sh", "pilot-agent")),
 )
+#: the machine's curl, which the pods' wrappers call
+REAL_CURL = shutil.which("curl", path="/usr/local/bin:/usr/bin:/bin") or "curl"
 #: a command that runs longer than this is killed (the client gave up long before)
 EXEC_LIMIT_S = 900.0
 TESTS_DIR = Path(__file__).resolve().parent.parent
@@ -120,8 +122,7 @@ class Containers:
         bin_dir.mkdir(parents=True, exist_ok=True)
         scripts = {}
         if "curl" in tools:
-            real = shutil.which("curl", path="/usr/local/bin:/usr/bin:/bin") or "curl"
-            scripts["curl"] = f"exec {shlex.quote(real)} {shlex.join(self.mesh.curl_capture(pod))} \"$@\""
+            scripts["curl"] = f"exec {shlex.quote(REAL_CURL)} {shlex.join(self.mesh.curl_capture(pod))} \"$@\""
         if "fortio" in tools:
             names = ",".join(f"{name}:{port.port}" for s in self.mesh.registry.services.values()
                              for name in s.dns_names(pod.namespace) for port in s.ports)
@@ -132,11 +133,10 @@ class Containers:
         if "pilot-agent" in tools:
             # `pilot-agent request <METHOD> <path>` asks Envoy's admin, as in a real pod
             host, port = pod.sidecar.process.admin_address
-            real = shutil.which("curl", path="/usr/local/bin:/usr/bin:/bin") or "curl"
             scripts["pilot-agent"] = (
                 'if [ "$#" -ne 3 ] || [ "$1" != request ]; then\n'
                 '  echo "usage: pilot-agent request <METHOD> <PATH>" >&2; exit 2\nfi\n'
-                f'exec {shlex.quote(real)} -sS --noproxy "*" --fail-with-body -X "$2" '
+                f'exec {shlex.quote(REAL_CURL)} -sS --noproxy "*" --fail-with-body -X "$2" '
                 f'"http://{host}:{port}/${{3#/}}"')
         if "sh" in tools:
             scripts["sh"] = 'exec /bin/sh "$@"'

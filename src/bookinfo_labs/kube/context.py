@@ -33,11 +33,15 @@ def is_kind_context(context: str) -> bool:
     return context.startswith("kind-")
 
 
+def is_emulated_context(context: str) -> bool:
+    return context.startswith("emulated-")
+
+
 def resolve_context(context: str | None, allow_any_context: bool, emulated: bool = False) -> str:
     """The context to use, or MeshError when the guard refuses it."""
     if emulated:
         chosen = context or EMULATED_CONTEXT
-        if not chosen.startswith("emulated-"):
+        if not is_emulated_context(chosen):
             raise MeshError(f"refusing kube context {chosen!r} with --emulated-cluster: that "
                             "option only takes an emulated-* context (the test suite's emulated "
                             "cluster); leave it out to use a real cluster")
@@ -84,18 +88,17 @@ def check_kind_nodes(context: str, nodes: list[dict], emulated: bool = False) ->
     """Refuse a cluster whose nodes kind did not make (``providerID: kind://...``), or with
     ``emulated``, whose nodes the emulated cluster did not make (``emulated://...``)."""
     ids = [((node.get("spec") or {}).get("providerID") or "") for node in nodes]
-    if emulated:
-        if not ids or not all(i.startswith(EMULATED_PROVIDER) for i in ids):
-            shown = ", ".join(sorted({i or "(none)" for i in ids})) or "no nodes"
-            raise MeshError(f"refusing kube context {context!r} with --emulated-cluster: its "
-                            f"nodes are not the emulated cluster's (providerID {shown})")
+    prefix = EMULATED_PROVIDER if emulated else "kind://"
+    if ids and all(i.startswith(prefix) for i in ids):
         return
-    if not ids or not all(i.startswith("kind://") for i in ids):
-        shown = ", ".join(sorted({i or "(none)" for i in ids})) or "no nodes"
-        raise MeshError(
-            f"refusing kube context {context!r}: its nodes are not kind nodes (providerID "
-            f"{shown}); pass --allow-any-context to use it anyway"
-        )
+    shown = ", ".join(sorted({i or "(none)" for i in ids})) or "no nodes"
+    if emulated:
+        raise MeshError(f"refusing kube context {context!r} with --emulated-cluster: its "
+                        f"nodes are not the emulated cluster's (providerID {shown})")
+    raise MeshError(
+        f"refusing kube context {context!r}: its nodes are not kind nodes (providerID "
+        f"{shown}); pass --allow-any-context to use it anyway"
+    )
 
 
 def _is_loopback(host: str) -> bool:
@@ -109,7 +112,7 @@ def _is_loopback(host: str) -> bool:
 
 def fix_hint(context: str) -> str:
     """What to run when the cluster, Istio or a sample is missing at that context."""
-    if context.startswith("emulated-"):
+    if is_emulated_context(context):
         return ("the emulated cluster lives only inside a test run: use `make kube-emulated` "
                 "(it starts it, see tests/emulated)")
     if context == DEFAULT_CONTEXT:

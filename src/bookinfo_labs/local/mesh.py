@@ -220,8 +220,8 @@ class LocalMesh(Mesh):
         self._xds = XdsServer()
         self._xds_port = self._xds.start()
         self._next_address = 1
-        self._addresses_held = AddressBlock()
-        self._block = self._addresses_held.base
+        self._address_block = AddressBlock()
+        self._block = self._address_block.base
         self._push_lock = threading.Lock()
         self._closed = False
 
@@ -355,7 +355,7 @@ class LocalMesh(Mesh):
         finally:
             self._loop.stop()
             self._xds.stop()
-            self._addresses_held.release()
+            self._address_block.release()
             shutil.rmtree(self._workdir, ignore_errors=True)
 
     # -- the control plane -----------------------------------------------------------
