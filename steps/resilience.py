@@ -290,6 +290,33 @@ def failing_requests(lab, count, url, status):
     assert set(seen) == {int(status)}, f"expected every response {status}, got {dict(seen)}"
 
 
+@when(parsers.re(r'requests to "(?P<url>[^"]+)" fail with (?P<status>\d+) until every host is '
+                 r"ejected"), converters={"status": int})
+def failing_until_ejected(lab, url, status):
+    """One request at a time until the sidecar has no healthy host left for ``url``.
+
+    Envoy ejects on its main thread and then updates the worker that routes, so a request
+    sent at once may reach a host already ejected and leave another one in: a fixed number
+    of failing requests ejects every host only when the update won the race."""
+    seen: Counter = Counter()
+
+    def check(traffic):
+        response = traffic.responses[0]
+        seen[response.status] += 1
+        assert response.status in (status, 503), (
+            f"{url} answered {response.status}, expected {status} until every host is ejected")
+        assert response.status == 503, f"{url} still answers {status}"
+
+    answered = eventually(lambda: lab.send(HttpRequest(url=url)), check,
+                          expected=f"no healthy host left for {url}", times=1, interval_s=0.05,
+                          max_backoff_s=0.05, timeout_s=lab.policy.timeout_s)
+    body = answered.responses[0].body
+    print(f"{dict(seen)} until every host was ejected; the last answer: {body!r}")
+    assert set(seen) - {status, 503} == set(), f"statuses {dict(seen)}"
+    assert seen[status] >= 1, f"no request failed with {status} first: {dict(seen)}"
+    assert body == "no healthy upstream", f"the 503 had body {body!r}, not 'no healthy upstream'"
+
+
 @then(parsers.re(r'"(?P<url>[^"]+)" answers 200 again (?P<low>[\d.]+) to (?P<high>[\d.]+) '
                  r"seconds after that failure"), converters={"low": float, "high": float})
 def answers_again(lab, url, low, high):

@@ -29,9 +29,8 @@ Feature: Outlier detection
             baseEjectionTime: 3m
             maxEjectionPercent: 100
       """
-    # Each host answers one 500 and is ejected (a check that re-sent them would eject the
-    # hosts before the check ends: "fail with" checks the batch once, as sent).
-    When 2 requests to "http://httpbin:8000/status/500" fail with 500
+    # Each host is ejected at its first 500 (consecutive5xxErrors: 1).
+    When requests to "http://httpbin:8000/status/500" fail with 500 until every host is ejected
     And I send 3 requests to "http://httpbin:8000/get"
     Then every response has status 503 and body "no healthy upstream"
 
