@@ -288,4 +288,4 @@ def test_inbound_listener_fronts_the_app():
 
 def test_ports_below_1024_move_up_but_keep_their_names():
     out = generate(mesh_of(), CLIENT)
-    assert out[LISTENER]["0.0.0.0_80"]["address"]["socket_address"]["port_value"] == 15080
+    assert out[LISTENER]["0.0.0.0_80"]["address"]["socket_address"]["port_value"] == 20080

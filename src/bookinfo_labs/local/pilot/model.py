@@ -29,6 +29,10 @@ class ServiceView:
     ports: tuple[ServicePortView, ...]
     selector: Mapping[str, str]
 
+    def selects(self, namespace: str, labels: Mapping[str, str]) -> bool:
+        return namespace == self.namespace and bool(self.selector) and all(
+            labels.get(k) == v for k, v in self.selector.items())
+
     @property
     def fqdn(self) -> str:
         return f"{self.name}.{self.namespace}.svc.cluster.local"
@@ -60,7 +64,8 @@ class ConfigView:
     def config_ref(self) -> str:
         """``/apis/networking.istio.io/v1/namespaces/<ns>/virtual-service/<name>``: the
         metadata istiod puts on what it generated from this object."""
-        slug = {"VirtualService": "virtual-service", "DestinationRule": "destination-rule"}[self.kind]
+        slug = {"VirtualService": "virtual-service", "DestinationRule": "destination-rule",
+                "Gateway": "gateway"}[self.kind]
         return f"/apis/{self.api_version}/namespaces/{self.namespace}/{slug}/{self.name}"
 
 
@@ -71,7 +76,7 @@ class MeshView:
     istio: IstioVersion
     services: tuple[ServiceView, ...] = ()
     workloads: tuple[WorkloadView, ...] = ()
-    configs: tuple[ConfigView, ...] = ()  # VirtualServices and DestinationRules, any order
+    configs: tuple[ConfigView, ...] = ()  # Istio config objects, any order
     access_log: bool = True  # meshConfig.accessLogFile set (the demo profile's /dev/stdout)
 
     def of_kind(self, kind: str) -> list[ConfigView]:
@@ -80,12 +85,14 @@ class MeshView:
 
 @dataclass(frozen=True)
 class ProxyView:
-    """One sidecar: its pod, and where the local mesh lets it listen.
+    """One proxy: a sidecar, or a gateway (``router``); its pod, and where it may listen.
 
     Without iptables a sidecar binds real sockets (Istio's INTERCEPTION_MODE=NONE): its
     outbound listeners on ``outbound_ip`` (the name a pod's apps resolve every Service to),
     its inbound listeners on the pod's ``ip`` (what endpoints name), and the app itself on
-    ``app_ip`` (the pod's own loopback).
+    ``app_ip`` (the pod's own loopback). A gateway's listeners bind its pod's ``ip``, and
+    also 127.0.0.1 on the machine's port that ``host_ports`` maps their port to (what a
+    NodePort or kind's port mapping does on a cluster).
     """
 
     pod: str
@@ -98,10 +105,16 @@ class ProxyView:
     service_account: str = "default"
     access_log_path: str = "/dev/stdout"
     annotations: Mapping[str, str] = field(default_factory=dict)
+    kind: str = "sidecar"  # or "router": a gateway
+    host_ports: Mapping[int, int] = field(default_factory=dict)  # container port -> machine's
+
+    @property
+    def is_gateway(self) -> bool:
+        return self.kind == "router"
 
     @property
     def node_id(self) -> str:
-        return f"sidecar~{self.ip}~{self.pod}.{self.namespace}~{self.namespace}.svc.cluster.local"
+        return f"{self.kind}~{self.ip}~{self.pod}.{self.namespace}~{self.namespace}.svc.cluster.local"
 
     @property
     def node_cluster(self) -> str:

@@ -21,7 +21,7 @@ TYPES = (CLUSTER, ENDPOINT, LISTENER, ROUTE)
 MAX_UINT32 = 4294967295
 #: ports below this need privileges to bind; the local mesh shifts them (see listen_port)
 _FIRST_UNPRIVILEGED = 1024
-_PRIVILEGED_SHIFT = 15000
+_PRIVILEGED_SHIFT = 20000
 
 
 def outbound_cluster(port: int, subset: str | None, fqdn: str) -> str:
@@ -43,7 +43,8 @@ def listen_port(port: int) -> int:
 
     On a cluster every pod has its own network and binds 80 as it likes; here all pods share
     the host's, and an unprivileged user cannot bind below 1024, so those ports move up by
-    15000 (80 -> 15080). Names (``0.0.0.0_80``, ``outbound|80||...``) keep the real port.
+    20000 (80 -> 20080, 443 -> 20443: clear of the gateways' 15000s ports). Names
+    (``0.0.0.0_80``, ``outbound|80||...``) keep the real port.
     """
     return port if port >= _FIRST_UNPRIVILEGED else port + _PRIVILEGED_SHIFT
 

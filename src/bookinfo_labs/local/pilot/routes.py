@@ -61,11 +61,22 @@ def domains(service: ServiceView, proxy: ProxyView, istio: IstioVersion) -> list
 
 def _virtual_host(mesh: MeshView, proxy: ProxyView, service: ServiceView, port: int) -> dict:
     vs = virtual_service_for(mesh, service.fqdn)
-    routes = _vs_routes(mesh, proxy, vs, service, port) if vs is not None else []
+    routes = vs_routes(mesh, proxy, vs, port) if vs is not None else []
     if not routes:  # a VirtualService that yields no route leaves the default in place
         routes = [default_route(mesh.istio, service, port)]
     return {"name": f"{service.fqdn}:{port}", "domains": domains(service, proxy, mesh.istio),
             "routes": routes, "include_request_attempt_count": True}
+
+
+def gateway_key(name: str, namespace: str) -> str:
+    """A VirtualService's gateway reference as istiod resolves it: ``mesh``, else
+    ``<namespace>/<name>``, a short name being in the VirtualService's namespace."""
+    return name if name == MESH_GATEWAY or "/" in name else f"{namespace}/{name}"
+
+
+def bound_gateways(vs: ConfigView) -> set[str]:
+    """Where a VirtualService applies: its ``gateways``, else the mesh only."""
+    return {gateway_key(g, vs.namespace) for g in vs.spec.gateways or [MESH_GATEWAY]}
 
 
 def virtual_service_for(mesh: MeshView, host: str) -> ConfigView | None:
@@ -73,7 +84,7 @@ def virtual_service_for(mesh: MeshView, host: str) -> ConfigView | None:
     for one host, the oldest wins; an exact host beats a wildcard."""
     exact = wildcard = None
     for vs in mesh.of_kind("VirtualService"):
-        if MESH_GATEWAY not in (vs.spec.gateways or [MESH_GATEWAY]):
+        if MESH_GATEWAY not in bound_gateways(vs):
             continue
         for pattern in vs.spec.hosts:
             expanded = fqdn(pattern, vs.namespace)
@@ -93,34 +104,59 @@ def default_route(istio: IstioVersion, service: ServiceView, port: int) -> dict:
 
 # -- a VirtualService's rules ----------------------------------------------------------
 
-def _vs_routes(mesh: MeshView, proxy: ProxyView, vs: ConfigView, service: ServiceView,
-               port: int) -> list[dict]:
+def vs_routes(mesh: MeshView, proxy: ProxyView, vs: ConfigView, port: int,
+              gateway: str = MESH_GATEWAY) -> list[dict]:
+    """A VirtualService's routes for one listener port, on the mesh's sidecars or on the
+    gateway ``<ns>/<name>`` (route.go BuildHTTPRoutesForVirtualService)."""
     out: list[dict] = []
     for rule in vs.spec.http or []:
-        matches = [m for m in rule.match if _applies(m, proxy, port)] if rule.match else [None]
+        matches = [m for m in rule.match if _applies(m, proxy, port, gateway, vs.namespace)] \
+            if rule.match else [None]
         if rule.match and not matches:
             continue  # every match block is for another port, proxy or gateway
         for match in matches:
             envoy_match = _match(match)
             route = {"match": envoy_match,
                      "metadata": {"filter_metadata": {"istio": {"config": vs.config_ref}}},
-                     "decorator": {"operation": f"{service.fqdn}:{port}{_path_text(match)}"},
                      **_action(mesh, vs, rule, port)}
+            route["decorator"] = {"operation": route_operation(route, vs.name, port)}
             name = ".".join(n for n in (rule.name, match.name if match else None) if n)
             if name:
                 route = {"name": name, **route}
             out.append(route)
-            if _is_catch_all(envoy_match):
+            if is_catch_all(envoy_match):
                 return out  # istiod stops after the first route that matches everything
     return out
 
 
-def _applies(match, proxy: ProxyView, port: int) -> bool:
-    """Conditions istiod decides per proxy and port (Envoy never sees them)."""
+def route_operation(route: dict, vs_name: str, port: int) -> str:
+    """The route's ``decorator.operation`` (route.go GetRouteOperation): the destination's
+    ``host:port`` when the route has one cluster, else ``<vs name>:<listener port>``; then
+    the path."""
+    match = route["match"]
+    if "prefix" in match:
+        path = match["prefix"] + "*"
+    elif "path" in match:
+        path = match["path"]
+    elif "safe_regex" in match:
+        path = match["safe_regex"]["regex"]
+    else:
+        path = "/*"
+    cluster = route.get("route", {}).get("cluster", "")
+    parts = cluster.split("|")
+    if len(parts) == 4 and parts[0] in ("outbound", "inbound") and parts[1].isdigit():
+        return f"{parts[3]}:{parts[1]}{path}"
+    return f"{vs_name}:{port}{path}"
+
+
+def _applies(match, proxy: ProxyView, port: int, gateway: str, namespace: str) -> bool:
+    """Conditions istiod decides per proxy and port (Envoy never sees them): a match that
+    names gateways applies on those only; otherwise its source labels and namespace must
+    be the proxy's (route.go sourceMatchHTTP)."""
     if match.port and match.port != port:
         return False
-    if match.gateways and MESH_GATEWAY not in match.gateways:
-        return False
+    if match.gateways:
+        return gateway in {gateway_key(g, namespace) for g in match.gateways}
     if any(proxy.labels.get(k) != v for k, v in (match.source_labels or {}).items()):
         return False
     return not match.source_namespace or match.source_namespace == proxy.namespace
@@ -180,16 +216,9 @@ def _match(match) -> dict:
     return out
 
 
-def _is_catch_all(match: dict) -> bool:
+def is_catch_all(match: dict) -> bool:
     return (match.get("prefix") == "/" or match.get("safe_regex", {}).get("regex") == ".*") \
         and not match.get("headers") and not match.get("query_parameters")
-
-
-def _path_text(match) -> str:
-    uri = match.uri if match is not None else None
-    if uri is None:
-        return "/*"
-    return {"prefix": f"{uri.prefix}*", "exact": uri.exact}.get(uri.match_type, uri.regex)
 
 
 # -- the action -----------------------------------------------------------------------
