@@ -7,5 +7,6 @@ pytest_plugins = [
     "steps.bookinfo",
     "steps.resilience",
     "steps.proxy",
+    "steps.gateways",
     "pytester",  # the plugin's own tests run throwaway pytest projects
 ]

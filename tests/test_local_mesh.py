@@ -295,11 +295,15 @@ def test_closing_the_mesh_stops_its_envoys_thread_and_ports():
     mesh.deploy("bookinfo")
     pod = mesh.registry.workload_pods("productpage-v1", "default")[0]
     envoys = [p.sidecar.process.pid for p in mesh.registry.pods]
-    assert len(envoys) == 6 and all(Path(f"/proc/{pid}").exists() for pid in envoys)
+    # six Bookinfo sidecars and the two gateways
+    assert len(envoys) == 8 and all(Path(f"/proc/{pid}").exists() for pid in envoys)
+    mesh.apply(load_file("bookinfo-gateway.yaml"))
+    ingress = mesh.ingress_address()
+    socket.create_connection(ingress, timeout=2).close()
     mesh.close()
     assert not mesh._loop._thread.is_alive()
     assert not any(Path(f"/proc/{pid}").exists() for pid in envoys)
-    for address in ((pod.outbound_ip, 9080), (pod.ip, 9080), (pod.app_ip, 9080)):
+    for address in ((pod.outbound_ip, 9080), (pod.ip, 9080), (pod.app_ip, 9080), ingress):
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(address, timeout=2)
     mesh.close()  # a second close is harmless
@@ -351,8 +355,9 @@ def test_a_resource_envoy_rejects_fails_the_apply_with_envoys_reason_and_changes
 
     def with_a_bad_regex(view, proxy):
         resources = translate(view, proxy)
-        if any(c.kind == "VirtualService" and c.spec.http[0].route[0].destination.subset == "v1"
-               for c in view.configs):
+        if "9080" in resources[ROUTE] and any(  # a sidecar's, not a gateway's
+                c.kind == "VirtualService" and c.spec.http[0].route[0].destination.subset == "v1"
+                for c in view.configs):
             for host in resources[ROUTE]["9080"]["virtual_hosts"]:
                 host["routes"][0]["match"] = {"safe_regex": {"regex": "ja++son"}}
         return resources

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import secrets
+import subprocess
+from pathlib import Path
 
 from .mesh import HttpRequest, HttpResponse
 
@@ -96,3 +98,33 @@ def _split_head(payload: bytes) -> tuple[dict[str, str], bytes]:
         if not (len(status) > 1 and status[1].startswith("1")):
             break
     return headers, rest
+
+
+def run_here(request: HttpRequest, count: int, work_dir: Path,
+             extra: list[str] | None = None) -> list[HttpResponse]:
+    """Send the batch with the real curl of this machine (cookie jars in ``work_dir``).
+
+    One curl process per share, all running at once (one share unless parallel > 1); each
+    reads its URLs from its own config file, so none waits for another's input.
+    """
+    work_dir.mkdir(parents=True, exist_ok=True)
+    marker = new_marker()
+    limit = (request.max_time_s or 60) * count + 30
+    processes = []
+    for i, n in enumerate(shares(count, request.parallel)):
+        config = work_dir / f"batch-{marker.strip('@')}-{i}.curlrc"
+        config.write_text(curl_config(request, n))
+        argv = curl_argv(request, marker, str(work_dir), config=str(config), extra=extra)
+        processes.append((subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                           stderr=subprocess.PIPE), n, config))
+    responses = []
+    try:
+        for process, n, _ in processes:
+            stdout, _ = process.communicate(timeout=limit)
+            responses += parse_output(stdout, marker, n)
+    finally:
+        for process, _, config in processes:
+            if process.poll() is None:
+                process.kill()
+            config.unlink(missing_ok=True)
+    return responses

@@ -118,6 +118,29 @@ def send_command(client: str, request: HttpRequest, count: int = 1,
     return f"{prefix} sh -c {shlex.quote(loop)}"
 
 
+def ingress_commands(mesh: str, port_name: str, request: HttpRequest, count: int = 1,
+                     namespace: str = "default") -> list[str]:
+    """How the handout finds the ingress gateway (INGRESS_HOST, INGRESS_PORT), then the
+    curl from the learner's shell; a ``for`` loop for a batch."""
+    if mesh == "kube":
+        lines = [
+            "export INGRESS_HOST=$(kubectl get po -l istio=ingressgateway -n istio-system "
+            "-o jsonpath='{.items[0].status.hostIP}')",
+            f"export INGRESS_PORT=$(kubectl -n istio-system get service istio-ingressgateway "
+            f"-o jsonpath='{{.spec.ports[?(@.name==\"{port_name}\")].nodePort}}')"]
+    else:
+        address = request.url.split("/")[2]
+        host, _, port = address.rpartition(":")
+        lines = [f"# the local mesh binds the ingress gateway's {port_name} port on {address}",
+                 f"export INGRESS_HOST={host} INGRESS_PORT={port}"]
+    scheme, _, rest = request.url.partition("://")
+    path = "/" + rest.partition("/")[2]
+    url = f"{scheme}://$INGRESS_HOST:$INGRESS_PORT{path}"
+    words = shlex.join([w for w in _curl_words(request) if w != request.url])
+    curl = f'{words} "{url}"'
+    return lines + [curl if count == 1 else f"for i in $(seq {count}); do {curl}; echo; done"]
+
+
 def load_command(client: str, url: str, *, connections: int, requests: int,
                  qps: float = 0, namespace: str = "default", container: str = "fortio") -> str:
     """The lab's fortio run: ``kubectl exec deploy/fortio-deploy -c fortio -- fortio load ...``."""
@@ -199,12 +222,18 @@ def _observe_curl(request: HttpRequest, *options: str, jar_dir: str = "/tmp") ->
 def _per_request(client: str, batch, curl: str, *, pipe: str = "", tally: str = "",
                  comment: str = "", namespace: str = "default") -> str:
     """``curl`` (then ``pipe``) once per request of ``batch`` (``.request``, ``.count``)
-    from the client pod; with several requests, ``tally`` counts the lines locally.
+    from the client pod, or from the learner's shell for a batch sent to the ingress
+    gateway (``.from_host``); with several requests, ``tally`` counts the lines locally.
 
     Parallel batches (``request.parallel``) go through ``xargs -P`` when there is no pipe.
     """
-    prefix = shlex.join(_exec_prefix(client, client, namespace))
     count, parallel = batch.count, batch.request.parallel
+    if getattr(batch, "from_host", False):
+        piped = f" | {pipe}" if pipe else ""
+        command = curl + piped if count == 1 else \
+            f"for i in $(seq {count}); do {curl}{piped}; done" + (f" | {tally}" if tally else "")
+        return f"{command}  # {comment}" if comment and (count > 1 or not tally) else command
+    prefix = shlex.join(_exec_prefix(client, client, namespace))
     if count == 1:
         command = f"{prefix} {curl}" + (f" | {pipe}" if pipe else "")
     else:

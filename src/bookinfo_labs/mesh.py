@@ -154,6 +154,16 @@ class Mesh(abc.ABC):
         """Send ``request`` ``count`` times, in order, from inside ``client``: one batch, one exec."""
 
     @abc.abstractmethod
+    def send_from_host(self, request: HttpRequest, count: int = 1) -> list[HttpResponse]:
+        """Send ``request`` ``count`` times with this machine's curl, from outside the mesh:
+        a learner's shell reaching the ingress gateway at ``ingress_address``."""
+
+    @abc.abstractmethod
+    def ingress_address(self, port_name: str = "http2") -> tuple[str, int]:
+        """Where this machine reaches the ingress gateway's Service port ``port_name``
+        (``http2``, ``https``, ``tcp``): the handout's INGRESS_HOST and INGRESS_PORT."""
+
+    @abc.abstractmethod
     def load(self, client: str, url: str, *, connections: int, requests: int,
              qps: float = 0.0) -> "LoadResult":
         """A fortio load from ``client``: ``connections`` connections, ``requests`` calls in all."""

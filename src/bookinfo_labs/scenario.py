@@ -14,7 +14,8 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from .explain import apply_commands, delete_commands, load_command, send_command
+from .explain import (apply_commands, delete_commands, ingress_commands, load_command,
+                      send_command)
 from .loadgen import LoadResult
 from .checks import EventuallyPolicy, eventually
 from .manifests import Manifest, check_release, load_file, parse_text, webhook_warnings
@@ -35,6 +36,9 @@ class Traffic:
     #: after whatever a step reads next
     finished_at: float = 0.0
     started_at: float = 0.0
+    #: sent with this machine's curl from outside the mesh (to the ingress gateway), not
+    #: from the client pod
+    from_host: bool = False
 
     @property
     def count(self) -> int:
@@ -136,22 +140,43 @@ class Lab:
     def send(self, request: HttpRequest, count: int = 1) -> Traffic:
         return self._batch(lambda: self._send(request, count))
 
-    def login(self, user: str) -> HttpResponse:
-        """Sign in on the product page as a browser would (POST /login, session cookie kept)."""
+    def login(self, user: str, through_ingress: bool = False) -> HttpResponse:
+        """Sign in on the product page as a browser would (POST /login, session cookie kept),
+        from the client pod or, ``through_ingress``, from outside through the gateway."""
         request = HttpRequest(
-            url=f"{PRODUCTPAGE}/login", method="POST",
-            headers=(("Referer", f"{PRODUCTPAGE}/productpage"),),
+            url="/login", method="POST", headers=(("Referer", f"{PRODUCTPAGE}/productpage"),),
             data=f"username={user}&passwd=password", cookie_jar=self.jar(user))
-        return self.send(request).responses[0]
+        return self._page(request, through_ingress)
 
-    def logout(self, user: str) -> HttpResponse:
-        request = HttpRequest(url=f"{PRODUCTPAGE}/logout", cookie_jar=self.jar(user),
+    def logout(self, user: str, through_ingress: bool = False) -> HttpResponse:
+        request = HttpRequest(url="/logout", cookie_jar=self.jar(user),
                               headers=(("Referer", f"{PRODUCTPAGE}/productpage"),))
-        return self.send(request).responses[0]
+        return self._page(request, through_ingress)
+
+    def _page(self, request: HttpRequest, through_ingress: bool) -> HttpResponse:
+        if through_ingress:
+            return self.send_through_ingress(request).responses[0]
+        return self.send(replace(request, url=PRODUCTPAGE + request.url)).responses[0]
 
     def open_product_page(self, user: str | None, count: int) -> Traffic:
         return self.send(HttpRequest(url=f"{PRODUCTPAGE}/productpage",
                                      cookie_jar=self.jar(user)), count)
+
+    def send_through_ingress(self, request: HttpRequest, count: int = 1,
+                             port_name: str = "http2") -> Traffic:
+        """Requests from outside the mesh to the ingress gateway, the URL being a path: the
+        handout's ``curl -H "Host: <host>" http://$INGRESS_HOST:$INGRESS_PORT<path>``."""
+        address, port = self.mesh.ingress_address(port_name)
+        request = replace(request, url=f"http://{address}:{port}{request.url}")
+        return self._batch(lambda: self._send_from_host(request, count, port_name))
+
+    def _send_from_host(self, request: HttpRequest, count: int, port_name: str) -> Traffic:
+        self._show(ingress_commands, self.mesh.name, port_name, request, count)
+        started = time.monotonic()
+        responses = self.mesh.send_from_host(request, count)
+        self.traffic = Traffic(request, responses, finished_at=time.monotonic(),
+                               started_at=started, from_host=True)
+        return self.traffic
 
     def send_tagged(self, request: HttpRequest, count: int) -> Traffic:
         """A batch whose URL carries a fresh nonce, so upstream logs show where it went.

@@ -64,3 +64,11 @@ def star_colors(response: HttpResponse) -> set[str]:
         return set()
     return {r["rating"]["color"] for r in body.get("reviews", [])
             if isinstance(r.get("rating"), dict) and "color" in r["rating"]}
+
+
+_STATIC_LINK = re.compile(r'(?:src|href)="/?(static/[^"?#]+)"')
+
+
+def linked_static_paths(html: str) -> list[str]:
+    """The product page's own static files (``src``/``href`` under ``static/``), as paths."""
+    return sorted({"/" + m for m in _STATIC_LINK.findall(html)})

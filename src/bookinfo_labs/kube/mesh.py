@@ -16,7 +16,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
 import time
+from pathlib import Path
 from typing import Callable, Iterable
 
 from kubernetes import client
@@ -28,6 +30,7 @@ from ..loadgen import LoadResult
 from ..manifests import Manifest
 from ..mesh import HttpRequest, HttpResponse, Mesh, MeshError, ResourceKey
 from ..proxyconfig import SECTIONS
+from ..rundir import make_run_dir
 from ..versions import IstioVersion
 from . import diagnostics
 from .api import (GATEWAY_API_TYPES, ISTIO_TYPES, KubeApi, KubeApiError, api_error,
@@ -69,6 +72,7 @@ class KubeMesh(Mesh):
         self.propagation_timeout_s = propagation_timeout_s
         self.propagation_poll_s = 0.5
         self._applied: dict[ResourceKey, Target] = {}
+        self._host_dir: Path | None = None  # cookie jars of the curl on this machine
         self._closed = False
 
     # -- connecting ------------------------------------------------------------------
@@ -164,6 +168,8 @@ class KubeMesh(Mesh):
                 api_client.close()
             except Exception:  # noqa: BLE001 - closing twice or a dead pool is fine
                 pass
+        if self._host_dir is not None:
+            shutil.rmtree(self._host_dir, ignore_errors=True)
 
     # -- configuration ---------------------------------------------------------------
     def apply(self, manifests: list[Manifest]) -> list[ResourceKey]:
@@ -266,6 +272,11 @@ class KubeMesh(Mesh):
         except ValueError as exc:
             raise MeshError(f"curl in pod {pod['metadata']['name']} exited {run.exit_code}: "
                             f"{exc}; stderr: {run.stderr_tail()}") from None
+
+    def send_from_host(self, request: HttpRequest, count: int = 1) -> list[HttpResponse]:
+        if self._host_dir is None:
+            self._host_dir = make_run_dir()
+        return curlbatch.run_here(request, count, self._host_dir)
 
     def load(self, client: str, url: str, *, connections: int, requests: int,
              qps: float = 0) -> LoadResult:

@@ -22,7 +22,7 @@ import os
 import random
 import re
 import shutil
-import subprocess
+import socket
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -37,7 +37,7 @@ from aiohttp import web
 from .. import curlbatch
 from ..istio import iter_set_fields
 from ..loadgen import LoadResult
-from ..manifests import Manifest, ManifestError
+from ..manifests import MANIFESTS_ROOT, Manifest, ManifestError, load_file
 from ..mesh import HttpRequest, HttpResponse, Mesh, MeshError, ResourceKey
 from ..proxyconfig import SECTIONS
 from ..rundir import make_run_dir
@@ -45,7 +45,7 @@ from ..samples import sample_manifests
 from ..versions import IstioVersion
 from . import pilot
 from .pilot.clusters import subset_labels
-from .apps import find_app
+from .apps import find_app, image_name
 from .apps.base import AppContext, UpstreamResponse
 from .bootstrap import StatsMatcher, envoy_bootstrap
 from .config import ConfigStore
@@ -85,6 +85,9 @@ SUPPORTED_FIELDS: dict[str, tuple[str, ...]] = {
         "spec.http[].mirror", "spec.http[].mirrorPercentage", "spec.http[].mirrorPercent",
         "spec.http[].mirror_percent", "spec.http[].mirrors",
     ),
+    "Gateway": (
+        "spec.selector", "spec.servers[].port", "spec.servers[].hosts", "spec.servers[].name",
+    ),
     "DestinationRule": (
         "spec.host", "spec.subsets[].name", "spec.subsets[].labels",
         "spec.trafficPolicy.portLevelSettings[].port",
@@ -93,8 +96,18 @@ SUPPORTED_FIELDS: dict[str, tuple[str, ...]] = {
     ),
 }
 _INDEX = re.compile(r"\[\d+\]")
-#: how long an apply may wait for every sidecar's ACK
+#: Gateway server protocols the control plane translates
+_GATEWAY_PROTOCOLS = {"HTTP", "HTTP2"}
+#: the Istio config kinds the control plane reads
+CONFIG_KINDS = ("VirtualService", "DestinationRule", "Gateway")
+#: how long an apply may wait for every proxy's ACK
 ACK_TIMEOUT_S = 30.0
+#: the demo profile's gateways, as the local mesh installs them
+GATEWAYS_FILE = MANIFESTS_ROOT / "istio" / "gateways.yaml"
+#: the image of a pod that is a proxy alone (a gateway)
+PROXY_IMAGE = "proxyv2"
+ISTIO_NAMESPACE = "istio-system"
+INGRESS_SERVICE = "istio-ingressgateway"
 
 
 class EnvoyOutbound:
@@ -199,6 +212,47 @@ class AddressBlock:
         self._handle.close()
 
 
+class HostPort:
+    """A port of this machine's 127.0.0.1 that one mesh's gateway binds (where a NodePort or
+    kind's port mapping would be): the preferred number when it is free, else a free one.
+    Held with a lock file, so two meshes on one machine never pick the same port even
+    before their gateways bind it."""
+
+    def __init__(self, preferred: int) -> None:
+        BLOCK_LOCKS.mkdir(parents=True, exist_ok=True)
+        for candidate in (preferred, *(_free_port() for _ in range(20))):
+            handle = open(BLOCK_LOCKS / f"port-{candidate}.lock", "a")  # noqa: SIM115
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                continue
+            if candidate == preferred and not _bindable(candidate):
+                handle.close()  # something else on this machine has it
+                continue
+            self.port, self._handle = candidate, handle
+            return
+        raise MeshError(f"found no free port on 127.0.0.1 for the gateway's port {preferred}")
+
+    def release(self) -> None:
+        self._handle.close()
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 class LocalMesh(Mesh):
     name = "local"
     poll_interval_s = 0.0
@@ -222,16 +276,26 @@ class LocalMesh(Mesh):
         self._next_address = 1
         self._address_block = AddressBlock()
         self._block = self._address_block.base
+        self._host_ports: list[HostPort] = []
         self._push_lock = threading.Lock()
         self._closed = False
 
     @classmethod
     def start(cls, istio: IstioVersion, namespace: str = "default",
-              envoy: str | None = None) -> "LocalMesh":
+              envoy: str | None = None, gateways: bool = True) -> "LocalMesh":
+        """A mesh with Istio's gateways running (``gateways=False``: without them, for a
+        caller that starts them itself, as the emulated cluster's kubelet does)."""
         if shutil.which("curl") is None:
             raise MeshError("the local mesh sends traffic with the real curl, which is not "
                             "installed: run `make deps` (or apt-get install curl)")
-        return cls(istio, namespace, envoy)
+        mesh = cls(istio, namespace, envoy)
+        if gateways:
+            try:
+                mesh.start_objects(load_file(GATEWAYS_FILE))
+            except BaseException:
+                mesh.close()
+                raise
+        return mesh
 
     # -- lifecycle -------------------------------------------------------------------
     def deploy(self, sample: str) -> None:
@@ -260,7 +324,8 @@ class LocalMesh(Mesh):
         ports = [ServicePort(p.get("name", ""), p["port"], int(p.get("targetPort", p["port"])),
                              p.get("protocol", "TCP")) for p in spec.get("ports", [])]
         return Service(m.name, m.namespace or self.namespace, ports,
-                       dict(spec.get("selector") or {}), dict(m.raw["metadata"].get("labels") or {}))
+                       dict(spec.get("selector") or {}), dict(m.raw["metadata"].get("labels") or {}),
+                       spec.get("type", "ClusterIP"))
 
     def _addresses(self) -> tuple[str, str, str]:
         """The next pod's IP, outbound and app addresses, in this mesh's own block."""
@@ -275,8 +340,9 @@ class LocalMesh(Mesh):
         template = m.raw["spec"]["template"]
         container = template["spec"]["containers"][0]
         image = container["image"]
+        gateway = image_name(image) == PROXY_IMAGE
         try:
-            app = find_app(image)
+            app = None if gateway else find_app(image)
         except KeyError:
             raise MeshError(f"{m.source}: {m.describe()} runs image {image}, which has no "
                             "local implementation; run this sample with --mesh kube") from None
@@ -288,7 +354,9 @@ class LocalMesh(Mesh):
             annotations=dict(template["metadata"].get("annotations") or {}),
             service_account=template["spec"].get("serviceAccountName", "default"),
             image=image, env=env, container=container.get("name", m.name),
-            ip=ip, outbound_ip=outbound_ip, app_ip=app_ip)
+            ip=ip, outbound_ip=outbound_ip, app_ip=app_ip, gateway=gateway)
+        if gateway:
+            pod.host_ports = self._map_host_ports(pod)
         if app is not None:
             factory, options = app
             outbound = EnvoyOutbound(pod)
@@ -312,6 +380,20 @@ class LocalMesh(Mesh):
         self.registry.pods.append(pod)
         return pod
 
+    def _map_host_ports(self, pod: Pod) -> dict[int, int]:
+        """The ports of the NodePort/LoadBalancer Services selecting a gateway pod, each
+        bound on this machine too: on its targetPort's number when free (8080 for http2)."""
+        mapped = {}
+        for service in self.registry.services.values():
+            if service.type in ("NodePort", "LoadBalancer") and service.selector and \
+                    service.namespace == pod.namespace and pod.matches(service.selector):
+                for port in service.ports:
+                    if port.target_port not in mapped:
+                        held = HostPort(port.target_port)
+                        self._host_ports.append(held)
+                        mapped[port.target_port] = held.port
+        return mapped
+
     def _proxy_view(self, pod: Pod, log_path: Path) -> pilot.ProxyView:
         targeted = sorted({p.target_port for s in self.registry.services.values()
                            if s.namespace == pod.namespace and s.selector
@@ -319,8 +401,11 @@ class LocalMesh(Mesh):
                            if p.target_port in pod.ports})
         return pilot.ProxyView(pod=pod.name, namespace=pod.namespace, labels=pod.labels,
                                ip=pod.ip, outbound_ip=pod.outbound_ip, app_ip=pod.app_ip,
-                               inbound_ports=tuple(targeted), service_account=pod.service_account,
-                               access_log_path=str(log_path), annotations=pod.annotations)
+                               inbound_ports=() if pod.gateway else tuple(targeted),
+                               service_account=pod.service_account,
+                               access_log_path=str(log_path), annotations=pod.annotations,
+                               kind="router" if pod.gateway else "sidecar",
+                               host_ports=dict(pod.host_ports))
 
     def _start_sidecar(self, pod: Pod) -> None:
         work = self._workdir / pod.name
@@ -356,6 +441,8 @@ class LocalMesh(Mesh):
             self._loop.stop()
             self._xds.stop()
             self._address_block.release()
+            for held in self._host_ports:
+                held.release()
             shutil.rmtree(self._workdir, ignore_errors=True)
 
     # -- the control plane -----------------------------------------------------------
@@ -368,8 +455,7 @@ class LocalMesh(Mesh):
         configs = tuple(pilot.ConfigView(e.key.kind, e.key.namespace, e.key.name, e.spec,
                                          e.manifest.raw.get("apiVersion", "networking.istio.io/v1"),
                                          e.created)
-                        for kind in ("VirtualService", "DestinationRule")
-                        for e in self.store.of_kind(kind))
+                        for kind in CONFIG_KINDS for e in self.store.of_kind(kind))
         return pilot.MeshView(self.istio, services, workloads, configs)
 
     def _push(self) -> None:
@@ -423,6 +509,17 @@ class LocalMesh(Mesh):
                     m.source, "the local mesh does not implement this field yet; run this "
                     "lab with --mesh kube, or leave the field out", resource=m.describe(),
                     path=path, line=m.line)
+
+        if m.kind == "Gateway":
+            for i, server in enumerate(m.model.spec.servers):
+                protocol = (server.port.protocol or "").upper()
+                if protocol not in _GATEWAY_PROTOCOLS:
+                    raise ManifestError(
+                        m.source, f"the local mesh does not implement Gateway servers with "
+                        f"protocol {protocol} yet (it implements "
+                        f"{', '.join(sorted(_GATEWAY_PROTOCOLS))}); run this lab with --mesh kube",
+                        resource=m.describe(), path=f"spec.servers[{i}].port.protocol",
+                        line=m.line)
 
     def warnings_for(self, manifests: list[Manifest]) -> list[str]:
         """What ``istioctl analyze`` reports for these VirtualServices (IST0101): a host that
@@ -478,7 +575,8 @@ class LocalMesh(Mesh):
         return self.istio.client
 
     def _pod(self, workload: str) -> Pod:
-        pods = self.registry.workload_pods(workload, self.namespace)
+        pods = self.registry.workload_pods(workload, self.namespace) or \
+            self.registry.workload_pods(workload, ISTIO_NAMESPACE)  # the gateways
         if not pods:
             raise MeshError(f"no workload {workload!r} in namespace {self.namespace}; deploy it "
                             "first (Given the <sample> sample is running)")
@@ -486,33 +584,11 @@ class LocalMesh(Mesh):
 
     def send(self, client: str, request: HttpRequest, count: int = 1) -> list[HttpResponse]:
         pod = self._pod(client)
-        jar_dir = self._workdir / pod.name
-        jar_dir.mkdir(exist_ok=True)
-        marker = curlbatch.new_marker()
-        capture = self.curl_capture(pod)
-        limit = (request.max_time_s or 60) * count + 30
-        # One curl process per share, all running at once (one share unless parallel > 1);
-        # each reads its URLs from its own config file, so none waits for another's input.
-        processes = []
-        for i, n in enumerate(curlbatch.shares(count, request.parallel)):
-            config = jar_dir / f"batch-{marker.strip('@')}-{i}.curlrc"
-            config.write_text(curlbatch.curl_config(request, n))
-            argv = curlbatch.curl_argv(request, marker, str(jar_dir), config=str(config),
-                                       extra=capture)
-            processes.append((subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                               stdout=subprocess.PIPE, stderr=subprocess.PIPE),
-                              n, config))
-        responses = []
-        try:
-            for process, n, _ in processes:
-                stdout, _ = process.communicate(timeout=limit)
-                responses += curlbatch.parse_output(stdout, marker, n)
-        finally:
-            for process, _, config in processes:
-                if process.poll() is None:
-                    process.kill()
-                config.unlink(missing_ok=True)
-        return responses
+        return curlbatch.run_here(request, count, self._workdir / pod.name,
+                                  extra=self.curl_capture(pod))
+
+    def send_from_host(self, request: HttpRequest, count: int = 1) -> list[HttpResponse]:
+        return curlbatch.run_here(request, count, self._workdir / "host")
 
     def curl_capture(self, pod: Pod) -> list[str]:
         """curl options that put a curl inside ``pod``: cluster DNS plus iptables capture.
@@ -526,6 +602,20 @@ class LocalMesh(Mesh):
                     capture += ["--connect-to", f"{name}:{port.port}:{pod.outbound_ip}:"
                                                 f"{pilot.listen_port(port.port)}"]
         return capture
+
+    def ingress_address(self, port_name: str = "http2") -> tuple[str, int]:
+        """127.0.0.1 and the machine's port the ingress gateway's ``port_name`` is bound on
+        (8080 for http2 unless something else had it)."""
+        service = self.registry.service(INGRESS_SERVICE, ISTIO_NAMESPACE)
+        pods = self.registry.workload_pods(INGRESS_SERVICE, ISTIO_NAMESPACE)
+        if service is None or not pods:
+            raise MeshError(f"no ingress gateway ({INGRESS_SERVICE} in {ISTIO_NAMESPACE}) runs "
+                            "in this mesh: it starts with LocalMesh.start()")
+        port = next((p for p in service.ports if p.name == port_name), None)
+        if port is None:
+            names = ", ".join(p.name for p in service.ports)
+            raise MeshError(f"the ingress gateway has no port named {port_name} (it has {names})")
+        return "127.0.0.1", pods[0].host_ports[port.target_port]
 
     def pod_named(self, name: str) -> Pod | None:
         return next((p for p in self.registry.pods if p.name == name), None)
@@ -545,7 +635,7 @@ class LocalMesh(Mesh):
     def logs(self, workload: str, since_s: float | None = None,
              container: str | None = None) -> list[str]:
         pod = self._pod(workload)
-        if container == "istio-proxy":
+        if container == "istio-proxy" or pod.gateway:  # a gateway's log is its Envoy's
             return pod.sidecar.access_log(since_s)
         if container not in (None, pod.container):
             raise MeshError(f"{pod.name} has no container {container!r}; its containers are "

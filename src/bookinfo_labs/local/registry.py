@@ -59,6 +59,7 @@ class Service:
     ports: list[ServicePort]
     selector: dict[str, str]
     labels: dict[str, str] = field(default_factory=dict)
+    type: str = "ClusterIP"  # NodePort and LoadBalancer ports are reachable from the machine
 
     @property
     def fqdn(self) -> str:
@@ -102,7 +103,10 @@ class Pod:
     annotations: dict[str, str] = field(default_factory=dict)
     #: container port -> the loopback port the local app really listens on
     ports: dict[int, int] = field(default_factory=dict)
-    sidecar: "Sidecar | None" = None
+    sidecar: "Sidecar | None" = None  # its Envoy; a gateway pod is that Envoy alone
+    gateway: bool = False
+    #: a gateway's container port -> the port of this machine's 127.0.0.1 it is also bound on
+    host_ports: dict[int, int] = field(default_factory=dict)
     #: the pod's addresses on the loopback network: its own (endpoints, its sidecar's
     #: inbound listeners, the source of its connections), the one its apps and clients
     #: reach every Service through (the sidecar's outbound listeners), and its "localhost"

@@ -9,6 +9,7 @@ fields), never silently dropped.
 
 from __future__ import annotations
 
+from . import gateways
 from .clusters import clusters, load_assignments
 from .listeners import listeners
 from .model import ConfigView, MeshView, ProxyView, ServicePortView, ServiceView, WorkloadView
@@ -21,9 +22,13 @@ __all__ = ["CLUSTER", "ENDPOINT", "LISTENER", "ROUTE", "TYPES", "ConfigView", "M
 
 
 def generate(mesh: MeshView, proxy: ProxyView) -> dict[str, dict[str, dict]]:
-    """Every resource one sidecar needs, by type URL then name."""
+    """Every resource one proxy (a sidecar or a gateway) needs, by type URL then name."""
     cluster_map = clusters(mesh, proxy)
     eds = [name for name, c in cluster_map.items() if c.get("type") == "EDS"]
+    if proxy.is_gateway:
+        return {CLUSTER: cluster_map, ENDPOINT: load_assignments(mesh, eds),
+                LISTENER: gateways.listeners(mesh, proxy),
+                ROUTE: gateways.route_configurations(mesh, proxy)}
     return {
         CLUSTER: cluster_map,
         ENDPOINT: load_assignments(mesh, eds),

@@ -32,36 +32,52 @@ def listeners(mesh: MeshView, proxy: ProxyView) -> dict[str, dict]:
     out = {}
     for port in sorted({p.port for s in mesh.services for p in s.ports}):
         name = f"0.0.0.0_{port}"
-        out[name] = _listener(name, proxy.outbound_ip, port, "OUTBOUND", _manager(
-            mesh, proxy, f"outbound_0.0.0.0_{port}",
-            rds={"route_config_name": str(port), "config_source": ADS}))
+        out[name] = listener(name, proxy.outbound_ip, port, "OUTBOUND", connection_manager(
+            mesh, proxy, f"outbound_0.0.0.0_{port}", rds=str(port)))
     for port in proxy.inbound_ports:
         name = f"{proxy.ip}_{port}"
-        out[name] = _listener(name, proxy.ip, port, "INBOUND", _manager(
+        out[name] = listener(name, proxy.ip, port, "INBOUND", connection_manager(
             mesh, proxy, f"inbound_0.0.0.0_{port}", route_config=_inbound_routes(mesh, port),
             server_name="istio-envoy"))
     return out
 
 
-def _listener(name: str, address: str, port: int, direction: str, manager: dict) -> dict:
-    return {"name": name, "address": {"socket_address": {
-                "address": address, "port_value": listen_port(port)}},
-            "traffic_direction": direction,
-            "filter_chains": [{"filters": [manager]}]}
+def listener(name: str, address: str, port: int, direction: str, manager: dict,
+             host_port: int | None = None) -> dict:
+    """A bound listener; ``host_port`` also binds it on the machine's 127.0.0.1."""
+    out = {"name": name, "address": _socket(address, listen_port(port)),
+           "traffic_direction": direction,
+           "filter_chains": [{"filters": [manager]}]}
+    if host_port is not None:  # never shared with another process binding it too
+        out["additional_addresses"] = [{"address": _socket("127.0.0.1", host_port)}]
+        out["enable_reuse_port"] = False
+    return out
 
 
-def _manager(mesh: MeshView, proxy: ProxyView, prefix: str, *, rds: dict | None = None,
-             route_config: dict | None = None, server_name: str | None = None) -> dict:
+def _socket(address: str, port: int) -> dict:
+    return {"socket_address": {"address": address, "port_value": port}}
+
+
+def connection_manager(mesh: MeshView, proxy: ProxyView, prefix: str, *, rds: str | None = None,
+                       route_config: dict | None = None, server_name: str | None = None,
+                       gateway: bool = False) -> dict:
+    """An HTTP connection manager with Istio's settings; a gateway's trusts no proxy in
+    front of it and sets the client certificate header (gateway.go
+    buildGatewayConnectionManager)."""
     config: dict[str, Any] = {
         "@type": HCM, "stat_prefix": delimited(prefix, mesh.istio), "codec_type": "AUTO",
-        "use_remote_address": False, "normalize_path": True,
+        "use_remote_address": gateway, "normalize_path": True,
         "path_with_escaped_slashes_action": "KEEP_UNCHANGED",
         "upgrade_configs": [{"upgrade_type": "websocket"}], "stream_idle_timeout": "0s",
         "server_header_transformation": "OVERWRITE",
         "http_filters": _FILTERS,
     }
+    if gateway:
+        config.update({"xff_num_trusted_hops": 0, "forward_client_cert_details": "SANITIZE_SET",
+                       "set_current_client_cert_details": {
+                           "subject": True, "cert": True, "dns": True, "uri": True}})
     if rds is not None:
-        config["rds"] = rds
+        config["rds"] = {"route_config_name": rds, "config_source": ADS}
     if route_config is not None:
         config["route_config"] = route_config
     if server_name:

@@ -1,0 +1,194 @@
+"""Gateways and the VirtualServices bound to them -> a gateway proxy's listeners and routes.
+
+A Gateway selects gateway pods by label (in any namespace). Each of its servers opens the
+gateway's listener for the server's port resolved through the gateway's own Service
+(server 80 -> the ``istio-ingressgateway`` Service's targetPort 8080 -> ``0.0.0.0_8080``;
+a port no Service names is used as it is), with route config ``http.8080``. Its virtual
+hosts come from the VirtualServices whose ``gateways`` name the Gateway: one per host in
+both the server's and the VirtualService's hosts, the routes of every such VirtualService
+for that host appended oldest first, catch-all routes moved last. With no virtual host,
+the port answers 404 from ``blackhole:<port>``. Sources: pilot/pkg/networking/core/
+gateway.go (buildGatewayListeners, buildGatewayHTTPRouteConfig, collapseDuplicateRoutes),
+pilot/pkg/model/gateway.go (resolvePorts) (docs/facts.md#gateways).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from .listeners import connection_manager, listener
+from .model import ConfigView, MeshView, ProxyView
+from .routes import bound_gateways, is_catch_all, vs_routes
+
+#: Envoy's limit on a direct response body that istiod sets on gateway route configs
+MAX_DIRECT_RESPONSE_BODY = 1024 * 1024
+_HTTP_PROTOCOLS = {"HTTP", "HTTP2", "GRPC", "GRPC-WEB"}
+
+
+@dataclass(frozen=True)
+class GatewayServer:
+    """One server of a Gateway that selects this proxy, with the port it listens on."""
+
+    gateway: ConfigView
+    server: Any  # the typed model's Server
+    target_port: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.gateway.namespace}/{self.gateway.name}"
+
+    @property
+    def protocol(self) -> str:
+        return (self.server.port.protocol or "").upper()
+
+    @property
+    def route_name(self) -> str:
+        return f"http.{self.target_port}"
+
+
+def selects(gateway: ConfigView, proxy: ProxyView) -> bool:
+    selector = gateway.spec.selector or {}
+    return all(proxy.labels.get(k) == v for k, v in selector.items())
+
+
+def servers(mesh: MeshView, proxy: ProxyView) -> list[GatewayServer]:
+    """The servers of every Gateway that selects ``proxy``, oldest Gateway first."""
+    if not proxy.is_gateway:
+        return []
+    return [GatewayServer(gw, server, target_port(mesh, proxy, server.port.number))
+            for gw in mesh.of_kind("Gateway") if selects(gw, proxy) for server in gw.spec.servers]
+
+
+def target_port(mesh: MeshView, proxy: ProxyView, number: int) -> int:
+    """A server port as the gateway listens on it: the targetPort of that port of a Service
+    selecting the gateway pod, else the number itself (gateway.go resolvePorts)."""
+    for service in mesh.services:
+        if service.selects(proxy.namespace, proxy.labels):
+            for port in service.ports:
+                if port.port == number:
+                    return port.target_port
+    return number
+
+
+def server_hosts(entry: GatewayServer, namespace: str) -> list[str]:
+    """A server's hosts that VirtualServices in ``namespace`` may use, without their
+    namespace part (``ns/host``; ``./host`` is the Gateway's namespace; ``*/host`` or a bare
+    host any namespace) (host.NamesForNamespace)."""
+    out = []
+    for item in entry.server.hosts:
+        scope, _, name = item.rpartition("/")
+        if scope == ".":
+            scope = entry.gateway.namespace
+        if scope in ("", "*", namespace):
+            out.append(name.lower())
+    return out
+
+
+def _matches(pattern: str, host: str) -> bool:
+    """Does the (wildcard) ``pattern`` cover ``host``?"""
+    if pattern == "*":
+        return True
+    if pattern.startswith("*"):
+        return host.endswith(pattern[1:]) or host == pattern
+    return pattern == host
+
+
+def intersect(server_hosts_: list[str], vs_hosts: list[str]) -> list[str]:
+    """The hosts both sides accept, each as its more specific spelling (host.Names
+    Intersection): server ``*`` and VirtualService ``a.example.com`` give
+    ``a.example.com``."""
+    out: list[str] = []
+    for vs_host in (h.lower() for h in vs_hosts):
+        for server_host in server_hosts_:
+            if _matches(server_host, vs_host):
+                candidate = vs_host
+            elif _matches(vs_host, server_host):
+                candidate = server_host
+            else:
+                continue
+            if candidate not in out:
+                out.append(candidate)
+    return out
+
+
+def bound_virtual_services(mesh: MeshView, gateway_key: str) -> Iterator[ConfigView]:
+    for vs in mesh.of_kind("VirtualService"):
+        if gateway_key in bound_gateways(vs):
+            yield vs
+
+
+def listeners(mesh: MeshView, proxy: ProxyView) -> dict[str, dict]:
+    """One listener per port the gateway's servers resolve to, bound on the pod's address
+    and on the machine's port mapped to it (buildGatewayListeners)."""
+    out = {}
+    for port in sorted({e.target_port for e in servers(mesh, proxy)
+                        if e.protocol in _HTTP_PROTOCOLS}):
+        name = f"0.0.0.0_{port}"
+        manager = connection_manager(
+            mesh, proxy, f"outbound_0.0.0.0_{port}", rds=f"http.{port}", server_name="istio-envoy",
+            gateway=True)
+        out[name] = listener(name, proxy.ip, port, "OUTBOUND", manager,
+                             host_port=proxy.host_ports.get(port))
+    return out
+
+
+def route_configurations(mesh: MeshView, proxy: ProxyView) -> dict[str, dict]:
+    by_route: dict[str, list[GatewayServer]] = {}
+    for entry in servers(mesh, proxy):
+        if entry.protocol in _HTTP_PROTOCOLS:
+            by_route.setdefault(entry.route_name, []).append(entry)
+    return {name: _route_configuration(mesh, proxy, name, entries)
+            for name, entries in sorted(by_route.items())}
+
+
+def _route_configuration(mesh: MeshView, proxy: ProxyView, name: str,
+                         entries: list[GatewayServer]) -> dict:
+    vhosts: dict[str, dict] = {}
+    sources: dict[str, list[tuple[str, str]]] = {}  # host -> the (gateway, VS) routes it has
+    built: dict[tuple[str, str], list[dict]] = {}
+    for entry in entries:
+        port = entry.server.port.number
+        for vs in bound_virtual_services(mesh, entry.key):
+            hosts = intersect(server_hosts(entry, vs.namespace), vs.spec.hosts)
+            if not hosts:
+                continue
+            key = (entry.key, f"{vs.namespace}/{vs.name}")
+            if key not in built:
+                built[key] = vs_routes(mesh, proxy, vs, port, gateway=entry.key)
+            if not built[key]:
+                continue  # "no routes matched": istiod omits the VirtualService here
+            for host in hosts:
+                if host in vhosts:
+                    vhosts[host]["routes"] += built[key]
+                    sources[host].append(key)
+                else:
+                    vhosts[host] = {"name": f"{host}:{port}", "domains": [host],
+                                    "routes": list(built[key]),
+                                    "include_request_attempt_count": True}
+                    sources[host] = [key]
+    if not vhosts:
+        port = entries[0].server.port.number
+        virtual_hosts = [{"name": f"blackhole:{port}", "domains": ["*"], "routes": []}]
+    else:
+        virtual_hosts = _collapse(vhosts, sources)
+        for vhost in virtual_hosts:
+            vhost["routes"] = [r for r in vhost["routes"] if not is_catch_all(r["match"])] + \
+                [r for r in vhost["routes"] if is_catch_all(r["match"])]
+        virtual_hosts.sort(key=lambda v: v["name"])
+    return {"name": name, "virtual_hosts": virtual_hosts, "validate_clusters": False,
+            "ignore_port_in_host_matching": True,
+            "max_direct_response_body_size_bytes": MAX_DIRECT_RESPONSE_BODY}
+
+
+def _collapse(vhosts: dict[str, dict], sources: dict[str, list]) -> list[dict]:
+    """Hosts whose routes are the very same list become one virtual host with several
+    domains, the alphabetically first host naming it (collapseDuplicateRoutes)."""
+    out: dict[tuple, dict] = {}
+    for host in sorted(vhosts):
+        key = tuple(sources[host])
+        if key in out:
+            out[key]["domains"] += vhosts[host]["domains"]
+        else:
+            out[key] = vhosts[host]
+    return list(out.values())
