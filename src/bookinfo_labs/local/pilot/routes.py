@@ -227,7 +227,7 @@ APPEND = "APPEND_IF_EXISTS_OR_ADD"  # headers.*.add
 def _action(mesh: MeshView, vs: ConfigView, rule, port: int) -> dict:
     """What a rule does once matched (route.go TranslateRoute): a redirect, else a direct
     response, else its destinations; the rule's headers, fault and CORS policy go with any
-    of them."""
+    of them (docs/facts.md#route-actions)."""
     headers, authority = header_operations(rule.headers)
     out: dict[str, Any] = {}
     if rule.redirect is not None:
