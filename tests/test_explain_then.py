@@ -56,6 +56,7 @@ def every_then_command() -> dict[str, str]:
         "replies": explain.replies_command("curl", batch(PARALLEL, 30), "x-envoy-overloaded",
                                            "upstream connect error or disconnect/reset before "
                                            "headers. reset reason: overflow"),
+        "reply headers": explain.replies_command("curl", batch(PAGE, 3), "x-block-reason"),
         "log count": explain.log_grep_command("httpbin-v1", "0a1b2c3d4e5f6789"),
         "proxy log": explain.log_grep_command("httpbin-v2", "0a1b2c3d4e5f6789", "istio-proxy",
                                               count=False),
@@ -246,6 +247,9 @@ def test_the_status_body_latency_reply_and_log_commands_run(run, tmp_path):
     replies = run(every_then_command()["replies"], body, FAKE_STATUS="503",
                   FAKE_HEADERS="x-envoy-overloaded: true\r\n")
     assert replies == ["30 HTTP/1.1 503 X", f"30 {body}", "30 x-envoy-overloaded: true"]
+    headers = run(every_then_command()["reply headers"], "path not allowed", FAKE_STATUS="404",
+                  FAKE_HEADERS="x-block-reason: path-not-allowed\r\nserver: envoy\r\n")
+    assert headers == ["3 HTTP/1.1 404 X", "3 x-block-reason: path-not-allowed"]
     (tmp_path / "log").write_text("GET /get?nonce=0a1b2c3d4e5f6789\nGET /get?nonce=ffff\n" * 2)
     assert run(every_then_command()["log count"], FAKE_LOG=str(tmp_path / "log")) == ["2"]
 

@@ -776,6 +776,67 @@ def test_http_route_needs_an_action_like_istio_says():
     assert "HTTP route, redirect or direct_response is required" in err.message
 
 
+
+HTTPBIN_ROUTE = """
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: httpbin}
+spec:
+  hosts: [httpbin]
+  http:
+  - route: [{destination: {host: httpbin}}]
+"""
+
+
+@pytest.mark.parametrize("field, path, message", [
+    ("headers: {request: {set: {':path': /x}}}", 'headers.request.set[":path"]',
+     'invalid header ":path": header cannot have ":" prefix'),
+    ("headers: {response: {add: {Host: b}}}", "headers.response.add.Host",
+     'invalid header "Host": cannot set Host header'),
+    ("headers: {request: {remove: [':authority']}}", "headers.request.remove[0]",
+     'invalid header ":authority": header cannot have ":" prefix'),
+    ("headers: {request: {set: {x-share: '100%'}}}", "headers.request.set.x-share",
+     "header value configuration: invalid header configuration. Un-escaped %"),
+    ("rewrite: {authority: a}\n    headers: {request: {set: {host: b}}}", "headers",
+     'authority header cannot be set multiple times: have "a", attempting to set "b"'),
+    ("corsPolicy: {allowOrigins: [{exact: ''}]}", "corsPolicy.allowOrigins[0]",
+     "'' is not a valid match type for CORS allow origins"),
+    ("corsPolicy: {allowMethods: [get]}", "corsPolicy.allowMethods[0]",
+     '"get" is not a supported HTTP method'),
+    ("corsPolicy: {exposeHeaders: ['x y']}", "corsPolicy.exposeHeaders[0]",
+     "header name x y is not a valid header name"),
+    ("corsPolicy: {maxAge: 1500ms}", "corsPolicy.maxAge",
+     "max_age duration is accurate only to seconds precision"),
+])
+def test_istio_refuses_these_headers_and_cors_policies(field, path, message):
+    err = error(HTTPBIN_ROUTE + f"    {field}\n")
+    assert err.path == f"spec.http[0].{path}" and err.message.startswith(message)
+    # what the same fields may say
+    parse(HTTPBIN_ROUTE + "    headers: {request: {set: {':authority': a, x: '%HOSTNAME% 100%%'}}}\n"
+          "    corsPolicy: {allowOrigins: [{prefix: 'https://'}], allowMethods: ['*', GET],"
+          " allowHeaders: ['*'], maxAge: 24h}\n")
+
+
+@pytest.mark.parametrize("action, message", [
+    ("redirect: {uri: /x}\n    fault: {abort: {httpStatus: 500}}",
+     "HTTP route cannot contain both fault and redirect"),
+    ("redirect: {uri: /x}\n    route: [{destination: {host: httpbin}}]",
+     "HTTP route cannot contain both route and redirect"),
+    ("directResponse: {status: 404}\n    fault: {abort: {httpStatus: 500}}",
+     "HTTP route cannot contain both fault and direct_response"),
+    ("directResponse: {status: 404}\n    rewrite: {uri: /x}",
+     "HTTP route rule cannot contain both rewrite and direct_response"),
+    ("directResponse: {status: 404, body: {string: '" + "x" * (1024 * 1024 + 1) + "'}}",
+     "large direct_responses may impact control plane performance, must be less than 1MB"),
+    ("directResponse: {status: 404, body: {bytes: 'not base64!'}}", "invalid bytes"),
+    ("redirect: {redirectCode: 200, uri: /x}", "200 is not a valid redirect code, must be 3xx"),
+])
+def test_istio_refuses_these_redirects_and_direct_responses(action, message):
+    text = HTTPBIN_ROUTE.replace("  - route: [{destination: {host: httpbin}}]\n", f"  - {action}\n")
+    assert message in error(text).message
+    assert parse(HTTPBIN_ROUTE.replace("route: [{destination: {host: httpbin}}]",
+                                       "directResponse: {status: 404, body: {bytes: aGk=}}"))
+
 def test_virtual_service_needs_a_host_unless_it_is_a_delegate():
     no_hosts = REVIEWS_50_V3.replace("  hosts:\n    - reviews\n", "")
     err = error(no_hosts.replace("  http:", "  gateways: [bookinfo-gateway]\n  http:"))

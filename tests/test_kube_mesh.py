@@ -460,6 +460,20 @@ def test_a_same_content_re_apply_is_not_waited_for(mesh, fake):
     assert _route_dumps_served(pod) == served + 1  # the snapshot only
 
 
+def test_a_delegate_is_not_waited_for_by_its_own_name(mesh, fake):
+    """The routes made of a delegate VirtualService (no hosts) name its root only."""
+    pod = fake.exec_handler
+    mesh.propagation_timeout_s = 10
+    pod.route_dumps = [{"configs": []}, _routes_to("v2")]
+    delegate = ("---\napiVersion: networking.istio.io/v1\nkind: VirtualService\n"
+                "metadata: {name: reviews-v2}\nspec:\n  http:\n"
+                "  - route: [{destination: {host: reviews, subset: v2}}]\n")
+    root = REVIEWS_V2.replace("  - route:\n    - destination: {host: reviews, subset: v2}\n",
+                              "  - delegate: {name: reviews-v2}\n")
+    mesh.apply(parse_text(root + delegate))
+    assert _route_dumps_served(pod) == 2  # the snapshot, then the root's routes: done
+
+
 def test_a_gate_that_timed_out_still_gates_the_next_apply(mesh, fake):
     pod = fake.exec_handler
     mesh.apply(load_file("virtual-service-all-v1.yaml"))  # the dump never mentions them

@@ -170,10 +170,10 @@ spec:
 
 
 def test_a_field_the_local_mesh_does_not_implement_is_refused_by_name(mesh):
-    text = WIEGHT.replace("      wieght: 50\n", "    rewrite:\n      uri: /v1\n")
+    text = WIEGHT.replace("      wieght: 50\n", "").replace("  http:", "  exportTo: [.]\n  http:")
     with pytest.raises(ManifestError) as err:
-        mesh.apply(parse_text(text, "rewrite.yaml"))
-    assert err.value.path == "spec.http[0].rewrite"
+        mesh.apply(parse_text(text, "export.yaml"))
+    assert err.value.path == "spec.exportTo"
     assert "does not implement" in str(err.value)
 
 

@@ -79,6 +79,61 @@ def _parse_all(resources: dict) -> None:
                 raise AssertionError(f"{type_url} {name}: {exc}") from None
 
 
+#: a VirtualService of each action, and a delegate (inline: no sample ships them)
+ACTIONS = """\
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: productpage}
+spec:
+  hosts: [productpage]
+  http:
+  - match: [{uri: {exact: /productpage}}, {uri: {prefix: /static}}, {uri: {prefix: /api/v1/products}}]
+    route: [{destination: {host: productpage}}]
+  - match: [{uri: {prefix: /old-products}}]
+    redirect: {uri: /api/v1/products, redirectCode: 302}
+  - directResponse: {status: 404, body: {string: path not allowed}}
+    headers: {response: {set: {x-block-reason: path-not-allowed}}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: httpbin}
+spec:
+  hosts: [httpbin]
+  http:
+  - match: [{uri: {prefix: /echo}}]
+    rewrite: {uri: /anything, authority: echo.example.com}
+    headers:
+      request: {set: {x-lab: rewrite}, add: {x-trace: a}, remove: [user-agent]}
+      response: {set: {x-served-by: mesh}, remove: [access-control-allow-credentials]}
+    corsPolicy: {allowOrigins: [{exact: 'https://example.com'}], allowMethods: [GET], maxAge: 1h}
+    route: [{destination: {host: httpbin}, headers: {request: {set: {x-destination: httpbin}}}}]
+  - route: [{destination: {host: httpbin}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - name: reviews
+    match: [{uri: {prefix: /reviews}}]
+    headers: {response: {set: {x-routed-by: root}}}
+    delegate: {name: reviews-by-product}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews-by-product}
+spec:
+  http:
+  - name: zero
+    match: [{uri: {exact: /reviews/0}}]
+    route: [{destination: {host: reviews, subset: v3}}]
+  - name: others
+    route:
+    - {destination: {host: reviews, subset: v1}, weight: 50}
+    - {destination: {host: reviews, subset: v2}, weight: 50, headers: {response: {set: {x-version: v2}}}}
+"""
+
 CASES = {
     "no-config": (),
     "request-routing": ("destination-rule-all.yaml", "virtual-service-all-v1.yaml",
@@ -88,6 +143,7 @@ CASES = {
                     "virtual-service-ratings-test-delay.yaml"),
     "circuit-breaking": ("circuitbreaking.yaml",),
     "mirroring": ("httpbinvs.yaml", "mirror.yaml"),
+    "virtual-service-actions": ("destination-rule-all.yaml", ACTIONS),
 }
 
 

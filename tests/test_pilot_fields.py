@@ -198,6 +198,187 @@ def test_mirrors_and_the_shadow_host_from_1_28():
     assert policy["disable_shadow_host_suffix_append"] is True
 
 
+
+@pytest.mark.parametrize("redirect, envoy", [
+    ("{uri: /api/not-found, authority: error.example.com}",
+     {"host_redirect": "error.example.com", "path_redirect": "/api/not-found",
+      "response_code": "MOVED_PERMANENTLY"}),
+    ("{uri: /v2, redirectCode: 302}", {"path_redirect": "/v2", "response_code": "FOUND"}),
+    ("{scheme: https, port: 443, redirectCode: 308}",
+     {"scheme_redirect": "https", "response_code": "PERMANENT_REDIRECT"}),  # :443 left out
+    ("{port: 80, redirectCode: 307}", {"response_code": "TEMPORARY_REDIRECT"}),  # http's :80
+    ("{port: 443, redirectCode: 303}", {"port_redirect": 443, "response_code": "SEE_OTHER"}),
+    ("{derivePort: FROM_REQUEST_PORT}", {"port_redirect": 9080, "response_code": "MOVED_PERMANENTLY"}),
+])
+def test_redirect(redirect, envoy):
+    [route] = routes(vs(f"  - redirect: {redirect}\n"))
+    assert route["redirect"] == envoy and "route" not in route
+
+
+def test_a_redirect_code_envoy_has_no_name_for_leaves_the_route_without_an_action():
+    [route] = routes(vs("  - redirect: {uri: /v2, redirectCode: 304}\n"))
+    assert not {"route", "redirect", "direct_response"} & set(route)  # Envoy refuses it
+
+
+@pytest.mark.parametrize("body, envoy", [
+    ("", {"status": 404}),
+    (", body: {string: path not allowed}", {"status": 404, "body": {"inline_string": "path not allowed"}}),
+    (", body: {bytes: aGk=}", {"status": 404, "body": {"inline_bytes": "aGk="}}),
+])
+def test_direct_response(body, envoy):
+    [route] = routes(vs(f"  - directResponse: {{status: 404{body}}}\n"))
+    assert route["direct_response"] == envoy and "route" not in route
+
+
+@pytest.mark.parametrize("rewrite, envoy", [
+    ("{uri: /anything}", {"prefix_rewrite": "/anything"}),
+    ("{uriRegexRewrite: {match: '^/api/(.*)', rewrite: '/\\1'}}",
+     {"regex_rewrite": {"pattern": {"regex": "^/api/(.*)"}, "substitution": "/\\1"}}),
+    ("{authority: echo.example.com}", {"host_rewrite_literal": "echo.example.com"}),
+])
+def test_rewrite(rewrite, envoy):
+    config = vs(f"  - match: [{{uri: {{prefix: /api}}}}]\n    rewrite: {rewrite}\n"
+                "    route: [{destination: {host: httpbin}}]\n", host="httpbin")
+    action = routes(config, host=HTTPBIN, port=8000)[0]["route"]
+    assert {k: v for k, v in action.items() if k in envoy} == envoy
+    assert action["cluster"] == f"outbound|8000||{HTTPBIN}"
+
+
+def _set(key: str, value: str) -> dict:
+    return {"header": {"key": key, "value": value}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}
+
+
+def _add(key: str, value: str) -> dict:
+    return {"header": {"key": key, "value": value}, "append_action": "APPEND_IF_EXISTS_OR_ADD"}
+
+
+def test_headers_on_the_rule():
+    config = vs("  - headers:\n"
+                "      request: {set: {x-b: '2', x-a: '1'}, add: {x-c: '3', host: h.example},"
+                " remove: [x-gone]}\n"
+                "      response: {set: {x-block-reason: path-not-allowed}, remove: [server]}\n"
+                "    route: [{destination: {host: httpbin}}]\n", host="httpbin")
+    [route] = routes(config, host=HTTPBIN, port=8000)
+    # set before add, each sorted by name; the authority never in the lists
+    assert route["request_headers_to_add"] == [_set("x-a", "1"), _set("x-b", "2"), _add("x-c", "3")]
+    assert route["request_headers_to_remove"] == ["x-gone"]
+    assert route["response_headers_to_add"] == [_set("x-block-reason", "path-not-allowed")]
+    assert route["response_headers_to_remove"] == ["server"]
+    assert route["route"]["host_rewrite_literal"] == "h.example"  # a request host is the authority
+
+
+def test_headers_go_with_a_direct_response_too():
+    [route] = routes(vs("  - directResponse: {status: 404}\n"
+                        "    headers: {response: {set: {x-block-reason: path-not-allowed}}}\n"))
+    assert route["response_headers_to_add"] == [_set("x-block-reason", "path-not-allowed")]
+
+
+def test_one_destinations_headers_join_the_routes_several_keep_their_own():
+    one = vs("  - headers: {request: {set: {x-rule: r}}}\n"
+             "    route: [{destination: {host: reviews, subset: v1}, headers: {request: {add: {x-dest: d,"
+             " ':authority': reviews.example}}, response: {remove: [x-gone]}}}]\n")
+    [route] = routes(DR_ALL, one)
+    assert route["request_headers_to_add"] == [_set("x-rule", "r"), _add("x-dest", "d")]
+    assert route["response_headers_to_remove"] == ["x-gone"]
+    assert route["route"]["host_rewrite_literal"] == "reviews.example"
+    several = vs("  - headers: {request: {set: {x-rule: r}}}\n    route:\n"
+                 "    - {destination: {host: reviews, subset: v1}, weight: 50,"
+                 " headers: {response: {set: {x-version: v1}}, request: {set: {host: v1.example}}}}\n"
+                 "    - {destination: {host: reviews, subset: v2}, weight: 50}\n")
+    [route] = routes(DR_ALL, several)
+    assert route["request_headers_to_add"] == [_set("x-rule", "r")]
+    assert route["route"]["weighted_clusters"]["clusters"] == [
+        {"name": f"outbound|9080|v1|{REVIEWS}", "weight": 50,
+         "response_headers_to_add": [_set("x-version", "v1")], "host_rewrite_literal": "v1.example"},
+        {"name": f"outbound|9080|v2|{REVIEWS}", "weight": 50}]
+    assert "host_rewrite_literal" not in route["route"]
+
+
+def test_the_rules_authority_beats_its_destinations():
+    config = vs("  - rewrite: {authority: rule.example}\n"
+                "    route: [{destination: {host: reviews}, headers: {request: {set: {host: dest.example}}}}]\n")
+    assert routes(config)[0]["route"]["host_rewrite_literal"] == "rule.example"
+
+
+@pytest.mark.parametrize("version, forward", [("1.22", None), ("1.23", True), ("1.28", True)])
+def test_cors_policy(version, forward):
+    config = vs("  - corsPolicy:\n      allowOrigins: [{exact: 'https://example.com'}, {regex: '.*\\.example'}]\n"
+                "      allowMethods: [GET, POST]\n      allowHeaders: [x-a, x-b]\n"
+                "      exposeHeaders: [x-c]\n      maxAge: 24h\n      allowCredentials: false\n"
+                "    route: [{destination: {host: reviews}}]\n")
+    cors = routes(config, version=version)[0]["typed_per_filter_config"]["envoy.filters.http.cors"]
+    assert cors == {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy",
+        "allow_origin_string_match": [{"exact": "https://example.com"},
+                                      {"safe_regex": {"regex": ".*\\.example"}}],
+        "allow_methods": "GET,POST", "allow_headers": "x-a,x-b", "expose_headers": "x-c",
+        "max_age": "86400", "allow_credentials": False,
+        "filter_enabled": {"default_value": {"numerator": 100, "denominator": "HUNDRED"}},
+        **({"forward_not_matching_preflights": forward} if forward is not None else {})}
+
+
+def test_cors_unmatched_preflights_ignore_and_the_deprecated_allow_origin():
+    config = vs("  - corsPolicy: {allowOrigin: ['https://a.example'], unmatchedPreflights: IGNORE}\n"
+                "    route: [{destination: {host: reviews}}]\n")
+    cors = routes(config)[0]["typed_per_filter_config"]["envoy.filters.http.cors"]
+    assert cors["forward_not_matching_preflights"] is False
+    assert cors["allow_origin_string_match"] == [{"exact": "https://a.example"}]
+
+
+def delegate_vs(http: str, name: str = "reviews-child", namespace: str = "default",
+                extra: str = "") -> str:
+    return ("apiVersion: networking.istio.io/v1\nkind: VirtualService\n"
+            f"metadata: {{name: {name}, namespace: {namespace}}}\nspec:\n{extra}  http:\n{http}")
+
+
+ROOT = vs("  - name: root\n    match: [{name: api, uri: {prefix: /reviews}}]\n"
+          "    timeout: 3s\n    headers: {response: {set: {x-root: r}}}\n"
+          "    delegate: {name: reviews-child}\n")
+
+
+def test_a_virtual_service_without_hosts_binds_no_host():
+    [route] = routes(DR_ALL, delegate_vs(ROUTE_TO_V1))
+    assert route["name"] == "default"
+
+
+def test_delegate_rules_are_merged_with_the_root_rule():
+    child = delegate_vs(
+        "  - name: zero\n    match: [{name: one, uri: {exact: /reviews/0}}]\n"
+        "    headers: {response: {set: {x-child: c}}}\n"
+        "    route: [{destination: {host: reviews, subset: v3}}]\n"
+        "  - match: [{uri: {prefix: /ratings}}]\n"  # not within /reviews: dropped
+        "    route: [{destination: {host: reviews, subset: v1}}]\n"
+        "  - route: [{destination: {host: reviews, subset: v2}}]\n")
+    zero, rest = routes(DR_ALL, ROOT, child)
+    assert (zero["name"], zero["match"]["path"]) == ("root-zero.api-one", "/reviews/0")
+    assert zero["route"]["cluster"] == f"outbound|9080|v3|{REVIEWS}"
+    assert zero["route"]["timeout"] == "3s"  # the root fills what the child leaves unset
+    assert zero["response_headers_to_add"] == [_set("x-child", "c")]  # the child's own win
+    assert (rest["name"], rest["match"]["prefix"]) == ("root.api", "/reviews")
+    assert rest["route"]["cluster"] == f"outbound|9080|v2|{REVIEWS}"
+    assert rest["response_headers_to_add"] == [_set("x-root", "r")]
+    # as istiod's merged VirtualService, the routes name the root
+    assert {r["metadata"]["filter_metadata"]["istio"]["config"] for r in (zero, rest)} == {
+        "/apis/networking.istio.io/v1/namespaces/default/virtual-service/reviews"}
+
+
+def test_a_delegates_hosts_are_its_own_namespaces():
+    child = delegate_vs("  - route: [{destination: {host: reviews}}]\n", namespace="team")
+    root = ROOT.replace("delegate: {name: reviews-child}", "delegate: {name: reviews-child, namespace: team}")
+    [route] = routes(root, child)
+    assert route["route"]["cluster"] == "outbound|9080||reviews.team.svc.cluster.local"
+
+
+@pytest.mark.parametrize("child", [
+    delegate_vs(ROUTE_TO_V1, name="other"),  # no such delegate
+    delegate_vs(ROUTE_TO_V1, namespace="team"),  # in another namespace than the root's
+    delegate_vs(ROUTE_TO_V1, namespace="default", extra="  exportTo: [other]\n"),
+    vs(ROUTE_TO_V1, host="reviews-child"),  # has hosts: not a delegate
+])
+def test_without_its_delegate_the_root_rule_yields_nothing(child):
+    assert [r["name"] for r in routes(DR_ALL, ROOT, child)] == ["default"]
+
+
 # -- DestinationRule ---------------------------------------------------------------------
 
 def test_subsets_are_clusters_of_the_labelled_endpoints():

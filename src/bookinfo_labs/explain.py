@@ -320,11 +320,13 @@ def page_text_command(client: str, batch, text: str, namespace: str = "default")
                         comment="how many pages, lines with the text", namespace=namespace)
 
 
-def replies_command(client: str, batch, header: str, body: str,
+def replies_command(client: str, batch, header: str, body: str | None = None,
                     namespace: str = "default") -> str:
-    """Status lines, ``header`` and ``body`` in the answers (headers included), counted."""
+    """Status lines, ``header`` and ``body`` (if given) in the answers (headers included),
+    counted."""
     curl = _observe_curl(batch.request, "-i", "-w", "\\n")
-    grep = shlex.join(["grep", "-i", "-e", "^HTTP/", "-e", f"^{header}:", "-e", body])
+    grep = shlex.join(["grep", "-i", "-e", "^HTTP/", "-e", f"^{header}:",
+                       *(["-e", body] if body is not None else [])])
     return _per_request(client, batch, curl, tally=f"tr -d '\\r' | {grep} | {TALLY}",
                         comment="how many, line", namespace=namespace)
 

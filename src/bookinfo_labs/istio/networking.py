@@ -9,6 +9,8 @@ The three apiVersions v1, v1beta1 and v1alpha3 share these models.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import re
 from typing import Annotated, Any, ClassVar, Literal
@@ -242,10 +244,60 @@ class HTTPMatchRequest(IstioModel):
         return self
 
 
+#: a header name's characters (RFC 7230 tchar), as istio's validHeaderNameRegex
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~A-Za-z0-9]+")
+
+
+def _is_authority(name: str) -> bool:
+    return name.lower() in (":authority", "host")
+
+
+def _check_operation_name(name: str, *at: str, authority_allowed: bool = False) -> None:
+    """istio's ValidateHTTPHeaderWithAuthorityOperationName (a request set/add, where
+    ``:authority`` and ``host`` rewrite the authority) and ValidateHTTPHeaderOperationName
+    (the other operations)."""
+    if not name:
+        fail("header name cannot be empty", *at)
+    if authority_allowed and _is_authority(name):
+        return
+    if not authority_allowed and name.lower() == "host":
+        fail(f'invalid header "{name}": cannot set Host header', *at)
+    if name.startswith(":"):
+        fail(f'invalid header "{name}": header cannot have ":" prefix', *at)
+
+
+def _header_value_problem(value: str) -> str | None:
+    """What Envoy's header formatter would refuse in a header value (istio's
+    ValidateHTTPHeaderValue): control characters, a lone ``%``, a ``%VARIABLE%`` left open."""
+    if re.search(r"[\x00-\x08\x0a-\x1f\x7f]", value):
+        return f"header value configuration {value} is invalid"
+    literal = re.sub(r"%%", "", value)
+    # %NAME% or %NAME(args)%, where a ")" may sit inside quoted args
+    literal = re.sub(r'%[^%(]*\((?:"(?:\\.|[^"\\])*"|[^)"])*\) *%|%[^%(]*%', "", literal)
+    if literal.endswith("%") and literal.count("%") == 1:
+        return "header value configuration: invalid header configuration. Un-escaped %"
+    if "%" in literal:
+        return ("header value configuration: invalid header configuration. Un-terminated "
+                f"variable expression '{value}'")
+    return None
+
+
 class HeaderOperations(IstioModel):
     set: dict[str, str] = Field(default_factory=dict)
     add: dict[str, str] = Field(default_factory=dict)
     remove: list[str] = Field(default_factory=list)
+
+    def check(self, side: str) -> None:
+        """istio's checks of the names and values of one side's operations (``side``:
+        request or response, where the problem is reported)."""
+        for verb in ("set", "add"):
+            for name, value in getattr(self, verb).items():
+                _check_operation_name(name, side, verb, name, authority_allowed=side == "request")
+                problem = _header_value_problem(value)
+                if problem:
+                    fail(problem, side, verb, name)
+        for index, name in enumerate(self.remove):
+            _check_operation_name(name, side, "remove", index)
 
 
 class Headers(IstioModel):
@@ -253,6 +305,18 @@ class Headers(IstioModel):
 
     request: HeaderOperations | None = None
     response: HeaderOperations | None = None
+
+    @model_validator(mode="after")
+    def _operations(self) -> Headers:
+        for side in ("request", "response"):
+            if getattr(self, side) is not None:
+                getattr(self, side).check(side)
+        return self
+
+    def authorities(self) -> list[str]:
+        """The authorities a request set/add asks for (``:authority`` or ``host``)."""
+        request = self.request or HeaderOperations()
+        return [v for ops in (request.set, request.add) for k, v in ops.items() if _is_authority(k)]
 
 
 class HTTPRouteDestination(IstioModel):
@@ -290,17 +354,39 @@ class HTTPRedirect(IstioModel):
 
 class HTTPBody(IstioModel):
     string: str | None = None
-    bytes: str | None = None
+    bytes: str | None = None  # base64, as the protobuf JSON of a bytes field
 
     @model_validator(mode="after")
     def _one_kind(self) -> HTTPBody:
         _only_one(self, ("string", "bytes"))
+        if self.bytes is not None and self.size is None:
+            fail(f"invalid bytes {show(self.bytes)}: the response body is written base64 "
+                 "encoded (or use string)", "bytes")
         return self
+
+    @property
+    def size(self) -> int | None:
+        """The body's length in bytes (None: ``bytes`` that is not base64)."""
+        if self.bytes is None:
+            return len((self.string or "").encode())
+        text = self.bytes.replace("-", "+").replace("_", "/")  # standard or URL-safe
+        try:
+            return len(base64.b64decode(text + "=" * (-len(text) % 4), validate=True))
+        except binascii.Error:
+            return None
 
 
 class HTTPDirectResponse(IstioModel):
     status: HTTPStatus
     body: HTTPBody | None = None
+
+    @model_validator(mode="after")
+    def _size(self) -> HTTPDirectResponse:
+        # istio's validateHTTPDirectResponse; Envoy's RouteConfiguration is told the same limit
+        if self.body is not None and (self.body.size or 0) > 1024 * 1024:
+            fail("large direct_responses may impact control plane performance, must be less "
+                 "than 1MB", "body")
+        return self
 
 
 class Delegate(IstioModel):
@@ -376,6 +462,11 @@ class HTTPRetry(IstioModel):
         return self
 
 
+#: methods istio accepts in ``allowMethods`` (Go's net/http method names, and "*")
+CORS_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "CONNECT", "OPTIONS", "TRACE",
+                "*")
+
+
 class CorsPolicy(IstioModel):
     allow_origins: list[RequiredStringMatch] = Field(default_factory=list)
     allow_origin: list[str] = Field(default_factory=list)  # deprecated
@@ -385,6 +476,28 @@ class CorsPolicy(IstioModel):
     max_age: PositiveDuration | None = None
     allow_credentials: bool | None = None
     unmatched_preflights: Enum("UNSPECIFIED", "FORWARD", "IGNORE") | None = None
+
+    @model_validator(mode="after")
+    def _checks(self) -> CorsPolicy:
+        # istio's validateCORSPolicy, with its messages
+        for index, origin in enumerate(self.allow_origins):
+            if not origin.match_value:
+                fail("'' is not a valid match type for CORS allow origins", "allowOrigins", index)
+        for index, method in enumerate(self.allow_methods):
+            if method not in CORS_METHODS:
+                fail(f'"{method}" is not a supported HTTP method (use one of '
+                     f"{', '.join(CORS_METHODS)})", "allowMethods", index)
+        for field, names in (("allowHeaders", self.allow_headers),
+                             ("exposeHeaders", self.expose_headers)):
+            for index, name in enumerate(names):
+                if not name:
+                    fail("header name cannot be empty", field, index)
+                if name != "*" and not _HEADER_NAME.fullmatch(name):
+                    fail(f"header name {name} is not a valid header name", field, index)
+        seconds = self.max_age.seconds if self.max_age is not None else 0
+        if abs(seconds - round(seconds)) > 1e-9:
+            fail("max_age duration is accurate only to seconds precision", "maxAge")
+        return self
 
 
 class FaultDelay(IstioModel):
@@ -527,6 +640,16 @@ class HTTPRoute(IstioModel):
         if len(self.route) > 1 and sum(r.weight or 0 for r in self.route) == 0:
             fail("total destination weight = 0 (give the destinations weights, e.g. 50 and 50)",
                  "route")
+        return self
+
+    @model_validator(mode="after")
+    def _one_authority(self) -> HTTPRoute:
+        # istio's validateAuthorityRewrite: rewrite.authority, or one request header
+        authorities = [self.rewrite.authority] if self.rewrite and self.rewrite.authority else []
+        authorities += self.headers.authorities() if self.headers is not None else []
+        if len(authorities) > 1:
+            fail(f'authority header cannot be set multiple times: have "{authorities[0]}", '
+                 f'attempting to set "{authorities[1]}"', "headers")
         return self
 
     @property

@@ -458,14 +458,17 @@ def _ready(pod: dict) -> bool:
 
 
 def _visible_to_sidecars(t: Target) -> bool:
-    """A VirtualService bound to sidecars (no gateways, or "mesh"), or a DestinationRule."""
+    """A VirtualService bound to sidecars (no gateways, or "mesh"), or a DestinationRule.
+    A VirtualService without hosts is a delegate: the routes made of it name its root
+    (docs/facts.md#delegation), so it is never seen by its own name."""
     if t.rtype.group != "networking.istio.io":
         return False
     if t.rtype.kind == "DestinationRule":
         return True
     if t.rtype.kind == "VirtualService":
-        gateways = (t.body.get("spec") or {}).get("gateways") or []
-        return not gateways or "mesh" in gateways
+        spec = t.body.get("spec") or {}
+        gateways = spec.get("gateways") or []
+        return bool(spec.get("hosts")) and (not gateways or "mesh" in gateways)
     return False
 
 

@@ -84,6 +84,9 @@ SUPPORTED_FIELDS: dict[str, tuple[str, ...]] = {
         "spec.http[].fault.abort.httpStatus", "spec.http[].fault.abort.percentage",
         "spec.http[].mirror", "spec.http[].mirrorPercentage", "spec.http[].mirrorPercent",
         "spec.http[].mirror_percent", "spec.http[].mirrors",
+        "spec.http[].redirect", "spec.http[].directResponse", "spec.http[].rewrite",
+        "spec.http[].headers", "spec.http[].route[].headers", "spec.http[].corsPolicy",
+        "spec.http[].delegate",
     ),
     "Gateway": (
         "spec.selector", "spec.servers[].port", "spec.servers[].hosts", "spec.servers[].name",

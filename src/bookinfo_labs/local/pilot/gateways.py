@@ -19,10 +19,9 @@ from typing import Any, Iterator
 
 from .listeners import connection_manager, listener
 from .model import ConfigView, MeshView, ProxyView
+from .names import MAX_DIRECT_RESPONSE_BODY
 from .routes import bound_gateways, is_catch_all, vs_routes
 
-#: Envoy's limit on a direct response body that istiod sets on gateway route configs
-MAX_DIRECT_RESPONSE_BODY = 1024 * 1024
 _HTTP_PROTOCOLS = {"HTTP", "HTTP2", "GRPC", "GRPC-WEB"}
 
 

@@ -17,6 +17,8 @@ SECRET = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
 #: the order Envoy warms them in
 TYPES = (CLUSTER, ENDPOINT, LISTENER, ROUTE)
 
+#: the direct-response body limit istiod sets on every route configuration (Envoy's is 4 KiB)
+MAX_DIRECT_RESPONSE_BODY = 1024 * 1024
 #: Envoy's and Istio's "no limit" for circuit-breaker thresholds
 MAX_UINT32 = 4294967295
 #: ports below this need privileges to bind; the local mesh shifts them (see listen_port)

@@ -13,8 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 from ...versions import IstioVersion
+from .delegate import http_rules
 from .model import ConfigView, MeshView, ProxyView, ServiceView
-from .names import duration, outbound_cluster
+from .names import MAX_DIRECT_RESPONSE_BODY, duration, outbound_cluster
 
 MESH_GATEWAY = "mesh"
 FAULT_FILTER = "envoy.filters.http.fault"
@@ -43,7 +44,8 @@ def _route_configuration(mesh: MeshView, proxy: ProxyView, port: int) -> dict:
     hosts = [_virtual_host(mesh, proxy, service, port)
              for service in mesh.services if any(p.port == port for p in service.ports)]
     return {"name": str(port), "virtual_hosts": sorted(hosts, key=lambda h: h["name"]),
-            "validate_clusters": False, "ignore_port_in_host_matching": True}
+            "validate_clusters": False, "ignore_port_in_host_matching": True,
+            "max_direct_response_body_size_bytes": MAX_DIRECT_RESPONSE_BODY}
 
 
 def domains(service: ServiceView, proxy: ProxyView, istio: IstioVersion) -> list[str]:
@@ -109,7 +111,7 @@ def vs_routes(mesh: MeshView, proxy: ProxyView, vs: ConfigView, port: int,
     """A VirtualService's routes for one listener port, on the mesh's sidecars or on the
     gateway ``<ns>/<name>`` (route.go BuildHTTPRoutesForVirtualService)."""
     out: list[dict] = []
-    for rule in vs.spec.http or []:
+    for rule, owner in http_rules(mesh, vs):
         matches = [m for m in rule.match if _applies(m, proxy, port, gateway, vs.namespace)] \
             if rule.match else [None]
         if rule.match and not matches:
@@ -117,8 +119,8 @@ def vs_routes(mesh: MeshView, proxy: ProxyView, vs: ConfigView, port: int,
         for match in matches:
             envoy_match = _match(match)
             route = {"match": envoy_match,
-                     "metadata": {"filter_metadata": {"istio": {"config": vs.config_ref}}},
-                     **_action(mesh, vs, rule, port)}
+                     "metadata": {"filter_metadata": {"istio": {"config": owner.config_ref}}},
+                     **_action(mesh, owner, rule, port)}
             route["decorator"] = {"operation": route_operation(route, vs.name, port)}
             name = ".".join(n for n in (rule.name, match.name if match else None) if n)
             if name:
@@ -240,26 +242,182 @@ def _cluster_of(mesh: MeshView, vs: ConfigView, destination, port: int) -> str:
                             destination.subset, host)
 
 
+CORS_FILTER = "envoy.filters.http.cors"
+CORS_POLICY = "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy"
+#: Istio's redirectCode -> Envoy's RedirectResponseCode (route.go ApplyRedirect); 0 is unset
+REDIRECT_CODES = {0: "MOVED_PERMANENTLY", 301: "MOVED_PERMANENTLY", 302: "FOUND", 303: "SEE_OTHER",
+                  307: "TEMPORARY_REDIRECT", 308: "PERMANENT_REDIRECT"}
+#: a route's (and a weighted cluster's) header lists, as Envoy names them
+HEADER_LISTS = ("request_headers_to_add", "request_headers_to_remove",
+                "response_headers_to_add", "response_headers_to_remove")
+OVERWRITE = "OVERWRITE_IF_EXISTS_OR_ADD"  # headers.*.set
+APPEND = "APPEND_IF_EXISTS_OR_ADD"  # headers.*.add
+
+
 def _action(mesh: MeshView, vs: ConfigView, rule, port: int) -> dict:
+    """What a rule does once matched (route.go TranslateRoute): a redirect, else a direct
+    response, else its destinations; the rule's headers, fault and CORS policy go with any
+    of them (docs/facts.md#route-actions)."""
+    headers, authority = header_operations(rule.headers)
+    out: dict[str, Any] = {}
+    if rule.redirect is not None:
+        redirect = redirect_action(rule.redirect, port)
+        if redirect is not None:  # istiod leaves the route without an action: Envoy refuses it
+            out["redirect"] = redirect
+    elif rule.direct_response is not None:
+        out["direct_response"] = direct_response(rule.direct_response)
+    else:
+        out["route"] = _route_action(mesh, vs, rule, port, headers, authority)
+    out.update((key, values) for key, values in headers.items() if values)
+    per_filter = {}
+    if rule.fault is not None:
+        per_filter[FAULT_FILTER] = fault_config(rule.fault)
+    if rule.cors_policy is not None:
+        per_filter[CORS_FILTER] = cors_policy(rule.cors_policy, mesh.istio)
+    if per_filter:
+        out["typed_per_filter_config"] = per_filter
+    return out
+
+
+def _route_action(mesh: MeshView, vs: ConfigView, rule, port: int, headers: dict[str, list],
+                  authority: str | None) -> dict:
+    """RouteAction (route.go applyHTTPRouteDestination). One destination's headers join the
+    route's (``headers`` grows); several destinations each carry their own."""
     targets = [d for d in rule.route if len(rule.route) == 1 or (d.weight or 0) > 0]
     if len(targets) == 1:
         action: dict[str, Any] = {"cluster": _cluster_of(mesh, vs, targets[0].destination, port)}
+        own, own_authority = header_operations(targets[0].headers)
+        for key, values in own.items():
+            headers[key] = headers[key] + values
     else:
         action = {"weighted_clusters": {"clusters": [
-            {"name": _cluster_of(mesh, vs, d.destination, port), "weight": d.weight}
-            for d in targets]}}
+            _cluster_weight(mesh, vs, d, port) for d in targets]}}
+        own_authority = None
     timeout = duration(rule.timeout.seconds) if rule.timeout is not None else "0s"
     action["timeout"] = timeout
     action["max_grpc_timeout"] = timeout
+    if rule.rewrite is not None:
+        action.update(_uri_rewrite(rule.rewrite))
+        authority = rule.rewrite.authority or authority
+    authority = authority or own_authority  # the rule's authority beats its destination's
+    if authority:
+        action["host_rewrite_literal"] = authority
     policy = retry_policy(rule.retries, mesh.istio)
     if policy is not None:
         action["retry_policy"] = policy
     mirrors = mirror_policies(mesh, vs, rule, port)
     if mirrors:
         action["request_mirror_policies"] = mirrors
-    out: dict[str, Any] = {"route": action}
-    if rule.fault is not None:
-        out["typed_per_filter_config"] = {FAULT_FILTER: fault_config(rule.fault)}
+    return action
+
+
+def _cluster_weight(mesh: MeshView, vs: ConfigView, target, port: int) -> dict:
+    """One of several destinations (route.go processWeightedDestination)."""
+    out: dict[str, Any] = {"name": _cluster_of(mesh, vs, target.destination, port),
+                           "weight": target.weight}
+    headers, authority = header_operations(target.headers)
+    out.update((key, values) for key, values in headers.items() if values)
+    if authority:
+        out["host_rewrite_literal"] = authority
+    return out
+
+
+def _uri_rewrite(rewrite) -> dict:
+    """``rewrite.uriRegexRewrite`` -> regex_rewrite, else ``rewrite.uri`` -> prefix_rewrite
+    (the matched prefix, or the whole path of an exact match, is replaced)."""
+    if rewrite.uri_regex_rewrite is not None:
+        return {"regex_rewrite": {"pattern": {"regex": rewrite.uri_regex_rewrite.match},
+                                  "substitution": rewrite.uri_regex_rewrite.rewrite}}
+    return {"prefix_rewrite": rewrite.uri} if rewrite.uri else {}
+
+
+def _is_internal(name: str) -> bool:
+    """A pseudo-header or Host: Envoy cannot add or remove them (route.go isInternalHeader)."""
+    return name.startswith(":") or name.lower() == "host"
+
+
+def _headers_to_add(values: dict[str, str], action: str) -> list[dict]:
+    return [{"header": {"key": key, "value": value}, "append_action": action}
+            for key, value in sorted(values.items()) if not _is_internal(key)]
+
+
+def header_operations(headers) -> tuple[dict[str, list], str | None]:
+    """Headers -> Envoy's four header lists and the authority a request ``set``/``add`` of
+    ``:authority`` or ``host`` asks for, ``set`` winning (route.go TranslateHeadersOperations).
+    ``set`` overwrites and ``add`` appends; each is sorted by name, ``set`` first; the
+    pseudo-headers and Host are left out of every list."""
+    out: dict[str, list] = {key: [] for key in HEADER_LISTS}
+    authority = None
+    for side, operations in (("request", headers and headers.request),
+                             ("response", headers and headers.response)):
+        if operations is None:
+            continue
+        out[f"{side}_headers_to_add"] = (_headers_to_add(operations.set, OVERWRITE)
+                                         + _headers_to_add(operations.add, APPEND))
+        out[f"{side}_headers_to_remove"] = [n for n in operations.remove if not _is_internal(n)]
+        if side == "request":
+            authority = next((v for source in (operations.set, operations.add)
+                              for k, v in source.items() if k.lower() in (":authority", "host")),
+                             None)
+    return out, authority
+
+
+def redirect_action(redirect, port: int) -> dict | None:
+    """HTTPRedirect -> RedirectAction (route.go ApplyRedirect), None for a ``redirectCode``
+    Envoy has no name for. A sidecar's listener is plain HTTP: a port that is the scheme's
+    default (80 for http, 443 for https) is left out of the Location; ``FROM_REQUEST_PORT``
+    is the listener's port."""
+    code = REDIRECT_CODES.get(redirect.redirect_code or 0)
+    if code is None:
+        return None
+    out: dict[str, Any] = {}
+    if redirect.authority:
+        out["host_redirect"] = redirect.authority
+    if redirect.uri:
+        out["path_redirect"] = redirect.uri
+    if redirect.scheme:
+        out["scheme_redirect"] = redirect.scheme
+    number = redirect.port or (port if redirect.derive_port == "FROM_REQUEST_PORT" else 0)
+    if number and number != {"http": 80, "https": 443}[redirect.scheme or "http"]:
+        out["port_redirect"] = number
+    out["response_code"] = code
+    return out
+
+
+def direct_response(response) -> dict:
+    """HTTPDirectResponse -> DirectResponseAction (route.go ApplyDirectResponse); ``bytes``
+    stays base64, as both APIs write it."""
+    out: dict[str, Any] = {"status": response.status}
+    body = response.body
+    if body is not None and body.string is not None:
+        out["body"] = {"inline_string": body.string}
+    elif body is not None and body.bytes is not None:
+        out["body"] = {"inline_bytes": body.bytes}
+    return out
+
+
+def cors_policy(policy, istio: IstioVersion) -> dict:
+    """CorsPolicy -> the CORS filter's per-route CorsPolicy (route.go TranslateCORSPolicy):
+    always enabled; from 1.23 a preflight that matches no origin goes on to the upstream
+    unless ``unmatchedPreflights: IGNORE``; lists are joined with commas, ``maxAge`` is
+    whole seconds."""
+    out: dict[str, Any] = {"@type": CORS_POLICY}
+    if istio.minor >= 23:
+        out["forward_not_matching_preflights"] = policy.unmatched_preflights != "IGNORE"
+    if policy.allow_origins:
+        out["allow_origin_string_match"] = [_string_match(m) for m in policy.allow_origins]
+    elif policy.allow_origin:  # the deprecated exact origins
+        out["allow_origin_string_match"] = [{"exact": origin} for origin in policy.allow_origin]
+    out["filter_enabled"] = {"default_value": {"numerator": 100, "denominator": "HUNDRED"}}
+    if policy.allow_credentials is not None:
+        out["allow_credentials"] = policy.allow_credentials
+    for key, values in (("allow_headers", policy.allow_headers),
+                        ("allow_methods", policy.allow_methods),
+                        ("expose_headers", policy.expose_headers)):
+        if values:
+            out[key] = ",".join(values)
+    if policy.max_age is not None:
+        out["max_age"] = str(int(policy.max_age.seconds))
     return out
 
 
