@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import shutil
 
+import yaml
 from fakeapi import FakeApiServer
 
 from bookinfo_labs.kube.api import KubeApi, load_api_client
@@ -19,6 +20,7 @@ from bookinfo_labs.kube.apply import Applier
 from bookinfo_labs.kube.context import EMULATED_CONTEXT, EMULATED_PROVIDER
 from bookinfo_labs.kube.samples import Samples
 from bookinfo_labs.local import LocalMesh
+from bookinfo_labs.local.mesh import GATEWAYS_FILE
 from bookinfo_labs.rundir import make_run_dir
 from bookinfo_labs.versions import IstioVersion
 
@@ -47,7 +49,8 @@ class EmulatedCluster:
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> "EmulatedCluster":
         try:
-            self.mesh = LocalMesh.start(self.istio, self.namespace, self.envoy)
+            # the gateways are the kubelet's to start, from the objects the install makes
+            self.mesh = LocalMesh.start(self.istio, self.namespace, self.envoy, gateways=False)
             self.containers = Containers(self.mesh)
             self.istiod = Istiod(None, self.mesh, self.istio)
             self.api = FakeApiServer(
@@ -99,6 +102,8 @@ class EmulatedCluster:
                                               "image": f"docker.io/istio/pilot:{self.istio.patch}"}]}}},
                     "status": {"observedGeneration": 1, "replicas": 1, "readyReplicas": 1,
                                "updatedReplicas": 1, "availableReplicas": 1}})
+        for obj in yaml.safe_load_all(GATEWAYS_FILE.read_text()):  # the demo profile's gateways
+            api.create(obj)
 
     def _deploy_samples(self) -> None:
         """The sample apps, deployed by the kube backend's own Samples code, as the

@@ -6,7 +6,10 @@
   push, as on a cluster: config reaches the sidecars asynchronously.
 - ``Workloads``: the Deployment controller, the sidecar injector and the kubelet in one.
   A Deployment's replicas start as local pods behind their Envoys, a Service joins the
-  registry; Pod objects and Deployment status then say so. Pods are not restarted when a
+  registry; Pod objects and Deployment status then say so. A gateway's Deployment (its
+  container is the proxy image) starts as Envoy alone in any namespace, and its NodePort
+  Service gets as nodePorts the ports of this machine the local mesh bound it on (the API
+  server's allocation and kube-proxy's node port in one). Pods are not restarted when a
   template changes and deleted Deployments keep their pods (no lab does either).
 
 Both take watch events on the API server's thread and only enqueue; the work runs on
@@ -28,6 +31,8 @@ from bookinfo_labs.istio.base import FieldError
 from bookinfo_labs.istio.registry import parse_resource
 from bookinfo_labs.kube.api import ISTIO_TYPES
 from bookinfo_labs.local import LocalMesh
+from bookinfo_labs.local.apps import image_name
+from bookinfo_labs.local.mesh import PROXY_IMAGE
 from bookinfo_labs.local.registry import Pod
 from bookinfo_labs.manifests import Manifest, ManifestError, manifest_from_object
 from bookinfo_labs.mesh import ResourceKey
@@ -188,6 +193,13 @@ class Istiod:
                 self.pushed[key] = obj["metadata"]["resourceVersion"]
 
 
+def _is_gateway(deployment: dict) -> bool:
+    """A Deployment whose pod is the proxy alone (Istio's gateway injection template)."""
+    containers = (((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}) \
+        .get("containers") or []
+    return any(image_name(c.get("image", "")) == PROXY_IMAGE for c in containers)
+
+
 def _where(exc: ManifestError) -> str:
     return f"{exc.path}: " if exc.path else ""
 
@@ -248,7 +260,7 @@ class Workloads:
             seen.add(key)
             if key in self.started:
                 self._observe(obj)
-            elif self._injected(key[0]):
+            elif self._injected(key[0]) or _is_gateway(obj):
                 new.append(obj)
             else:
                 log.info("emulated kubelet: %s not started: namespace %s is not labelled "
@@ -265,7 +277,27 @@ class Workloads:
             self.started[(meta.get("namespace", ""), meta["name"])] = mine
             for pod in mine:
                 self.api.create(self._pod_object(obj, pod))
+                if pod.host_ports:
+                    self._publish_node_ports(pod)
             self._observe(obj)
+
+    def _publish_node_ports(self, pod: Pod) -> None:
+        """Each NodePort Service port selecting ``pod`` gets the machine's port its
+        targetPort is bound on as its nodePort."""
+        for service in self.api.list_objects("", "services"):
+            meta, spec = service["metadata"], service.get("spec") or {}
+            selector = spec.get("selector") or {}
+            if meta.get("namespace") != pod.namespace or spec.get("type") != "NodePort" \
+                    or not selector or not pod.matches(selector):
+                continue
+
+            def allocate(obj: dict) -> None:
+                for port in obj["spec"]["ports"]:
+                    bound = pod.host_ports.get(int(port.get("targetPort", port["port"])))
+                    if bound is not None:
+                        port["nodePort"] = bound
+
+            self.api.mutate("", "services", pod.namespace, meta["name"], allocate)
 
     def _injected(self, namespace: str) -> bool:
         ns = self.api.get_object("", "namespaces", "", namespace) or {}
@@ -286,8 +318,9 @@ class Workloads:
         template = dep["spec"]["template"]
         spec = template.get("spec") or {}
         containers = [dict(c) for c in spec.get("containers") or []]
-        containers.append({"name": "istio-proxy",
-                           "image": f"docker.io/istio/proxyv2:{self.istio.patch}"})
+        if not _is_gateway(dep):  # the injected sidecar; a gateway pod is the proxy
+            containers.append({"name": "istio-proxy",
+                               "image": f"docker.io/istio/proxyv2:{self.istio.patch}"})
         now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         return {
             "apiVersion": "v1", "kind": "Pod",
