@@ -65,3 +65,12 @@ def warned_about_subset(lab, subset, host):
     lab.explain(explain.analyze_command)
     assert any(wanted in w or analyzer in w for w in lab.warnings), (
         f"expected a warning containing {wanted!r}; warnings were: {lab.warnings or 'none'}")
+
+
+@then(parsers.re(r"istioctl analyze reports (?P<code>IST\d{4}) (?P<text>.+)"))
+def analyze_reports(lab, code, text):
+    """The analyzer's code and message, as the local mesh quotes it or istioctl prints it
+    (``Error [IST0101] (VirtualService default/x) Referenced gateway not found: "y"``)."""
+    lab.explain(explain.analyze_command)
+    assert any(code in w and text in w for w in lab.warnings), (
+        f"expected {code} {text}; warnings were: {lab.warnings or 'none'}")

@@ -44,14 +44,14 @@ from ..rundir import make_run_dir
 from ..samples import sample_manifests
 from ..versions import IstioVersion
 from . import pilot
-from .pilot.clusters import subset_labels
+from .analysis import analyze
 from .apps import find_app, image_name
 from .apps.base import AppContext, UpstreamResponse
 from .bootstrap import StatsMatcher, envoy_bootstrap
 from .config import ConfigStore
 from .envoyproc import EnvoyProcess, envoy_version, find_envoy
 from .fortio import run_load
-from .registry import Pod, Service, ServicePort, ServiceRegistry, fqdn, pod_name
+from .registry import Pod, Service, ServicePort, ServiceRegistry, pod_name
 from .runtime import LoopThread
 from .xds import XdsRejected, XdsServer
 
@@ -525,42 +525,8 @@ class LocalMesh(Mesh):
                         line=m.line)
 
     def warnings_for(self, manifests: list[Manifest]) -> list[str]:
-        """What ``istioctl analyze`` reports for these VirtualServices (IST0101): a host that
-        is not a Service, a subset no DestinationRule defines (both get 503 NC)."""
-        found = []
-        view = self.mesh_view()
-        for m in manifests:
-            if m.kind != "VirtualService":
-                continue
-            namespace = m.namespace or self.namespace
-            where = f"{m.source}: {m.describe()}"
-            for i, rule in enumerate(m.model.spec.http or []):
-                for j, dest in enumerate(rule.route or []):
-                    host = dest.destination.host
-                    if not self._is_service(host, namespace):
-                        found.append(
-                            f"{where}: spec.http[{i}].route[{j}].destination.host: host {host!r} "
-                            "is not a Service in the mesh (istioctl analyze: IST0101 Referenced "
-                            f"host not found: \"{host}\"); requests routed there get 503 (NC, "
-                            "cluster_not_found)")
-                    subset = dest.destination.subset
-                    if subset and subset_labels(view, fqdn(host, namespace), subset) is None:
-                        found.append(
-                            f"{where}: spec.http[{i}].route[{j}].destination: "
-                            f"subset {subset!r} of host {host!r} is not defined "
-                            "by any DestinationRule; requests routed there get 503 (NC, "
-                            "cluster_not_found) until one is applied")
-                mirrors = [(f"spec.http[{i}].mirror.host", rule.mirror.host)] if rule.mirror else []
-                mirrors += [(f"spec.http[{i}].mirrors[{j}].destination.host", p.destination.host)
-                            for j, p in enumerate(rule.mirrors)]
-                found += [f"{where}: {path}: host {host!r} is not a Service in the mesh "
-                          f"(istioctl analyze: IST0101 Referenced mirror host not found: "
-                          f"\"{host}\"); nothing is mirrored there"
-                          for path, host in mirrors if not self._is_service(host, namespace)]
-        return found
-
-    def _is_service(self, host: str, namespace: str) -> bool:
-        return self.registry.service_by_fqdn(fqdn(host, namespace)) is not None
+        """What ``istioctl analyze`` reports for these manifests (see analysis.py)."""
+        return analyze(manifests, self.registry, self.store, self.mesh_view(), self.namespace)
 
     def delete(self, keys: Iterable[ResourceKey]) -> None:
         keys = list(keys)
