@@ -10,6 +10,7 @@ the response (``-i``: headers and body) followed by a marker line carrying ``%{j
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import subprocess
 from pathlib import Path
@@ -66,6 +67,9 @@ def parse_output(stdout: bytes, marker: str, count: int) -> list[HttpResponse]:
     return responses
 
 
+_PEM = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----\n?", re.S)
+
+
 def _response(payload: bytes, record: dict) -> HttpResponse:
     headers, body = _split_head(payload)
     return HttpResponse(
@@ -75,6 +79,7 @@ def _response(payload: bytes, record: dict) -> HttpResponse:
         elapsed_s=float(record.get("time_total") or 0.0),
         exit_code=int(record.get("exitcode") or 0),
         error=record.get("errormsg") or "",
+        certificates=tuple(_PEM.findall(record.get("certs") or "")),
     )
 
 

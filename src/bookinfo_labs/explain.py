@@ -119,25 +119,42 @@ def send_command(client: str, request: HttpRequest, count: int = 1,
 
 
 def ingress_commands(mesh: str, port_name: str, request: HttpRequest, count: int = 1,
-                     namespace: str = "default") -> list[str]:
-    """How the handout finds the ingress gateway (INGRESS_HOST, INGRESS_PORT), then the
-    curl from the learner's shell; a ``for`` loop for a batch."""
+                     namespace: str = "default", address: tuple[str, int] | None = None
+                     ) -> list[str]:
+    """How the handout finds the ingress gateway (INGRESS_HOST, and INGRESS_PORT or, for
+    the ``https`` port, SECURE_INGRESS_PORT), then the curl from the learner's shell, the
+    gateway's address and port spelled as those variables (also in ``--resolve``); a
+    ``for`` loop for a batch. ``address`` is the gateway's (host, port) when the URL names
+    a host that curl resolves to it."""
+    if address is None:
+        host, _, port = request.url.split("/")[2].rpartition(":")
+        address = (host, int(port))
+    variable = "SECURE_INGRESS_PORT" if port_name == "https" else "INGRESS_PORT"
     if mesh == "kube":
         lines = [
             "export INGRESS_HOST=$(kubectl get po -l istio=ingressgateway -n istio-system "
             "-o jsonpath='{.items[0].status.hostIP}')",
-            f"export INGRESS_PORT=$(kubectl -n istio-system get service istio-ingressgateway "
+            f"export {variable}=$(kubectl -n istio-system get service istio-ingressgateway "
             f"-o jsonpath='{{.spec.ports[?(@.name==\"{port_name}\")].nodePort}}')"]
     else:
-        address = request.url.split("/")[2]
-        host, _, port = address.rpartition(":")
-        lines = [f"# the local mesh binds the ingress gateway's {port_name} port on {address}",
-                 f"export INGRESS_HOST={host} INGRESS_PORT={port}"]
-    scheme, _, rest = request.url.partition("://")
-    path = "/" + rest.partition("/")[2]
-    url = f"{scheme}://$INGRESS_HOST:$INGRESS_PORT{path}"
-    words = shlex.join([w for w in _curl_words(request) if w != request.url])
-    curl = f'{words} "{url}"'
+        lines = [f"# the local mesh binds the ingress gateway's {port_name} port on "
+                 f"{address[0]}:{address[1]}",
+                 f"export INGRESS_HOST={address[0]} {variable}={address[1]}"]
+    host, port = address
+
+    def spelled(word: str) -> str:
+        """A word with the gateway's address as the variables, double-quoted if so."""
+        if word == request.url:
+            scheme, _, rest = word.partition("://")
+            authority, slash, path = rest.partition("/")
+            name = authority.rpartition(":")[0]
+            name = "$INGRESS_HOST" if name == host else name
+            return f'"{scheme}://{name}:${variable}{slash}{path}"'
+        if word in request.resolve and word.endswith(f":{port}:{host}"):
+            return f'"{word[:-len(f"{port}:{host}")]}${variable}:$INGRESS_HOST"'
+        return shlex.quote(word)
+
+    curl = " ".join(spelled(w) for w in _curl_words(request))
     return lines + [curl if count == 1 else f"for i in $(seq {count}); do {curl}; echo; done"]
 
 
@@ -381,3 +398,84 @@ def validate_command(source: str, namespace: str = "default") -> str:
 def analyze_command(namespace: str = "default") -> str:
     """Istio's analysis of the namespace's config (a missing subset is IST0101)."""
     return shlex.join(["istioctl", "analyze", *_ns_flag(namespace)])
+
+
+# -- TLS: the scenario's certificates, the secrets made of them, what the gateway served --
+
+def certificates_dir_command(directory: str, namespace: str = "default") -> str:
+    """Where the scenario keeps its certificate files (the next commands name them there)."""
+    return f"mkdir -p {shlex.quote(directory)} && cd {shlex.quote(directory)}"
+
+
+def root_certificate_commands(path: str, subject: str, namespace: str = "default") -> list[str]:
+    """The handout's root certificate and key: ``<path>.crt`` and ``<path>.key``."""
+    folder = str(Path(path).parent)
+    return ([f"mkdir -p {shlex.quote(folder)}"] if folder != "." else []) + [shlex.join([
+        "openssl", "req", "-x509", "-sha256", "-nodes", "-days", "365", "-newkey", "rsa:2048",
+        "-subj", subject, "-keyout", f"{path}.key", "-out", f"{path}.crt"])]
+
+
+def certificate_commands(path: str, ca: str, subject: str, host: str,
+                         namespace: str = "default") -> list[str]:
+    """A key and a certificate for ``host`` signed by the CA ``<ca>.crt``/``<ca>.key``
+    (the handout's two commands, plus the host as a DNS subjectAltName)."""
+    folder = str(Path(path).parent)
+    return ([f"mkdir -p {shlex.quote(folder)}"] if folder != "." else []) + [
+        shlex.join(["openssl", "req", "-out", f"{path}.csr", "-newkey", "rsa:2048", "-nodes",
+                    "-keyout", f"{path}.key", "-subj", subject,
+                    "-addext", f"subjectAltName=DNS:{host}"]),
+        shlex.join(["openssl", "x509", "-req", "-sha256", "-days", "365", "-CA", f"{ca}.crt",
+                    "-CAkey", f"{ca}.key", "-set_serial", "0", "-in", f"{path}.csr",
+                    "-out", f"{path}.crt", "-copy_extensions", "copy"])]
+
+
+def create_secret_command(secret_type: str, name: str, files: Iterable[tuple[str, str]],
+                          secret_namespace: str, namespace: str = "default") -> str:
+    """``kubectl create secret tls`` (``files``: the key, then the certificate) or
+    ``kubectl create secret generic`` with one ``--from-file=<key>=<file>`` each."""
+    words = ["kubectl", "create", *_ns_flag(secret_namespace), "secret", secret_type, name]
+    if secret_type == "tls":
+        words += [f"--{'key' if key == 'tls.key' else 'cert'}={path}" for key, path in files]
+    else:
+        words += [f"--from-file={key}={path}" for key, path in files]
+    return shlex.join(words)
+
+
+def served_certificate_commands(batch, certificate: str, namespace: str = "default") -> list[str]:
+    """The SHA-256 fingerprint of the certificate a TLS server presents for the batch's
+    name (``openssl s_client -servername``), and of the expected certificate file."""
+    address, port, name = batch.request.target()
+    return [
+        f"openssl s_client -connect {shlex.quote(f'{address}:{port}')} -servername "
+        f"{shlex.quote(name)}"
+        " </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256  # served",
+        shlex.join(["openssl", "x509", "-noout", "-fingerprint", "-sha256", "-in", certificate])
+        + "  # expected"]
+
+
+def exit_codes_command(client: str, batch, namespace: str = "default") -> str:
+    """Each request's curl error and exit code (0: an HTTP response arrived)."""
+    curl = _observe_curl(batch.request, "-S", "-o", "/dev/null") + '; echo "curl exit $?"'
+    return _per_request(client, batch, curl, comment="curl's error and exit code",
+                        namespace=namespace)
+
+
+def secret_files_commands(secret: str, files: dict[str, str], namespace: str = "default"
+                          ) -> list[str]:
+    """Each key of a Secret written to a file (``kubectl get secret -o jsonpath | base64 -d``)."""
+    return [shlex.join(["kubectl", "get", *_ns_flag(namespace), "secret", secret, "-o",
+                        "jsonpath={.data." + key.replace(".", "\\.") + "}"])
+            + f" | base64 -d > {shlex.quote(path)}" for key, path in files.items()]
+
+
+def handshake_alert_command(request: HttpRequest, namespace: str = "default") -> str:
+    """The request's TLS handshake with openssl, kept open a second to read what the server
+    answers: its alert, if it sends one."""
+    address, port, name = request.target()
+    words = ["openssl", "s_client", "-connect", f"{address}:{port}", "-servername", name,
+             "-alpn", "http/1.1"]
+    for option, value in (("-CAfile", request.cacert), ("-cert", request.cert),
+                          ("-key", request.key)):
+        if value is not None:
+            words += [option, value]
+    return f"sleep 1 | {shlex.join(words)} 2>&1 | grep -i alert"

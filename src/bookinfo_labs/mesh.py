@@ -32,7 +32,10 @@ class HttpRequest:
     """One HTTP request as a client pod would send it with curl.
 
     ``cookie_jar`` names a jar kept inside the client (``curl -b jar -c jar``), so a login
-    followed by page views behaves like a browser session.
+    followed by page views behaves like a browser session. For TLS, ``resolve`` pins names
+    to addresses (``curl --resolve host:port:address``: the name is the SNI and the Host),
+    ``cacert`` is the CA file that verifies the server, ``cert`` and ``key`` the client's
+    certificate and key files.
     """
 
     url: str
@@ -42,6 +45,23 @@ class HttpRequest:
     cookie_jar: str | None = None
     max_time_s: float | None = None
     parallel: int = 1
+    resolve: tuple[str, ...] = ()
+    cacert: str | None = None
+    cert: str | None = None
+    key: str | None = None
+
+    def target(self) -> tuple[str, int, str]:
+        """Where curl connects for the URL: (address, port, name), the address being the
+        one ``resolve`` pins the name and port to, else the name itself."""
+        scheme, _, rest = self.url.partition("://")
+        authority = rest.split("/", 1)[0]
+        name, _, port = authority.rpartition(":") if ":" in authority else (authority, "", "")
+        number = int(port) if port else (443 if scheme == "https" else 80)
+        for entry in self.resolve:  # host:port:address
+            pinned, pinned_port, address = entry.split(":", 2)
+            if pinned == name and int(pinned_port) == number:
+                return address, number, name
+        return name, number, name
 
     def curl_args(self) -> list[str]:
         """The curl arguments (without the URL) both backends pass to a real curl."""
@@ -54,6 +74,12 @@ class HttpRequest:
             args += ["--data", self.data]
         if self.max_time_s is not None:
             args += ["--max-time", f"{self.max_time_s:g}"]
+        for entry in self.resolve:
+            args += ["--resolve", entry]
+        for option, value in (("--cacert", self.cacert), ("--cert", self.cert),
+                              ("--key", self.key)):
+            if value is not None:
+                args += [option, value]
         return args
 
 
@@ -62,7 +88,10 @@ class HttpResponse:
     """What curl saw for one request.
 
     ``status`` is 0 when no HTTP response arrived (curl prints ``000``); ``exit_code`` is
-    curl's exit code for that transfer and ``error`` its message.
+    curl's exit code for that transfer and ``error`` its message. Over TLS,
+    ``certificates`` is the chain the server presented, PEM, leaf first (curl's
+    ``%{certs}``, from 7.88; empty over plain HTTP, with an older curl, or when the
+    handshake failed).
     """
 
     status: int
@@ -71,6 +100,7 @@ class HttpResponse:
     elapsed_s: float = 0.0
     exit_code: int = 0
     error: str = ""
+    certificates: tuple[str, ...] = ()
 
     def header(self, name: str, default: str | None = None) -> str | None:
         return self.headers.get(name.lower(), default)

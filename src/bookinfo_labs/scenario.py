@@ -97,10 +97,13 @@ class Lab:
             self.mesh.deploy(name)
 
     # -- configuration ---------------------------------------------------------------
-    def apply(self, manifests: list[Manifest]) -> list[ResourceKey]:
+    def apply(self, manifests: list[Manifest], explained: bool = False) -> list[ResourceKey]:
+        """Apply manifests; ``explained``: the step already showed how a learner makes
+        them (``kubectl create secret ...``), so ``kubectl apply`` is not shown."""
         # a field the selected release's CRDs lack is refused before any mesh sees it
         check_release(manifests, self.mesh.istio)
-        self._show(apply_commands, manifests)
+        if not explained:
+            self._show(apply_commands, manifests)
         # Recorded before the apply: one interrupted half-way (Ctrl-C while a cluster's
         # config propagates) has written objects that cleanup must still delete. Cleanup
         # deletes only what exists and is ours, so a refused apply records nothing harmful.
@@ -163,15 +166,24 @@ class Lab:
                                      cookie_jar=self.jar(user)), count)
 
     def send_through_ingress(self, request: HttpRequest, count: int = 1,
-                             port_name: str = "http2") -> Traffic:
+                             port_name: str = "http2", host: str | None = None,
+                             scheme: str = "http") -> Traffic:
         """Requests from outside the mesh to the ingress gateway, the URL being a path: the
-        handout's ``curl -H "Host: <host>" http://$INGRESS_HOST:$INGRESS_PORT<path>``."""
+        handout's ``curl -H "Host: <host>" http://$INGRESS_HOST:$INGRESS_PORT<path>``. With
+        ``host`` the URL names it and curl resolves it to the gateway (``--resolve``), so it
+        is also the TLS SNI: ``curl --resolve "<host>:$SECURE_INGRESS_PORT:$INGRESS_HOST"
+        https://<host>:$SECURE_INGRESS_PORT<path>``."""
         address, port = self.mesh.ingress_address(port_name)
-        request = replace(request, url=f"http://{address}:{port}{request.url}")
+        if host is None:
+            request = replace(request, url=f"{scheme}://{address}:{port}{request.url}")
+        else:
+            request = replace(request, url=f"{scheme}://{host}:{port}{request.url}",
+                              resolve=(*request.resolve, f"{host}:{port}:{address}"))
         return self._batch(lambda: self._send_from_host(request, count, port_name))
 
     def _send_from_host(self, request: HttpRequest, count: int, port_name: str) -> Traffic:
-        self._show(ingress_commands, self.mesh.name, port_name, request, count)
+        self._show(ingress_commands, self.mesh.name, port_name, request, count,
+                   address=self.mesh.ingress_address(port_name))
         started = time.monotonic()
         responses = self.mesh.send_from_host(request, count)
         self.traffic = Traffic(request, responses, finished_at=time.monotonic(),

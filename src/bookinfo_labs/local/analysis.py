@@ -29,6 +29,7 @@ def analyze(manifests: list[Manifest], registry: ServiceRegistry, store: ConfigS
             found += _mesh_host_conflicts(m, ns, store)
         elif m.kind == "Gateway":
             found += _selector(m, where, registry)
+            found += _credentials(m, where, registry, store)
     return found
 
 
@@ -117,3 +118,25 @@ def _selector(m: Manifest, where: str, registry: ServiceRegistry) -> list[str]:
     text = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
     return [f"{where}: spec.selector: no pod has the labels {text} (istioctl analyze: IST0101 "
             f"Referenced selector not found: \"{text}\"); the Gateway opens no port"]
+
+
+def _credentials(m: Manifest, where: str, registry: ServiceRegistry,
+                 store: ConfigStore) -> list[str]:
+    """IST0101 (analyzers/gateway/secret.go): a credentialName with no Secret in the
+    namespace of the gateway pods the Gateway selects: no TLS on that server."""
+    selector = dict(m.model.spec.selector or {})
+    pods = [pod for pod in registry.pods if pod.gateway and pod.matches(selector)]
+    if not pods:
+        return []  # reported by _selector
+    namespace = pods[0].namespace
+    found = []
+    for i, server in enumerate(m.model.spec.servers):
+        name = server.tls.credential_name if server.tls is not None else None
+        if name and store.get(ResourceKey("Secret", namespace, name)) is None:
+            found.append(
+                f"{where}: spec.servers[{i}].tls.credentialName: no Secret {name!r} in "
+                f"namespace {namespace}, where the gateway runs (istioctl analyze: IST0101 "
+                f"Referenced credentialName not found: \"{name}\"); the gateway has no "
+                f"certificate for {', '.join(server.hosts)}: TLS handshakes fail until it is "
+                "created")
+    return found

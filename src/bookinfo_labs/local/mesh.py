@@ -16,6 +16,7 @@ loopback interface.
 from __future__ import annotations
 
 import asyncio
+import base64
 import fcntl
 import inspect
 import os
@@ -46,7 +47,7 @@ from ..versions import IstioVersion
 from . import pilot
 from .analysis import analyze
 from .apps import find_app, image_name
-from .apps.base import AppContext, UpstreamResponse
+from .apps.base import TLS_CONTEXTS, AppContext, UpstreamResponse
 from .bootstrap import StatsMatcher, envoy_bootstrap
 from .config import ConfigStore
 from .envoyproc import EnvoyProcess, envoy_version, find_envoy
@@ -87,10 +88,16 @@ SUPPORTED_FIELDS: dict[str, tuple[str, ...]] = {
         "spec.http[].redirect", "spec.http[].directResponse", "spec.http[].rewrite",
         "spec.http[].headers", "spec.http[].route[].headers", "spec.http[].corsPolicy",
         "spec.http[].delegate",
+        "spec.tls[].match[].sniHosts", "spec.tls[].match[].port", "spec.tls[].match[].gateways",
+        "spec.tls[].route[].destination",
     ),
     "Gateway": (
         "spec.selector", "spec.servers[].port", "spec.servers[].hosts", "spec.servers[].name",
+        "spec.servers[].tls.mode", "spec.servers[].tls.credentialName",
+        "spec.servers[].tls.httpsRedirect",
     ),
+    # a gateway's credentials (credentialName), in the gateway's namespace
+    "Secret": (),
     "DestinationRule": (
         "spec.host", "spec.subsets[].name", "spec.subsets[].labels",
         "spec.trafficPolicy.portLevelSettings[].port",
@@ -100,7 +107,9 @@ SUPPORTED_FIELDS: dict[str, tuple[str, ...]] = {
 }
 _INDEX = re.compile(r"\[\d+\]")
 #: Gateway server protocols the control plane translates
-_GATEWAY_PROTOCOLS = {"HTTP", "HTTP2"}
+_GATEWAY_PROTOCOLS = {"HTTP", "HTTP2", "HTTPS", "TLS"}
+#: the TLS modes it translates, per server protocol
+_GATEWAY_TLS_MODES = {"HTTPS": ("SIMPLE", "MUTUAL", "PASSTHROUGH"), "TLS": ("PASSTHROUGH",)}
 #: the Istio config kinds the control plane reads
 CONFIG_KINDS = ("VirtualService", "DestinationRule", "Gateway")
 #: how long an apply may wait for every proxy's ACK
@@ -111,6 +120,40 @@ GATEWAYS_FILE = MANIFESTS_ROOT / "istio" / "gateways.yaml"
 PROXY_IMAGE = "proxyv2"
 ISTIO_NAMESPACE = "istio-system"
 INGRESS_SERVICE = "istio-ingressgateway"
+
+
+def mounted_files(deployment: Manifest, pod_spec: dict, container: dict,
+                  mountable: dict[tuple[str, str, str], Manifest],
+                  namespace: str) -> dict[str, bytes]:
+    """The files the kubelet puts in a container from its Secret and ConfigMap volumes:
+    ``<mountPath>/<key>`` (or ``<mountPath>/<path>`` for a volume's ``items``). A volume
+    whose object is missing is a MeshError (on a cluster the pod stays ContainerCreating),
+    unless it is ``optional``."""
+    volumes = {v.get("name"): v for v in pod_spec.get("volumes") or []}
+    files: dict[str, bytes] = {}
+    for mount in container.get("volumeMounts") or []:
+        volume = volumes.get(mount.get("name")) or {}
+        if "secret" in volume:
+            kind, source, name = "Secret", volume["secret"], volume["secret"].get("secretName")
+        elif "configMap" in volume:
+            kind, source, name = "ConfigMap", volume["configMap"], volume["configMap"].get("name")
+        else:
+            raise MeshError(f"{deployment.source}: {deployment.describe()} mounts volume "
+                            f"{mount.get('name')!r}, which the local mesh does not implement "
+                            "(it mounts Secret and ConfigMap volumes); run it with --mesh kube")
+        obj = mountable.get((kind, namespace, name))
+        if obj is None and source.get("optional"):
+            continue  # an optional volume of a missing object mounts empty
+        if obj is None:
+            raise MeshError(f"{deployment.source}: {deployment.describe()} mounts {kind} "
+                            f"{name!r}, which is not among the objects it is deployed with")
+        data = obj.model.decoded() if kind == "Secret" else {
+            **{k: v.encode() for k, v in obj.model.data.items()},
+            **{k: base64.b64decode(v) for k, v in obj.model.binary_data.items()}}
+        paths = {i["key"]: i["path"] for i in source.get("items") or []} or {k: k for k in data}
+        root = mount["mountPath"].rstrip("/")
+        files.update({f"{root}/{path}": data[key] for key, path in paths.items() if key in data})
+    return files
 
 
 class EnvoyOutbound:
@@ -310,13 +353,16 @@ class LocalMesh(Mesh):
     def start_objects(self, manifests: Sequence[Manifest]) -> list[Pod]:
         """Services join the registry and each Deployment's replicas start as pods behind
         their sidecars; then every sidecar gets the new endpoints. What a cluster's
-        Deployment controller, kubelet and endpoints controller do; other kinds are left
-        to the caller. Returns the new pods."""
+        Deployment controller, kubelet and endpoints controller do: the kubelet mounts the
+        Secrets and ConfigMaps among ``manifests`` that a pod's volumes name; other kinds
+        are left to the caller. Returns the new pods."""
+        mountable = {(m.kind, m.namespace or self.namespace, m.name): m for m in manifests
+                     if m.kind in ("Secret", "ConfigMap")}
         for m in manifests:
             if m.kind == "Service":
                 self.registry.add_service(self._service(m))
-        pods = [self._loop.run(self._start_pod(m)) for m in manifests if m.kind == "Deployment"
-                for _ in range(m.raw["spec"].get("replicas", 1))]
+        pods = [self._loop.run(self._start_pod(m, mountable)) for m in manifests
+                if m.kind == "Deployment" for _ in range(m.raw["spec"].get("replicas", 1))]
         with ThreadPoolExecutor(max_workers=8) as pool:  # Envoys start in parallel
             list(pool.map(self._start_sidecar, pods))
         self._push()  # the new endpoints reach every sidecar
@@ -339,9 +385,11 @@ class LocalMesh(Mesh):
         return (f"127.{base}.{a}.{b + 1}", f"127.{base + 1}.{a}.{b + 1}",
                 f"127.{base + 2}.{a}.{b + 1}")
 
-    async def _start_pod(self, m: Manifest) -> Pod:
+    async def _start_pod(self, m: Manifest, mountable: dict[tuple[str, str, str], Manifest]) -> Pod:
         template = m.raw["spec"]["template"]
         container = template["spec"]["containers"][0]
+        files = mounted_files(m, template["spec"], container, mountable,
+                              m.namespace or self.namespace)
         image = container["image"]
         gateway = image_name(image) == PROXY_IMAGE
         try:
@@ -367,7 +415,8 @@ class LocalMesh(Mesh):
             ctx = AppContext(pod_name=pod.name, labels=pod.labels, env={**env, "HOSTNAME": pod.name},
                              outbound=outbound, istio=self.istio, log=pod.log.append,
                              options=options,
-                             command=[*container.get("command", ()), *container.get("args", ())])
+                             command=[*container.get("command", ()), *container.get("args", ())],
+                             files=files)
             application = factory(ctx)
             if inspect.isawaitable(application):
                 application = await application
@@ -376,9 +425,11 @@ class LocalMesh(Mesh):
                                    handler_cancellation=True)
             await runner.setup()
             self._runners.append(runner)
+            tls = application.get(TLS_CONTEXTS, {})  # ports the app serves with TLS itself
             for port in container.get("ports") or []:
                 number = int(port["containerPort"])
-                await web.TCPSite(runner, app_ip, pilot.listen_port(number)).start()
+                await web.TCPSite(runner, app_ip, pilot.listen_port(number),
+                                  ssl_context=tls.get(number)).start()
                 pod.ports[number] = pilot.listen_port(number)
         self.registry.pods.append(pod)
         return pod
@@ -459,7 +510,9 @@ class LocalMesh(Mesh):
                                          e.manifest.raw.get("apiVersion", "networking.istio.io/v1"),
                                          e.created)
                         for kind in CONFIG_KINDS for e in self.store.of_kind(kind))
-        return pilot.MeshView(self.istio, services, workloads, configs)
+        secrets = tuple(pilot.SecretView(e.key.namespace, e.key.name, e.manifest.model.decoded())
+                        for e in self.store.of_kind("Secret"))
+        return pilot.MeshView(self.istio, services, workloads, configs, secrets=secrets)
 
     def _push(self) -> None:
         """Translate for every sidecar, hand it to the ADS server, wait for every ACK.
@@ -523,6 +576,44 @@ class LocalMesh(Mesh):
                         f"{', '.join(sorted(_GATEWAY_PROTOCOLS))}); run this lab with --mesh kube",
                         resource=m.describe(), path=f"spec.servers[{i}].port.protocol",
                         line=m.line)
+                self._check_server_tls(m, i, protocol, server.tls)
+        elif m.kind == "VirtualService" and m.model.spec.tls:
+            gateways = m.model.spec.gateways
+            if not gateways or "mesh" in gateways:
+                raise ManifestError(
+                    m.source, "the local mesh implements tls routes at gateways only (PASSTHROUGH "
+                    "servers), not in sidecars; bind the VirtualService to a Gateway without "
+                    "'mesh', or run this lab with --mesh kube", resource=m.describe(),
+                    path="spec.tls", line=m.line)
+        elif m.kind == "Secret":
+            namespaces = sorted({p.namespace for p in self.registry.pods if p.gateway})
+            if (m.namespace or self.namespace) not in namespaces:
+                raise ManifestError(
+                    m.source, f"the local mesh keeps Secrets for its gateways only, and a gateway "
+                    f"reads credentials from its own namespace ({', '.join(namespaces) or 'none runs'}"
+                    f"); istiod would never serve a Secret of namespace "
+                    f"{m.namespace or self.namespace} to a gateway: create it with -n "
+                    f"{ISTIO_NAMESPACE}", resource=m.describe(), path="metadata.namespace",
+                    line=m.line)
+
+    @staticmethod
+    def _check_server_tls(m: Manifest, index: int, protocol: str, tls) -> None:
+        """ManifestError for a TLS setting the gateway translation does not implement."""
+        modes = _GATEWAY_TLS_MODES.get(protocol)
+        if tls is None or modes is None:
+            return  # plain HTTP (tls only for httpsRedirect, as validation makes sure)
+        path = f"spec.servers[{index}].tls"
+        if tls.effective_mode not in modes:
+            raise ManifestError(
+                m.source, f"the local mesh does not implement {protocol} servers with TLS mode "
+                f"{tls.effective_mode} yet (it implements {', '.join(modes)}); run this lab with "
+                "--mesh kube", resource=m.describe(), path=f"{path}.mode", line=m.line)
+        name = tls.credential_name or ""
+        if "://" in name and not name.startswith(pilot.gateways.CREDENTIAL_SCHEME):
+            raise ManifestError(
+                m.source, f"the local mesh reads credentials from Kubernetes Secrets only "
+                f"({pilot.gateways.CREDENTIAL_SCHEME}<name> or a bare name), not {name}",
+                resource=m.describe(), path=f"{path}.credentialName", line=m.line)
 
     def warnings_for(self, manifests: list[Manifest]) -> list[str]:
         """What ``istioctl analyze`` reports for these manifests (see analysis.py)."""

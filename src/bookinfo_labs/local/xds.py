@@ -229,9 +229,10 @@ def _references(resources: Mapping[str, Mapping[str, dict]]) -> dict[str, frozen
             config = _get(data, key)
             if isinstance(config, Mapping):
                 _add_ads_secret(config, secrets)
-        for config in _get(data, "sds_secret_configs") or ():
-            if isinstance(config, Mapping):
-                _add_ads_secret(config, secrets)
+        for key in ("sds_secret_configs", "tls_certificate_sds_secret_configs"):
+            for config in _get(data, key) or ():
+                if isinstance(config, Mapping):
+                    _add_ads_secret(config, secrets)
     return {ROUTE: frozenset(routes), ENDPOINT: frozenset(endpoints),
             SECRET: frozenset(secrets)}
 

@@ -55,6 +55,12 @@ class AppContext:
     options: Mapping[str, str] = field(default_factory=dict)  # image build settings
     #: the container's command and args from the Deployment (empty: the image's own)
     command: Sequence[str] = ()
+    #: the files its Secret and ConfigMap volumes mount, by absolute path
+    files: Mapping[str, bytes] = field(default_factory=dict)
+
+
+#: an app that serves TLS itself sets ``app[TLS_CONTEXTS] = {container port: SSLContext}``
+TLS_CONTEXTS = web.AppKey("tls_contexts", dict)
 
 
 AppFactory = Callable[[AppContext], web.Application | Awaitable[web.Application]]

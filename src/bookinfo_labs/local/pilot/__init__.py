@@ -12,13 +12,14 @@ from __future__ import annotations
 from . import gateways
 from .clusters import clusters, load_assignments
 from .listeners import listeners
-from .model import ConfigView, MeshView, ProxyView, ServicePortView, ServiceView, WorkloadView
-from .names import CLUSTER, ENDPOINT, LISTENER, ROUTE, TYPES, listen_port
+from .model import (ConfigView, MeshView, ProxyView, SecretView, ServicePortView, ServiceView,
+                    WorkloadView)
+from .names import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET, TYPES, listen_port
 from .routes import route_configurations
 
-__all__ = ["CLUSTER", "ENDPOINT", "LISTENER", "ROUTE", "TYPES", "ConfigView", "MeshView",
-           "ProxyView", "ServicePortView", "ServiceView", "WorkloadView", "generate",
-           "listen_port"]
+__all__ = ["CLUSTER", "ENDPOINT", "LISTENER", "ROUTE", "SECRET", "TYPES", "ConfigView",
+           "MeshView", "ProxyView", "SecretView", "ServicePortView", "ServiceView", "WorkloadView",
+           "generate", "listen_port"]
 
 
 def generate(mesh: MeshView, proxy: ProxyView) -> dict[str, dict[str, dict]]:
@@ -28,7 +29,8 @@ def generate(mesh: MeshView, proxy: ProxyView) -> dict[str, dict[str, dict]]:
     if proxy.is_gateway:
         return {CLUSTER: cluster_map, ENDPOINT: load_assignments(mesh, eds),
                 LISTENER: gateways.listeners(mesh, proxy),
-                ROUTE: gateways.route_configurations(mesh, proxy)}
+                ROUTE: gateways.route_configurations(mesh, proxy),
+                SECRET: gateways.secrets(mesh, proxy)}
     return {
         CLUSTER: cluster_map,
         ENDPOINT: load_assignments(mesh, eds),

@@ -10,19 +10,49 @@ for that host appended oldest first, catch-all routes moved last. With no virtua
 the port answers 404 from ``blackhole:<port>``. Sources: pilot/pkg/networking/core/
 gateway.go (buildGatewayListeners, buildGatewayHTTPRouteConfig, collapseDuplicateRoutes),
 pilot/pkg/model/gateway.go (resolvePorts) (docs/facts.md#gateways).
+
+TLS (docs/facts.md#tls-at-the-gateway). A port's first server decides whether it is plain
+text (HTTP servers share ``http.<port>``) or TLS: then each HTTPS server that terminates TLS
+(``SIMPLE``, ``MUTUAL``) is a filter chain matched by SNI on its hosts, with a
+DownstreamTlsContext whose certificate (and, for MUTUAL, the CA that client certificates must
+chain to) comes over SDS from the Secret ``credentialName`` names in the gateway's own
+namespace, and its own route configuration ``https.<port>.<portName>.<gw>.<ns>``; a
+``PASSTHROUGH`` server is one chain per ``tls`` match of a bound VirtualService, matched on
+its ``sniHosts``, a TCP proxy to the destination. ``tls_inspector`` reads the SNI. An HTTP
+server with ``tls.httpsRedirect`` makes its virtual hosts ``require_tls: ALL``. Sources:
+pilot/pkg/model/gateway.go (mergeGateways, gatewayRDSRouteName), networking/core/
+gateway.go (buildGatewayTCPBasedFilterChains, buildGatewayNetworkFiltersFromTLSRoutes),
+listener.go (BuildListenerTLSContext, buildGatewayListener), security/model/
+authentication.go, credentials/kube/secrets.go and xds/sds.go (the secrets served).
 """
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from .listeners import connection_manager, listener
+from .listeners import connection_manager, listener, tcp_proxy
 from .model import ConfigView, MeshView, ProxyView
 from .names import MAX_DIRECT_RESPONSE_BODY
-from .routes import bound_gateways, is_catch_all, vs_routes
+from .routes import _cluster_of, bound_gateways, gateway_key, is_catch_all, vs_routes
 
 _HTTP_PROTOCOLS = {"HTTP", "HTTP2", "GRPC", "GRPC-WEB"}
+_PASSTHROUGH = {"PASSTHROUGH", "AUTO_PASSTHROUGH"}
+TLS_CONTEXT = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
+TLS_INSPECTOR = {"name": "envoy.filters.listener.tls_inspector", "typed_config": {
+    "@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector",
+    "initial_read_buffer_size": 512}}
+#: istiod's SDS source for credentialName: ADS, Envoy's default initial fetch timeout (15 s),
+#: so a Secret that does not exist does not hold the listener back for ever
+SDS_ADS = {"ads": {}, "resource_api_version": "V3"}
+#: what a TLS server offers in ALPN (util.ALPNHttp)
+ALPN_HTTP = ["h2", "http/1.1"]
+CREDENTIAL_SCHEME = "kubernetes://"
+#: the SDS name of a credential's CA: ``<credential>-cacert``
+CA_SUFFIX = "-cacert"
+#: a slow TLS handshake is cut after this (listener.go defaultGatewayTransportSocketConnectTimeout)
+HANDSHAKE_TIMEOUT = "15s"
 
 
 @dataclass(frozen=True)
@@ -42,8 +72,57 @@ class GatewayServer:
         return (self.server.port.protocol or "").upper()
 
     @property
+    def mode(self) -> str | None:
+        """The TLS mode (unset is PASSTHROUGH, as in the API), None without ``tls``."""
+        return None if self.server.tls is None else self.server.tls.effective_mode
+
+    @property
+    def is_http(self) -> bool:
+        """A plain-text HTTP server (maybe with ``tls.httpsRedirect``)."""
+        return self.protocol in _HTTP_PROTOCOLS
+
+    @property
+    def terminates_tls(self) -> bool:
+        """An HTTPS server whose TLS the gateway terminates (IsHTTPSServerWithTLSTermination)."""
+        return self.protocol == "HTTPS" and self.mode is not None and self.mode not in _PASSTHROUGH
+
+    @property
+    def passthrough(self) -> bool:
+        return self.mode in _PASSTHROUGH
+
+    @property
     def route_name(self) -> str:
-        return f"http.{self.target_port}"
+        """``http.<targetPort>``; ``https.<port>.<portName>.<gw>.<ns>`` for a TLS-terminating
+        HTTPS server; none for passthrough (gatewayRDSRouteName)."""
+        if self.terminates_tls:
+            port = self.server.port
+            return (f"https.{port.number}.{port.name}.{self.gateway.name}."
+                    f"{self.gateway.namespace}")
+        return f"http.{self.target_port}" if self.is_http else ""
+
+    @property
+    def sni_hosts(self) -> list[str]:
+        """The server's hosts without their namespace part, sorted (GetSNIHostsForServer)."""
+        return sorted({h.rpartition("/")[2] for h in self.server.hosts})
+
+    @property
+    def sds_names(self) -> list[str]:
+        """The SDS resources of a TLS-terminating server: its certificate, and for MUTUAL
+        the CA of client certificates (ApplyCredentialSDSToServerCommonTLSContext)."""
+        if not self.terminates_tls:
+            return []
+        name = self.server.tls.credential_name
+        names = [credential_resource(name)]
+        if self.mode in ("MUTUAL", "OPTIONAL_MUTUAL"):
+            names.append(credential_resource(name + CA_SUFFIX))
+        return names
+
+
+def credential_resource(credential_name: str) -> str:
+    """The SDS resource name of a ``credentialName`` (credentials.ToResourceName)."""
+    if credential_name.startswith(CREDENTIAL_SCHEME):
+        return credential_name
+    return CREDENTIAL_SCHEME + credential_name
 
 
 def selects(gateway: ConfigView, proxy: ProxyView) -> bool:
@@ -117,28 +196,193 @@ def bound_virtual_services(mesh: MeshView, gateway_key: str) -> Iterator[ConfigV
             yield vs
 
 
+def merged(mesh: MeshView, proxy: ProxyView) -> dict[int, list[GatewayServer]]:
+    """The servers each port keeps, in order (mergeGateways): a TLS server repeating a host
+    another TLS server has on that port is skipped; on a plain-text port only HTTP servers
+    join; on a TLS port a second HTTPS server with the same route name is skipped.
+    Servers the local mesh does not translate (TCP) were refused at apply."""
+    ports: dict[int, list[GatewayServer]] = {}
+    tls_hosts: dict[int, set[str]] = {}
+    plain_text: dict[int, bool] = {}
+    for entry in servers(mesh, proxy):
+        port = entry.target_port
+        if entry.server.tls is not None:
+            known = tls_hosts.setdefault(port, set())
+            if known & set(entry.server.hosts):
+                continue  # "duplicate host names": istiod skips the server
+            known.update(entry.server.hosts)
+        if port not in ports:
+            ports[port] = [entry]
+            plain_text[port] = entry.is_http
+        elif plain_text[port]:
+            if entry.is_http:  # canMergeProtocols: HTTP with HTTP only
+                ports[port].append(entry)
+        elif not (entry.terminates_tls and
+                  entry.route_name in {e.route_name for e in ports[port]}):
+            ports[port].append(entry)
+    return ports
+
+
 def listeners(mesh: MeshView, proxy: ProxyView) -> dict[str, dict]:
     """One listener per port the gateway's servers resolve to, bound on the pod's address
     and on the machine's port mapped to it (buildGatewayListeners)."""
     out = {}
-    for port in sorted({e.target_port for e in servers(mesh, proxy)
-                        if e.protocol in _HTTP_PROTOCOLS}):
+    for port, entries in sorted(merged(mesh, proxy).items()):
         name = f"0.0.0.0_{port}"
-        manager = connection_manager(
-            mesh, proxy, f"outbound_0.0.0.0_{port}", rds=f"http.{port}", server_name="istio-envoy",
-            gateway=True)
-        out[name] = listener(name, proxy.ip, port, "OUTBOUND", manager,
-                             host_port=proxy.host_ports.get(port))
+        if entries[0].is_http:  # plain text: one connection manager for every server
+            manager = connection_manager(
+                mesh, proxy, f"outbound_{name}", rds=f"http.{port}", server_name="istio-envoy",
+                gateway=True)
+            out[name] = listener(name, proxy.ip, port, "OUTBOUND", manager,
+                                 host_port=proxy.host_ports.get(port))
+            continue
+        chains = _tls_chains(mesh, proxy, name, entries)
+        if not chains:
+            continue  # istiod omits a listener without filter chains
+        built = listener(name, proxy.ip, port, "OUTBOUND", {}, host_port=proxy.host_ports.get(port))
+        built["filter_chains"] = chains
+        if any("filter_chain_match" in c or "transport_socket" in c for c in chains):
+            built["listener_filters"] = [TLS_INSPECTOR]
+        out[name] = built
     return out
+
+
+def _tls_chains(mesh: MeshView, proxy: ProxyView, name: str,
+                entries: list[GatewayServer]) -> list[dict]:
+    """A TLS port's filter chains, server by server (buildGatewayTCPBasedFilterChains)."""
+    chains: list[dict] = []
+    sni_taken: set[str] = set()  # one chain per SNI name (CheckDuplicates)
+    for entry in entries:
+        if entry.terminates_tls:
+            prefix = entry.server.name or f"outbound_{name}"
+            manager = connection_manager(mesh, proxy, prefix, rds=entry.route_name,
+                                         server_name="istio-envoy", gateway=True,
+                                         delimit=not entry.server.name)
+            chains.append({**_sni_match(entry.sni_hosts), "filters": [manager],
+                           "transport_socket": {"name": "envoy.transport_sockets.tls",
+                                                "typed_config": tls_context(entry)},
+                           "transport_socket_connect_timeout": HANDSHAKE_TIMEOUT})
+        elif entry.passthrough:
+            chains += _passthrough_chains(mesh, proxy, entry, sni_taken)
+        else:  # a plain HTTP server after a TLS one on this port: a chain matching anything
+            chains.append({"filters": [connection_manager(
+                mesh, proxy, f"outbound_{name}", rds=entry.route_name, server_name="istio-envoy",
+                gateway=True)], "transport_socket_connect_timeout": HANDSHAKE_TIMEOUT})
+    return chains
+
+
+def _sni_match(hosts: list[str]) -> dict:
+    """A filter chain match on these SNI names; none when a host is ``*``."""
+    if not hosts or "*" in hosts:
+        return {}
+    return {"filter_chain_match": {"server_names": sorted(hosts)}}
+
+
+def tls_context(entry: GatewayServer) -> dict:
+    """The DownstreamTlsContext of a TLS-terminating server: HTTP ALPNs, its certificate
+    over SDS, and for MUTUAL a required client certificate checked against the CA
+    (BuildListenerTLSContext)."""
+    mutual = entry.mode == "MUTUAL"
+    certificate, *ca = entry.sds_names
+    common: dict[str, Any] = {
+        "alpn_protocols": list(ALPN_HTTP),
+        "tls_certificate_sds_secret_configs": [{"name": certificate, "sds_config": SDS_ADS}]}
+    if ca:
+        common["combined_validation_context"] = {
+            "default_validation_context": {},
+            "validation_context_sds_secret_config": {"name": ca[0], "sds_config": SDS_ADS}}
+    return {"@type": TLS_CONTEXT, "common_tls_context": common,
+            "require_client_certificate": mutual}
+
+
+def _passthrough_chains(mesh: MeshView, proxy: ProxyView, entry: GatewayServer,
+                        sni_taken: set[str]) -> list[dict]:
+    """One chain per ``tls[].match`` of the VirtualServices bound to the server's Gateway
+    whose hosts meet the server's, matched on its ``sniHosts``, a TCP proxy to the route's
+    destination (buildGatewayNetworkFiltersFromTLSRoutes)."""
+    chains = []
+    for vs in bound_virtual_services(mesh, entry.key):
+        if not intersect(server_hosts(entry, vs.namespace), vs.spec.hosts):
+            continue
+        for rule in vs.spec.tls:
+            for match in rule.match:
+                if match.port and match.port != entry.server.port.number:
+                    continue
+                if match.gateways and entry.key not in {gateway_key(g, vs.namespace)
+                                                        for g in match.gateways}:
+                    continue
+                if sni_taken & set(match.sni_hosts):
+                    continue  # "duplicate SNI host names": istiod skips the rule
+                sni_taken.update(match.sni_hosts)
+                cluster = _cluster_of(mesh, vs, rule.route[0].destination,
+                                      entry.server.port.number)
+                chains.append({**_sni_match(list(match.sni_hosts)),
+                               "filters": [tcp_proxy(mesh, proxy, cluster)],
+                               "transport_socket_connect_timeout": HANDSHAKE_TIMEOUT})
+    return chains
 
 
 def route_configurations(mesh: MeshView, proxy: ProxyView) -> dict[str, dict]:
     by_route: dict[str, list[GatewayServer]] = {}
-    for entry in servers(mesh, proxy):
-        if entry.protocol in _HTTP_PROTOCOLS:
-            by_route.setdefault(entry.route_name, []).append(entry)
+    for entries in merged(mesh, proxy).values():
+        for entry in entries:
+            if entry.route_name:
+                by_route.setdefault(entry.route_name, []).append(entry)
     return {name: _route_configuration(mesh, proxy, name, entries)
             for name, entries in sorted(by_route.items())}
+
+
+def secrets(mesh: MeshView, proxy: ProxyView) -> dict[str, dict]:
+    """The SDS resources the gateway's listeners name that exist: only Secrets of the
+    gateway's own namespace (sds.go filterAuthorizedResources). A name without its Secret
+    is left out: Envoy keeps waiting for it, and the handshakes on that chain fail."""
+    out = {}
+    for entries in merged(mesh, proxy).values():
+        for entry in entries:
+            for name in entry.sds_names:
+                resource = _secret_resource(mesh, proxy.namespace, name)
+                if resource is not None:
+                    out[name] = resource
+    return dict(sorted(out.items()))
+
+
+def _pem(data: bytes) -> dict:
+    return {"inline_bytes": base64.b64encode(data).decode()}
+
+
+def _secret_resource(mesh: MeshView, namespace: str, resource: str) -> dict | None:
+    """What istiod's SecretGen makes of an SDS name: the key pair of Secret ``<name>``
+    (``cert``/``key``, else ``tls.crt``/``tls.key``), or for ``<name>-cacert`` the CA of
+    Secret ``<name>-cacert``, else of ``<name>`` (``cacert``, else ``ca.crt``)."""
+    scope, _, name = resource[len(CREDENTIAL_SCHEME):].rpartition("/")
+    if scope not in ("", namespace):
+        return None  # another namespace's: denied
+    if name.endswith(CA_SUFFIX):
+        secret = mesh.secret(namespace, name) or mesh.secret(namespace, name[:-len(CA_SUFFIX)])
+        pair = _first_pair(secret, ("cacert", "crl"), ("ca.crt", "ca.crl"))
+        if pair is None:
+            return None
+        context: dict[str, Any] = {"trusted_ca": _pem(pair[0])}
+        if pair[1]:
+            context["crl"] = _pem(pair[1])
+        return {"name": resource, "validation_context": context}
+    pair = _first_pair(mesh.secret(namespace, name), ("cert", "key"), ("tls.crt", "tls.key"),
+                       both=True)
+    if pair is None:
+        return None
+    return {"name": resource, "tls_certificate": {"certificate_chain": _pem(pair[0]),
+                                                  "private_key": _pem(pair[1])}}
+
+
+def _first_pair(secret, *keys: tuple[str, str], both: bool = False) -> tuple[bytes, bytes] | None:
+    """The values of the first key pair that has a value (both values with ``both``):
+    ExtractCertInfo and ExtractRoot read the generic keys before the kubernetes.io/tls ones."""
+    if secret is None:
+        return None
+    for first, second in keys:
+        if secret.data.get(first) and (secret.data.get(second) or not both):
+            return secret.data[first], secret.data.get(second, b"")
+    return None
 
 
 def _route_configuration(mesh: MeshView, proxy: ProxyView, name: str,
@@ -148,6 +392,7 @@ def _route_configuration(mesh: MeshView, proxy: ProxyView, name: str,
     built: dict[tuple[str, str], list[dict]] = {}
     for entry in entries:
         port = entry.server.port.number
+        redirect = entry.server.tls is not None and bool(entry.server.tls.https_redirect)
         for vs in bound_virtual_services(mesh, entry.key):
             hosts = intersect(server_hosts(entry, vs.namespace), vs.spec.hosts)
             if not hosts:
@@ -166,6 +411,14 @@ def _route_configuration(mesh: MeshView, proxy: ProxyView, name: str,
                                     "routes": list(built[key]),
                                     "include_request_attempt_count": True}
                     sources[host] = [key]
+                if redirect:
+                    vhosts[host]["require_tls"] = "ALL"
+        if redirect:  # tls.httpsRedirect: every host of the server answers 301 to https
+            for host in (h.lower() for h in entry.server.hosts):
+                vhosts.setdefault(host, {"name": f"{host}:{port}", "domains": [host], "routes": [],
+                                         "include_request_attempt_count": True})
+                vhosts[host]["require_tls"] = "ALL"
+                sources.setdefault(host, [])
     if not vhosts:
         port = entries[0].server.port.number
         virtual_hosts = [{"name": f"blackhole:{port}", "domains": ["*"], "routes": []}]
@@ -185,7 +438,7 @@ def _collapse(vhosts: dict[str, dict], sources: dict[str, list]) -> list[dict]:
     domains, the alphabetically first host naming it (collapseDuplicateRoutes)."""
     out: dict[tuple, dict] = {}
     for host in sorted(vhosts):
-        key = tuple(sources[host])
+        key = (tuple(sources[host]), vhosts[host].get("require_tls"))
         if key in out:
             out[key]["domains"] += vhosts[host]["domains"]
         else:

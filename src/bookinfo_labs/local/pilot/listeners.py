@@ -13,10 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 from .model import MeshView, ProxyView
-from .names import access_log_format, delimited, inbound_cluster, listen_port
+from .names import access_log_format, delimited, inbound_cluster, is_opaque, listen_port
 
 HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3." \
       "HttpConnectionManager"
+TCP_PROXY = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
 _FILTERS = [
     {"name": "envoy.filters.http.fault", "typed_config": {
         "@type": "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"}},
@@ -36,10 +37,22 @@ def listeners(mesh: MeshView, proxy: ProxyView) -> dict[str, dict]:
             mesh, proxy, f"outbound_0.0.0.0_{port}", rds=str(port)))
     for port in proxy.inbound_ports:
         name = f"{proxy.ip}_{port}"
-        out[name] = listener(name, proxy.ip, port, "INBOUND", connection_manager(
-            mesh, proxy, f"inbound_0.0.0.0_{port}", route_config=_inbound_routes(mesh, port),
-            server_name="istio-envoy"))
+        if _opaque(mesh, proxy, port):  # TLS or TCP: the app's bytes pass as they are
+            chain = tcp_proxy(mesh, proxy, inbound_cluster(port))
+        else:
+            chain = connection_manager(mesh, proxy, f"inbound_0.0.0.0_{port}",
+                                       route_config=_inbound_routes(mesh, port),
+                                       server_name="istio-envoy")
+        out[name] = listener(name, proxy.ip, port, "INBOUND", chain)
     return out
+
+
+def _opaque(mesh: MeshView, proxy: ProxyView, port: int) -> bool:
+    """A container port that a Service selecting the pod names as TLS or TCP
+    (``https``, ``tls``, ``tcp``, ``mongo``...): istiod gives it a TCP proxy inbound. An
+    unnamed port is sniffed on a cluster; the local mesh treats it as HTTP."""
+    return any(is_opaque(p.name) for s in mesh.services if s.selects(proxy.namespace, proxy.labels)
+               for p in s.ports if p.target_port == port)
 
 
 def listener(name: str, address: str, port: int, direction: str, manager: dict,
@@ -60,12 +73,14 @@ def _socket(address: str, port: int) -> dict:
 
 def connection_manager(mesh: MeshView, proxy: ProxyView, prefix: str, *, rds: str | None = None,
                        route_config: dict | None = None, server_name: str | None = None,
-                       gateway: bool = False) -> dict:
+                       gateway: bool = False, delimit: bool = True) -> dict:
     """An HTTP connection manager with Istio's settings; a gateway's trusts no proxy in
     front of it and sets the client certificate header (gateway.go
-    buildGatewayConnectionManager)."""
+    buildGatewayConnectionManager). ``delimit=False`` keeps ``prefix`` as given (a
+    gateway server's own ``name``)."""
     config: dict[str, Any] = {
-        "@type": HCM, "stat_prefix": delimited(prefix, mesh.istio), "codec_type": "AUTO",
+        "@type": HCM, "stat_prefix": delimited(prefix, mesh.istio) if delimit else prefix,
+        "codec_type": "AUTO",
         "use_remote_address": gateway, "normalize_path": True,
         "path_with_escaped_slashes_action": "KEEP_UNCHANGED",
         "upgrade_configs": [{"upgrade_type": "websocket"}], "stream_idle_timeout": "0s",
@@ -83,12 +98,26 @@ def connection_manager(mesh: MeshView, proxy: ProxyView, prefix: str, *, rds: st
     if server_name:
         config["server_name"] = server_name
     if mesh.access_log:
-        config["access_log"] = [{"name": "envoy.access_loggers.file", "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
-            "path": proxy.access_log_path,
-            "log_format": {"text_format_source": {"inline_string": access_log_format(mesh.istio)}},
-        }}]
+        config["access_log"] = access_log(mesh, proxy)
     return {"name": "envoy.filters.network.http_connection_manager", "typed_config": config}
+
+
+def access_log(mesh: MeshView, proxy: ProxyView) -> list[dict]:
+    """Istio's TEXT access log to the proxy's log file."""
+    return [{"name": "envoy.access_loggers.file", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+        "path": proxy.access_log_path,
+        "log_format": {"text_format_source": {"inline_string": access_log_format(mesh.istio)}},
+    }}]
+
+
+def tcp_proxy(mesh: MeshView, proxy: ProxyView, cluster: str) -> dict:
+    """Bytes to ``cluster`` as they come, its name as the stat prefix, with the access log
+    (networkfilter.go buildOutboundNetworkFiltersWithSingleDestination)."""
+    config: dict[str, Any] = {"@type": TCP_PROXY, "stat_prefix": cluster, "cluster": cluster}
+    if mesh.access_log:
+        config["access_log"] = access_log(mesh, proxy)
+    return {"name": "envoy.filters.network.tcp_proxy", "typed_config": config}
 
 
 def _inbound_routes(mesh: MeshView, port: int) -> dict:

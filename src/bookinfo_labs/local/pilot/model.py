@@ -50,6 +50,15 @@ class WorkloadView:
 
 
 @dataclass(frozen=True)
+class SecretView:
+    """A Kubernetes Secret: its data, decoded (what istiod's credentials controller reads)."""
+
+    namespace: str
+    name: str
+    data: Mapping[str, bytes]
+
+
+@dataclass(frozen=True)
 class ConfigView:
     """One Istio config object, with its creation order (Istio: the oldest wins)."""
 
@@ -78,6 +87,11 @@ class MeshView:
     workloads: tuple[WorkloadView, ...] = ()
     configs: tuple[ConfigView, ...] = ()  # Istio config objects, any order
     access_log: bool = True  # meshConfig.accessLogFile set (the demo profile's /dev/stdout)
+    secrets: tuple[SecretView, ...] = ()  # what gateways' credentialName may name
+
+    def secret(self, namespace: str, name: str) -> SecretView | None:
+        return next((s for s in self.secrets if s.namespace == namespace and s.name == name),
+                    None)
 
     def of_kind(self, kind: str) -> list[ConfigView]:
         return sorted((c for c in self.configs if c.kind == kind), key=lambda c: c.created)

@@ -26,6 +26,20 @@ _FIRST_UNPRIVILEGED = 1024
 _PRIVILEGED_SHIFT = 20000
 
 
+#: port name prefixes Istio reads as opaque bytes: TLS, TCP and the TCP-based protocols
+_OPAQUE_PORT_PREFIXES = ("https", "tls", "tcp", "mongo", "mysql", "redis")
+
+
+def is_opaque(port_name: str) -> bool:
+    """Does Istio carry a Service port of this name as bytes (a TCP proxy), not HTTP? The
+    name's ``<protocol>[-<suffix>]`` prefix says (pkg/config/protocol); unnamed or
+    unknown ports are sniffed."""
+    name = port_name.lower()
+    if name.startswith("grpc-web"):
+        return False
+    return name.split("-")[0] in _OPAQUE_PORT_PREFIXES
+
+
 def outbound_cluster(port: int, subset: str | None, fqdn: str) -> str:
     return f"outbound|{port}|{subset or ''}|{fqdn}"
 
