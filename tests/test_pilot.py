@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from google.protobuf import json_format
 
-from bookinfo_labs.local.pilot import (CLUSTER, ENDPOINT, LISTENER, ROUTE, ConfigView, MeshView,
-                                       ProxyView, ServicePortView, ServiceView, WorkloadView,
-                                       generate)
+from bookinfo_labs.local.pilot import (CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET, ConfigView,
+                                       MeshView, ProxyView, ServicePortView, ServiceView,
+                                       WorkloadView, generate)
 from bookinfo_labs.manifests import load_file, parse_text
 from bookinfo_labs.samples import sample_manifests
 from bookinfo_labs.versions import get_version
@@ -61,8 +61,11 @@ def _parse_all(resources: dict) -> None:
     from envoy.extensions.filters.http.cors.v3 import cors_pb2  # noqa: F401
     from envoy.extensions.filters.http.fault.v3 import fault_pb2  # noqa: F401
     from envoy.extensions.filters.http.router.v3 import router_pb2  # noqa: F401
+    from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2  # noqa: F401
     from envoy.extensions.filters.network.http_connection_manager.v3 import (  # noqa: F401
         http_connection_manager_pb2)
+    from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2  # noqa: F401
+    from envoy.extensions.transport_sockets.tls.v3 import secret_pb2, tls_pb2  # noqa: F401
     from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2  # noqa: F401
     from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2  # noqa: F401
     from envoy.config.cluster.v3 import cluster_pb2
@@ -70,7 +73,8 @@ def _parse_all(resources: dict) -> None:
     from envoy.config.listener.v3 import listener_pb2
     from envoy.config.route.v3 import route_pb2
     kinds = {LISTENER: listener_pb2.Listener, ROUTE: route_pb2.RouteConfiguration,
-             CLUSTER: cluster_pb2.Cluster, ENDPOINT: endpoint_pb2.ClusterLoadAssignment}
+             CLUSTER: cluster_pb2.Cluster, ENDPOINT: endpoint_pb2.ClusterLoadAssignment,
+             SECRET: secret_pb2.Secret}
     for type_url, by_name in resources.items():
         for name, resource in by_name.items():
             try:
