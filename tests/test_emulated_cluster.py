@@ -21,7 +21,7 @@ from bookinfo_labs.kube.api import KubeApi, KubeApiError, load_api_client
 from bookinfo_labs.kube.context import EMULATED_CONTEXT
 from bookinfo_labs.kube.exec import PodExec
 from bookinfo_labs.manifests import parse_text
-from bookinfo_labs.mesh import HttpRequest, MeshError
+from bookinfo_labs.mesh import HttpRequest, MeshError, ResourceKey
 from bookinfo_labs.versions import get_version
 
 ISTIO = get_version("1.26")
@@ -123,6 +123,32 @@ def test_applied_istio_config_reaches_the_client_sidecar_and_leaves_it(kube):
         refs = json.dumps(kube.proxy_config(ISTIO.client, "routes"))
         assert "virtual-service/reviews" not in refs
     until(gone, "the VirtualService gone from the client's routes")
+
+
+def test_the_secrets_of_istio_system_reach_the_gateways_control_plane(kube, cluster):
+    """istiod serves gateways the Secrets of their namespace: the emulation hands those to
+    the local control plane (created, changed, deleted); other namespaces' stay out."""
+    def secret(namespace: str, value: str) -> str:
+        return (f"apiVersion: v1\nkind: Secret\nmetadata: {{name: cred, namespace: {namespace}}}\n"
+                f"type: Opaque\ndata: {{ca.crt: {value}}}\n")
+
+    gateway_key = ResourceKey("Secret", "istio-system", "cred")
+    keys = kube.apply(parse_text(secret("istio-system", "b25l") + "---\n" + secret("default", "b25l")))
+    try:
+        def stored(value: bytes) -> None:
+            entry = cluster.mesh.store.get(gateway_key)
+            assert entry is not None and entry.manifest.model.decoded() == {"ca.crt": value}
+            assert cluster.mesh.store.get(ResourceKey("Secret", "default", "cred")) is None
+        until(lambda: stored(b"one"), "the Secret in the control plane's store")
+        kube.apply(parse_text(secret("istio-system", "dHdv")))
+        until(lambda: stored(b"two"), "the changed Secret in the store")
+    finally:
+        kube.delete(keys)
+    until(lambda: _absent(cluster, gateway_key), "the deleted Secret gone from the store")
+
+
+def _absent(cluster, key) -> None:
+    assert cluster.mesh.store.get(key) is None
 
 
 def test_strict_validation_and_the_webhook_refuse_before_anything_is_stored(kube, api):

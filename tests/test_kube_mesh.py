@@ -297,6 +297,30 @@ spec: {mtls: {mode: STRICT}}
     assert mesh.owned_resources() == set()
 
 
+def test_a_gateway_credential_is_lab_config_and_no_sidecar_is_waited_for(mesh, fake):
+    """A Secret in istio-system (kubectl create secret tls): applied, listed as ours from
+    the start (a killed run's is found), deleted; the gate waits for no sidecar route."""
+    secret = lab_manifests("""
+apiVersion: v1
+kind: Secret
+metadata: {name: httpbin-credential, namespace: istio-system}
+type: kubernetes.io/tls
+data: {tls.crt: Y2VydA==, tls.key: a2V5}
+""")
+    execs = len(fake.exec_handler.execs)
+    keys = mesh.apply(secret)
+    assert keys == [ResourceKey("Secret", "istio-system", "httpbin-credential")]
+    stored = fake.get_object("", "secrets", "istio-system", "httpbin-credential")
+    assert stored["metadata"]["labels"][MANAGED_BY_LABEL] == "bookinfo-labs"
+    fresh = KubeMesh(context=mesh.context, api_client=mesh.api_client,
+                     exec_client=mesh.exec_client, istio=ISTIO)  # a later run: no session types
+    assert fresh.owned_resources() == set(keys)
+    mesh.delete(keys)
+    assert fake.get_object("", "secrets", "istio-system", "httpbin-credential") is None
+    assert len(fake.exec_handler.execs) == execs  # no config dump: nothing to wait for
+    assert mesh.owned_resources() == set()
+
+
 # --- samples ------------------------------------------------------------------------------
 
 def test_deploy_applies_a_sample_once_and_waits_for_its_rollout(mesh, fake):

@@ -192,8 +192,8 @@ spec:
   template:
     metadata: {labels: {app: d}}
     spec:
-      containers: [{name: c, volumeMounts: [{name: v, mountPath: /x}]}]
-      volumes: [{name: v, secret: {secretName: s}}]
+      containers: [{name: c, volumeMounts: [{name: v, mountPath: /x}, {name: t, mountPath: /tmp}]}]
+      volumes: [{name: v, secret: {secretName: s}}, {name: t, emptyDir: {}}]
 """)
     spec = deployment.raw["spec"]["template"]["spec"]
     with pytest.raises(MeshError, match="mounts Secret 's', which is not among"):

@@ -1,12 +1,14 @@
 """The emulated cluster's controllers: what istiod and the kubelet do with API objects.
 
 - ``Istiod``: the validating webhook (``validation.istio.io``) and the CRDs' schemas at
-  admission; then, after a write, a debounced push of the API's Istio objects to the local
-  control plane, which hands them to the real Envoys over ADS. The API answers before the
-  push, as on a cluster: config reaches the sidecars asynchronously.
+  admission; then, after a write, a debounced push of the API's Istio objects (and the
+  gateways' credentials: the Secrets of istio-system) to the local control plane, which
+  hands them to the real Envoys over ADS. The API answers before the push, as on a
+  cluster: config reaches the sidecars asynchronously.
 - ``Workloads``: the Deployment controller, the sidecar injector and the kubelet in one.
   A Deployment's replicas start as local pods behind their Envoys, a Service joins the
-  registry; Pod objects and Deployment status then say so. A gateway's Deployment (its
+  registry; Pod objects and Deployment status then say so; the Secrets and ConfigMaps a
+  pod's volumes name are mounted. A gateway's Deployment (its
   container is the proxy image) starts as Envoy alone in any namespace, and its NodePort
   Service gets as nodePorts the ports of this machine the local mesh bound it on (the API
   server's allocation and kube-proxy's node port in one). Pods are not restarted when a
@@ -41,6 +43,8 @@ from bookinfo_labs.versions import IstioVersion
 log = logging.getLogger(__name__)
 
 ISTIO_GROUPS = frozenset({"networking.istio.io", "security.istio.io", "telemetry.istio.io"})
+#: istiod serves a gateway the Secrets of the gateway's own namespace (xds/sds.go)
+GATEWAY_NAMESPACE = "istio-system"
 #: istiod waits this long after a change for more before it pushes (PILOT_DEBOUNCE_AFTER),
 #: and no longer than the maximum in all (PILOT_DEBOUNCE_MAX); docs/facts.md#istiod-push-debounce
 DEBOUNCE_S = 0.1
@@ -131,7 +135,7 @@ class Istiod:
 
     # -- the push --------------------------------------------------------------------
     def on_event(self, event: str, obj: dict) -> None:
-        if group_of(obj) in ISTIO_GROUPS:
+        if group_of(obj) in ISTIO_GROUPS or _gateway_secret(obj):
             self._idle.clear()
             self._dirty.set()
 
@@ -169,6 +173,9 @@ class Istiod:
                 meta = obj["metadata"]
                 if not meta.get("deletionTimestamp"):
                     wanted[ResourceKey(kind, meta.get("namespace", ""), meta["name"])] = obj
+        for obj in self.api.list_objects("", "secrets", GATEWAY_NAMESPACE):  # credentials
+            if not obj["metadata"].get("deletionTimestamp"):
+                wanted[ResourceKey("Secret", GATEWAY_NAMESPACE, obj["metadata"]["name"])] = obj
         return wanted
 
     def _push(self) -> None:
@@ -198,6 +205,11 @@ def _is_gateway(deployment: dict) -> bool:
     containers = (((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}) \
         .get("containers") or []
     return any(image_name(c.get("image", "")) == PROXY_IMAGE for c in containers)
+
+
+def _gateway_secret(obj: dict) -> bool:
+    return obj.get("kind") == "Secret" and \
+        (obj.get("metadata") or {}).get("namespace") == GATEWAY_NAMESPACE
 
 
 def _where(exc: ManifestError) -> str:
@@ -269,7 +281,7 @@ class Workloads:
         if not services and not new:
             return
         manifests = services + [manifest_from_object(spec_object(o), source_of(o)) for o in new]
-        pods = self.mesh.start_objects(manifests)
+        pods = self.mesh.start_objects(manifests + self._mounted(new))
         for obj in new:
             meta = obj["metadata"]
             mine = [p for p in pods if p.deployment == meta["name"]
@@ -298,6 +310,20 @@ class Workloads:
                         port["nodePort"] = bound
 
             self.api.mutate("", "services", pod.namespace, meta["name"], allocate)
+
+    def _mounted(self, deployments: list[dict]) -> list[Manifest]:
+        """The Secrets and ConfigMaps the new pods' volumes name, which the kubelet mounts."""
+        found = []
+        for dep in deployments:
+            namespace = dep["metadata"].get("namespace", "")
+            for volume in (dep["spec"]["template"].get("spec") or {}).get("volumes") or []:
+                for field, plural, key in (("secret", "secrets", "secretName"),
+                                           ("configMap", "configmaps", "name")):
+                    obj = self.api.get_object("", plural, namespace, volume[field].get(key)) \
+                        if field in volume else None
+                    if obj is not None:
+                        found.append(manifest_from_object(spec_object(obj), source_of(obj)))
+        return found
 
     def _injected(self, namespace: str) -> bool:
         ns = self.api.get_object("", "namespaces", "", namespace) or {}

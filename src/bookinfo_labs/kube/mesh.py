@@ -33,8 +33,8 @@ from ..proxyconfig import SECTIONS
 from ..rundir import make_run_dir
 from ..versions import IstioVersion
 from . import diagnostics
-from .api import (GATEWAY_API_TYPES, ISTIO_TYPES, KubeApi, KubeApiError, api_error,
-                  kube_contexts, load_api_client)
+from .api import (GATEWAY_API_TYPES, ISTIO_TYPES, TYPES_BY_KIND, KubeApi, KubeApiError,
+                  api_error, kube_contexts, load_api_client)
 from .apply import Applier, Target
 from .batch import batch_command
 from .context import (check_kind_nodes, check_kind_server, fix_hint, is_kind_context,
@@ -47,6 +47,9 @@ from .stats import STATS_COMMAND, parse_stats
 
 log = logging.getLogger(__name__)
 
+#: built-in kinds the labs apply as config (a gateway's credentials): listed with the
+#: Istio kinds, so what a killed run left is found by the next one
+LAB_BUILTIN_TYPES = (TYPES_BY_KIND["Secret"],)
 ISTIO_NAMESPACE = "istio-system"
 INGRESS_SERVICE = "istio-ingressgateway"
 SIDECAR = "istio-proxy"
@@ -205,7 +208,8 @@ class KubeMesh(Mesh):
 
     def owned_resources(self) -> set[ResourceKey]:
         session_types = set(self.applier.types.values())
-        return self.applier.list_owned([*ISTIO_TYPES, *GATEWAY_API_TYPES, *session_types])
+        return self.applier.list_owned([*ISTIO_TYPES, *GATEWAY_API_TYPES, *LAB_BUILTIN_TYPES,
+                                        *session_types])
 
     def warnings_for(self, manifests: list[Manifest]) -> list[str]:
         istioctl = self._istioctl()

@@ -126,9 +126,9 @@ def mounted_files(deployment: Manifest, pod_spec: dict, container: dict,
                   mountable: dict[tuple[str, str, str], Manifest],
                   namespace: str) -> dict[str, bytes]:
     """The files the kubelet puts in a container from its Secret and ConfigMap volumes:
-    ``<mountPath>/<key>`` (or ``<mountPath>/<path>`` for a volume's ``items``). A volume
-    whose object is missing is a MeshError (on a cluster the pod stays ContainerCreating),
-    unless it is ``optional``."""
+    ``<mountPath>/<key>`` (or ``<mountPath>/<path>`` for a volume's ``items``); an
+    emptyDir has none. A volume whose object is missing is a MeshError (on a cluster the
+    pod stays ContainerCreating), unless it is ``optional``."""
     volumes = {v.get("name"): v for v in pod_spec.get("volumes") or []}
     files: dict[str, bytes] = {}
     for mount in container.get("volumeMounts") or []:
@@ -137,10 +137,13 @@ def mounted_files(deployment: Manifest, pod_spec: dict, container: dict,
             kind, source, name = "Secret", volume["secret"], volume["secret"].get("secretName")
         elif "configMap" in volume:
             kind, source, name = "ConfigMap", volume["configMap"], volume["configMap"].get("name")
+        elif "emptyDir" in volume:
+            continue  # starts empty: nothing to put in it
         else:
             raise MeshError(f"{deployment.source}: {deployment.describe()} mounts volume "
                             f"{mount.get('name')!r}, which the local mesh does not implement "
-                            "(it mounts Secret and ConfigMap volumes); run it with --mesh kube")
+                            "(it mounts Secret, ConfigMap and emptyDir volumes); run it with "
+                            "--mesh kube")
         obj = mountable.get((kind, namespace, name))
         if obj is None and source.get("optional"):
             continue  # an optional volume of a missing object mounts empty
