@@ -31,6 +31,8 @@ PAGE = HttpRequest(url="http://productpage:9080/productpage")
 REVIEWS = HttpRequest(url="http://reviews:9080/reviews/0", headers=(("end-user", "jason"),))
 TAGGED = HttpRequest(url="http://httpbin:8000/status/503?nonce=0a1b2c3d4e5f6789")
 PARALLEL = HttpRequest(url="http://httpbin:8000/get", parallel=3)
+HTTPS = HttpRequest(url="https://a.example.com:8443/status/418", cacert="/tmp/example.com.crt",
+                    resolve=("a.example.com:8443:127.0.0.1",), cert="/tmp/c.crt", key="/tmp/c.key")
 
 
 def batch(request: HttpRequest, count: int) -> SimpleNamespace:
@@ -66,6 +68,11 @@ def every_then_command() -> dict[str, str]:
         "answers again": explain.answers_again_command("curl", "http://httpbin:8000/get"),
         "validate": explain.validate_command("manifests/workshop/httpbinvs.yaml"),
         "analyze": explain.analyze_command("labs"),
+        "served certificate": "\n".join(explain.served_certificate_commands(
+            SimpleNamespace(request=HTTPS, count=1), "/tmp/a.example.com.crt")),
+        "exit codes": explain.exit_codes_command("curl", SimpleNamespace(
+            request=HTTPS, count=2, from_host=True)),
+        "handshake alert": explain.handshake_alert_command(HTTPS),
     }
 
 
@@ -115,6 +122,19 @@ def test_the_page_patterns_follow_the_ui_flavour():
     assert 'fill=\\"currentColor\\"' in no_id
     legacy = explain.star_colors_command("curl", batch(PAGE, 2), get_version("1.22"))
     assert "'<font color=\\\"[a-z]*\\\"'" in legacy
+
+
+def test_tls_commands_reach_the_gateway_as_curl_does():
+    commands = every_then_command()
+    assert commands["served certificate"].startswith(
+        "openssl s_client -connect 127.0.0.1:8443 -servername a.example.com </dev/null")
+    assert commands["exit codes"] == (
+        "for i in $(seq 2); do curl -s --resolve a.example.com:8443:127.0.0.1 --cacert "
+        "/tmp/example.com.crt --cert /tmp/c.crt --key /tmp/c.key -S -o /dev/null "
+        "https://a.example.com:8443/status/418; echo \"curl exit $?\"; done  # curl's error and exit code")
+    assert commands["handshake alert"] == (
+        "sleep 1 | openssl s_client -connect 127.0.0.1:8443 -servername a.example.com -alpn "
+        "http/1.1 -CAfile /tmp/example.com.crt -cert /tmp/c.crt -key /tmp/c.key 2>&1 | grep -i alert")
 
 
 def test_scenario_heading_is_one_comment_line():
