@@ -11,7 +11,7 @@ import pytest
 
 from bookinfo_labs import scenario as scenario_module
 from bookinfo_labs.checks import EventuallyPolicy
-from bookinfo_labs.manifests import ManifestError
+from bookinfo_labs.manifests import ManifestError, parse_text
 from bookinfo_labs.mesh import HttpRequest, HttpResponse, Mesh
 from bookinfo_labs.proxystats import StatsChange, is_cluster_stat
 from bookinfo_labs.scenario import Lab
@@ -49,6 +49,13 @@ class RecordingMesh(Mesh):
         if self.clock:
             self.clock.now += 0.5  # the batch takes half a second
         return [HttpResponse(status=503)] * count
+
+    def send_from_host(self, request, count=1):
+        self.sent_from_host = request
+        return self.send("host", request, count)
+
+    def ingress_address(self, port_name="http2"):
+        return "192.0.2.7", {"http2": 30080, "https": 30443}[port_name]
 
     def logs(self, workload, since_s=None, container=None):
         return list(self.upstream_log)
@@ -206,3 +213,29 @@ def test_an_apply_interrupted_after_it_wrote_is_still_cleaned_up():
     lab.cleanup()
     assert [str(k) for k in mesh.deleted] == ["DestinationRule/reviews (namespace default)"]
     assert lab.leaks() == set()
+
+
+def test_a_request_through_the_ingress_names_its_host_and_pins_it_to_the_gateway():
+    """The handout's ``curl --resolve "<host>:$SECURE_INGRESS_PORT:$INGRESS_HOST"
+    https://<host>:$SECURE_INGRESS_PORT<path>``: the name is the SNI and the Host."""
+    mesh = RecordingMesh()
+    said: list[str] = []
+    lab = Lab(mesh, say=said.append, explain=True)
+    lab.send_through_ingress(HttpRequest(url="/status/418", cacert="/ca.crt"), 2,
+                             port_name="https", host="httpbin.example.com", scheme="https")
+    sent = mesh.sent_from_host
+    assert sent.url == "https://httpbin.example.com:30443/status/418"
+    assert sent.resolve == ("httpbin.example.com:30443:192.0.2.7",) and sent.cacert == "/ca.crt"
+    assert said[1] == "export INGRESS_HOST=192.0.2.7 SECURE_INGRESS_PORT=30443"
+    lab.send_through_ingress(HttpRequest(url="/productpage"))
+    assert mesh.sent_from_host.url == "http://192.0.2.7:30080/productpage"
+    assert mesh.sent_from_host.resolve == ()
+
+
+def test_an_apply_the_step_explained_itself_shows_no_kubectl_apply():
+    said: list[str] = []
+    lab = Lab(RecordingMesh(), say=said.append, explain=True)
+    lab.apply(parse_text(DEPRECATED_OUTLIER), explained=True)
+    assert not any(line.startswith("kubectl apply") for line in said)
+    lab.apply(parse_text(DEPRECATED_OUTLIER))
+    assert any(line.startswith("kubectl apply") for line in said)

@@ -27,6 +27,8 @@ from bookinfo_labs.mesh import HttpRequest, MeshError, ResourceKey
 from bookinfo_labs.samples import sample_manifests
 from bookinfo_labs.versions import get_version
 
+from test_curlbatch import _Handler
+
 ISTIO = get_version("1.26")
 needs_curl = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 
@@ -43,23 +45,11 @@ def pki(tmp_path_factory):
     return {"dir": directory, "ca": ca, "server": server, "client": client}
 
 
-class _Hello(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 (http.server's naming)
-        body = b"hello over tls\n"
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture(scope="module")
 def https_server(pki):
     """An HTTPS server on 127.0.0.1 with the server certificate; it asks for a client
     certificate signed by the CA and refuses a handshake without one."""
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)  # curlbatch's own
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=pki["dir"] / "example.com.crt")
     context.verify_mode = ssl.CERT_REQUIRED
     context.load_cert_chain(pki["dir"] / "a.example.com.crt", pki["dir"] / "a.example.com.key")
@@ -125,7 +115,7 @@ def test_curl_reports_the_chain_the_server_presented(pki, https_server, tmp_path
                           resolve=(f"a.example.com:{https_server}:127.0.0.1",),
                           cert=str(d / "client.example.com.crt"), key=str(d / "client.example.com.key"))
     [first, second] = curlbatch.run_here(request, 2, tmp_path)
-    assert (first.status, first.body) == (200, "hello over tls\n")
+    assert (first.status, first.body) == (200, "hello nobody\n")
     assert certs.fingerprint(first.certificates[0]) == pki["server"].fingerprint  # leaf first
     assert second.status == 200  # a reused connection: curl reports no chain again
     other = certs.CertificateAuthority("other.example.com")  # another subject: no issuer found

@@ -179,11 +179,12 @@ class Lab:
         else:
             request = replace(request, url=f"{scheme}://{host}:{port}{request.url}",
                               resolve=(*request.resolve, f"{host}:{port}:{address}"))
-        return self._batch(lambda: self._send_from_host(request, count, port_name))
+        return self._batch(lambda: self._send_from_host(request, count, port_name,
+                                                        (address, port)))
 
-    def _send_from_host(self, request: HttpRequest, count: int, port_name: str) -> Traffic:
-        self._show(ingress_commands, self.mesh.name, port_name, request, count,
-                   address=self.mesh.ingress_address(port_name))
+    def _send_from_host(self, request: HttpRequest, count: int, port_name: str,
+                        address: tuple[str, int]) -> Traffic:
+        self._show(ingress_commands, self.mesh.name, port_name, request, count, address=address)
         started = time.monotonic()
         responses = self.mesh.send_from_host(request, count)
         self.traffic = Traffic(request, responses, finished_at=time.monotonic(),
