@@ -118,6 +118,9 @@ def test_curl_reports_the_chain_the_server_presented(pki, https_server, tmp_path
     assert (first.status, first.body) == (200, "hello nobody\n")
     assert certs.fingerprint(first.certificates[0]) == pki["server"].fingerprint  # leaf first
     assert second.status == 200  # a reused connection: curl reports no chain again
+    served = certs.served_certificate("127.0.0.1", https_server, "a.example.com",
+                                      str(d / "example.com.crt"), request.cert, request.key)
+    assert certs.fingerprint(served) == pki["server"].fingerprint  # for a curl before 7.88
     other = certs.CertificateAuthority("other.example.com")  # another subject: no issuer found
     (tmp_path / "other.crt").write_bytes(other.cert_pem)
     [refused] = curlbatch.run_here(HttpRequest(url=request.url, resolve=request.resolve,

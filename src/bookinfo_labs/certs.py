@@ -155,6 +155,20 @@ def generic_secret(name: str, namespace: str, files: Mapping[str, bytes]) -> dic
     return _secret(name, namespace, "Opaque", files)
 
 
+def served_certificate(address: str, port: int, server_name: str, cafile: str,
+                       cert: str | None = None, key: str | None = None,
+                       timeout_s: float = 5.0) -> str:
+    """The certificate (PEM) a TLS server presents for ``server_name`` in a real handshake
+    verified against ``cafile`` (with the client certificate if given): for a curl older
+    than 7.88, whose ``%{certs}`` is empty."""
+    context = ssl.create_default_context(cafile=cafile)
+    if cert is not None:
+        context.load_cert_chain(cert, key)
+    with socket.create_connection((address, port), timeout=timeout_s) as raw:
+        with context.wrap_socket(raw, server_hostname=server_name) as tls:
+            return ssl.DER_cert_to_PEM_cert(tls.getpeercert(binary_form=True))
+
+
 def handshake_alert(address: str, port: int, server_name: str, cafile: str,
                     cert: str | None = None, key: str | None = None,
                     read_timeout_s: float = 2.0) -> str:
