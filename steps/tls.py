@@ -224,15 +224,6 @@ def no_https_response(lab):
     _expect_failures(lab, "no HTTPS response arrives", lambda exit_code, _: exit_code != 0)
 
 
-@then(parsers.re(r'applying it warned that credentialName "(?P<name>[^"]+)" was not found'))
-def warned_about_credential(lab, name):
-    # IST0101 of istioctl analyze (analyzers/gateway/secret.go); the local mesh says the same
-    wanted = f'Referenced credentialName not found: "{name}"'
-    lab.explain(explain.analyze_command)
-    assert any(wanted in w for w in lab.warnings), (
-        f"expected a warning containing {wanted!r}; warnings were: {lab.warnings or 'none'}")
-
-
 @then(parsers.re(r'the server ends the handshake with the TLS alert "(?P<alert>[^"]+)"'))
 def ends_with_alert(lab, alert):
     """The last batch's TLS handshake again (same name, address, CA and client certificate),

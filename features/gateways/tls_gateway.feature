@@ -85,7 +85,7 @@ Feature: TLS at the ingress gateway for one host
   @needs-istioctl
   Scenario: A credentialName whose secret does not exist: istioctl analyze's IST0101, no TLS
     When I apply "sdsgateway.yaml"
-    Then applying it warned that credentialName "httpbin-credential" was not found
+    Then istioctl analyze reports IST0101 Referenced credentialName not found: "httpbin-credential"
     When I apply "sdsvirtualserver.yaml"
     And I send 1 HTTPS request to "/status/418" for "httpbin.example.com" through the ingress gateway trusting "example.com"
     Then no HTTPS response arrives
