@@ -8,5 +8,6 @@ pytest_plugins = [
     "steps.resilience",
     "steps.proxy",
     "steps.gateways",
+    "steps.egress",
     "pytester",  # the plugin's own tests run throwaway pytest projects
 ]

@@ -141,6 +141,14 @@ def ingress_commands(mesh: str, port_name: str, request: HttpRequest, count: int
     return lines + [curl if count == 1 else f"for i in $(seq {count}); do {curl}; echo; done"]
 
 
+def outbound_policy_command(mode: str, namespace: str = "default") -> list[str]:
+    """The mesh-wide outbound policy as the handout sets it (and how to check it)."""
+    return [f"istioctl install -y -f manifests/istio/istio-operator.yaml "
+            f"--set meshConfig.outboundTrafficPolicy.mode={mode}",
+            "kubectl get configmap istio -n istio-system -o jsonpath='{.data.mesh}' "
+            "| grep -A1 outboundTrafficPolicy"]
+
+
 def load_command(client: str, url: str, *, connections: int, requests: int,
                  qps: float = 0, namespace: str = "default", container: str = "fortio") -> str:
     """The lab's fortio run: ``kubectl exec deploy/fortio-deploy -c fortio -- fortio load ...``."""
@@ -151,13 +159,24 @@ def load_command(client: str, url: str, *, connections: int, requests: int,
 
 def logs_command(workload: str, container: str | None = None, since: float | None = None,
                  namespace: str = "default") -> str:
-    """``kubectl logs deploy/<workload> -c <container> --since=<n>s``."""
+    """``kubectl logs deploy/<workload> -c <container> --since=<n>s`` (``<ns>/<workload>``
+    for another namespace; the gateways are istio-system's)."""
+    namespace, workload = _workload_namespace(workload, namespace)
     words = ["kubectl", "logs", *_ns_flag(namespace), f"deploy/{workload}"]
     if container:
         words += ["-c", container]
     if since is not None:
         words.append(f"--since={max(1, math.ceil(since))}s")
     return shlex.join(words)
+
+
+def _workload_namespace(workload: str, namespace: str) -> tuple[str, str]:
+    other, _, name = workload.rpartition("/")
+    if other:
+        return other, name
+    if workload in ("istio-ingressgateway", "istio-egressgateway"):
+        return "istio-system", workload
+    return namespace, workload
 
 
 def stats_command(workload: str, namespace: str = "default", grep: str | None = None) -> str:

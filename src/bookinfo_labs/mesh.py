@@ -42,10 +42,14 @@ class HttpRequest:
     cookie_jar: str | None = None
     max_time_s: float | None = None
     parallel: int = 1
+    #: curl's ``--resolve host:port:address`` entries: names cluster DNS does not know
+    resolve: tuple[str, ...] = ()
 
     def curl_args(self) -> list[str]:
         """The curl arguments (without the URL) both backends pass to a real curl."""
         args = ["-sS", "-i"]
+        for entry in self.resolve:
+            args += ["--resolve", entry]
         if self.method != "GET" or self.data is not None:
             args += ["-X", self.method]
         for name, value in self.headers:
@@ -152,6 +156,11 @@ class Mesh(abc.ABC):
     @abc.abstractmethod
     def send(self, client: str, request: HttpRequest, count: int = 1) -> list[HttpResponse]:
         """Send ``request`` ``count`` times, in order, from inside ``client``: one batch, one exec."""
+
+    @abc.abstractmethod
+    def set_outbound_traffic_policy(self, mode: str) -> str:
+        """Set the mesh-wide ``meshConfig.outboundTrafficPolicy.mode`` (``ALLOW_ANY`` or
+        ``REGISTRY_ONLY``); return the mode it replaced."""
 
     @abc.abstractmethod
     def send_from_host(self, request: HttpRequest, count: int = 1) -> list[HttpResponse]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 from .explain import (apply_commands, delete_commands, ingress_commands, load_command,
-                      send_command)
+                      outbound_policy_command, send_command)
 from .loadgen import LoadResult
 from .checks import EventuallyPolicy, eventually
 from .manifests import Manifest, check_release, load_file, parse_text, webhook_warnings
@@ -74,6 +74,8 @@ class Lab:
         self.load_result: LoadResult | None = None
         self.stats_change: StatsChange | None = None  # a sidecar's stats across the last burst
         self.marks: dict[str, float] = {}  # named moments (monotonic clock)
+        #: mesh-wide settings this scenario changed, and how to put each back
+        self._restores: list[tuple[str, Callable[[], object]]] = []
         self.started = time.monotonic()
 
     def explain(self, command: Callable[..., object], *args, **kwargs) -> None:
@@ -214,11 +216,14 @@ class Lab:
         self.stats_change = StatsChange(self.client, before, self.mesh.proxy_stats(self.client))
         return traffic
 
+    def seconds_since_start(self) -> float:
+        return time.monotonic() - self.started
+
     def tagged_in_log(self, workload: str, container: str | None = None) -> list[str]:
         """The log lines of ``workload`` that carry the last nonce."""
         if self.nonce is None:
             raise AssertionError("no tagged requests were sent in this scenario")
-        since = time.monotonic() - self.started + 1
+        since = self.seconds_since_start() + 1
         return [line for line in self.mesh.logs(workload, since_s=since, container=container)
                 if self.nonce in line]
 
@@ -265,12 +270,26 @@ class Lab:
         return self.mesh.diagnostics(self.manifests, since_s=since)
 
     # -- the contract ----------------------------------------------------------------
+    def set_outbound_traffic_policy(self, mode: str) -> None:
+        """Change the mesh-wide outbound traffic policy; cleanup puts the previous one back."""
+        self._show(outbound_policy_command, mode)
+        previous = self.mesh.set_outbound_traffic_policy(mode)
+        if not any(name == "outbound policy" for name, _ in self._restores):
+            self._restores.append(("outbound policy",
+                                   lambda: self.mesh.set_outbound_traffic_policy(previous)))
+
     def cleanup(self) -> None:
-        """Delete everything this scenario applied (also after a failure)."""
-        keys = [k for k in self.applied if k in self.mesh.owned_resources()]
-        if keys:
-            self.delete(list(reversed(keys)))
-        self.applied.clear()
+        """Delete everything this scenario applied and put back the mesh-wide settings it
+        changed (also after a failure)."""
+        try:
+            keys = [k for k in self.applied if k in self.mesh.owned_resources()]
+            if keys:
+                self.delete(list(reversed(keys)))
+            self.applied.clear()
+        finally:
+            while self._restores:
+                _, restore = self._restores.pop()
+                restore()
 
     def leaks(self) -> set[ResourceKey]:
         """Config present now that was not there before the scenario."""

@@ -12,11 +12,13 @@ from __future__ import annotations
 from . import gateways
 from .clusters import clusters, load_assignments
 from .listeners import listeners
-from .model import ConfigView, MeshView, ProxyView, ServicePortView, ServiceView, WorkloadView
+from .model import (HTTP_PROTOCOLS, ConfigView, EndpointView, MeshView, ProxyView, ServicePortView,
+                    ServiceView, WorkloadView)
 from .names import CLUSTER, ENDPOINT, LISTENER, ROUTE, TYPES, listen_port
 from .routes import route_configurations
 
-__all__ = ["CLUSTER", "ENDPOINT", "LISTENER", "ROUTE", "TYPES", "ConfigView", "MeshView",
+__all__ = ["CLUSTER", "ENDPOINT", "HTTP_PROTOCOLS", "LISTENER", "ROUTE", "TYPES", "ConfigView",
+           "EndpointView", "MeshView",
            "ProxyView", "ServicePortView", "ServiceView", "WorkloadView", "generate",
            "listen_port"]
 

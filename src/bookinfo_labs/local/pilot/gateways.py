@@ -62,7 +62,7 @@ def servers(mesh: MeshView, proxy: ProxyView) -> list[GatewayServer]:
 def target_port(mesh: MeshView, proxy: ProxyView, number: int) -> int:
     """A server port as the gateway listens on it: the targetPort of that port of a Service
     selecting the gateway pod, else the number itself (gateway.go resolvePorts)."""
-    for service in mesh.services:
+    for service in mesh.services:  # the gateway's own Service, a Kubernetes one
         if service.selects(proxy.namespace, proxy.labels):
             for port in service.ports:
                 if port.port == number:

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from .clusters import dns_cache
 from .model import MeshView, ProxyView
 from .names import access_log_format, delimited, inbound_cluster, listen_port
+from .scope import visible_services
 
 HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3." \
       "HttpConnectionManager"
@@ -30,7 +32,8 @@ ADS = {"ads": {}, "initial_fetch_timeout": "0s", "resource_api_version": "V3"}
 
 def listeners(mesh: MeshView, proxy: ProxyView) -> dict[str, dict]:
     out = {}
-    for port in sorted({p.port for s in mesh.services for p in s.ports}):
+    for port in sorted({p.port for s in visible_services(mesh, proxy) for p in s.ports
+                        if p.is_http}):
         name = f"0.0.0.0_{port}"
         out[name] = listener(name, proxy.outbound_ip, port, "OUTBOUND", connection_manager(
             mesh, proxy, f"outbound_0.0.0.0_{port}", rds=str(port)))
@@ -72,6 +75,12 @@ def connection_manager(mesh: MeshView, proxy: ProxyView, prefix: str, *, rds: st
         "server_header_transformation": "OVERWRITE",
         "http_filters": _FILTERS,
     }
+    if rds is not None and not gateway:  # the passthrough resolves the Host first
+        config["http_filters"] = _FILTERS[:-1] + [{
+            "name": "envoy.filters.http.dynamic_forward_proxy", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http."
+                         "dynamic_forward_proxy.v3.FilterConfig",
+                "dns_cache_config": dns_cache(mesh)}}, _FILTERS[-1]]
     if gateway:
         config.update({"xff_num_trusted_hops": 0, "forward_client_cert_details": "SANITIZE_SET",
                        "set_current_client_cert_details": {

@@ -17,6 +17,11 @@ SECRET = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
 #: the order Envoy warms them in
 TYPES = (CLUSTER, ENDPOINT, LISTENER, ROUTE)
 
+#: the catch-all virtual hosts (and their routes) and the clusters they lead to
+ALLOW_ANY = "allow_any"
+BLOCK_ALL = "block_all"
+PASSTHROUGH_CLUSTER = "PassthroughCluster"
+BLACKHOLE_CLUSTER = "BlackHoleCluster"
 #: the direct-response body limit istiod sets on every route configuration (Envoy's is 4 KiB)
 MAX_DIRECT_RESPONSE_BODY = 1024 * 1024
 #: Envoy's and Istio's "no limit" for circuit-breaker thresholds
