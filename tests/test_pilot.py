@@ -19,6 +19,7 @@ from google.protobuf import json_format
 from bookinfo_labs.local.pilot import (CLUSTER, ENDPOINT, LISTENER, ROUTE, ConfigView, MeshView,
                                        ProxyView, ServicePortView, ServiceView, WorkloadView,
                                        generate)
+from bookinfo_labs.local.mesh import GATEWAYS_FILE
 from bookinfo_labs.manifests import load_file, parse_text
 from bookinfo_labs.samples import sample_manifests
 from bookinfo_labs.versions import get_version
@@ -29,22 +30,26 @@ CLIENT = ProxyView(pod="curl-5d8f7c9b6d-x2k4p", namespace="default", labels={"ap
                    access_log_path="/tmp/curl/istio-proxy.log")
 
 
-def mesh_of(*files_or_yaml: str, version: str = "1.26") -> MeshView:
-    """Bookinfo, httpbin and the curl client as the samples deploy them, plus lab config, as
-    istiod sees it."""
+def mesh_of(*files_or_yaml: str, version: str = "1.26",
+            samples: tuple[str, ...] = ("bookinfo", "httpbin", "curl"),
+            gateways: bool = False) -> MeshView:
+    """Bookinfo, httpbin and the curl client (or ``samples``) as the samples deploy them,
+    with the demo profile's gateways if asked, plus lab config, as istiod sees it."""
     istio = get_version(version)
     services, workloads = [], []
-    for sample in ("bookinfo", "httpbin", "curl"):
-        for m in sample_manifests(sample, istio):
-            spec = m.raw.get("spec") or {}
-            if m.kind == "Service":
-                services.append(ServiceView(m.name, "default", tuple(
-                    ServicePortView(p.get("name", ""), p["port"], int(p.get("targetPort", p["port"])))
-                    for p in spec["ports"]), dict(spec.get("selector") or {})))
-            elif m.kind == "Deployment":
-                workloads.append(WorkloadView(f"{m.name}-5d8f7c9b6d-x2k4p", "default",
-                                              f"127.10.0.{len(workloads) + 1}",
-                                              dict(spec["template"]["metadata"]["labels"])))
+    objects = [m for sample in samples for m in sample_manifests(sample, istio)]
+    for m in objects + (load_file(GATEWAYS_FILE) if gateways else []):
+        spec = m.raw.get("spec") or {}
+        namespace = m.namespace or "default"
+        if m.kind == "Service":
+            services.append(ServiceView(m.name, namespace, tuple(
+                ServicePortView(p.get("name", ""), p["port"], int(p.get("targetPort", p["port"])),
+                                p.get("appProtocol"))
+                for p in spec["ports"]), dict(spec.get("selector") or {})))
+        elif m.kind == "Deployment":
+            workloads.append(WorkloadView(f"{m.name}-5d8f7c9b6d-x2k4p", namespace,
+                                          f"127.10.0.{len(workloads) + 1}",
+                                          dict(spec["template"]["metadata"]["labels"])))
     manifests = [m for item in files_or_yaml
                  for m in (parse_text(item) if "\n" in item else load_file(item))]
     configs: dict[tuple, ConfigView] = {}
@@ -63,6 +68,7 @@ def _parse_all(resources: dict) -> None:
     from envoy.extensions.filters.http.router.v3 import router_pb2  # noqa: F401
     from envoy.extensions.filters.network.http_connection_manager.v3 import (  # noqa: F401
         http_connection_manager_pb2)
+    from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2  # noqa: F401
     from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2  # noqa: F401
     from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2  # noqa: F401
     from envoy.config.cluster.v3 import cluster_pb2
@@ -152,9 +158,37 @@ def test_golden(case):
     files = CASES[case]
     resources = generate(mesh_of(*files), CLIENT)
     _parse_all(resources)
-    path = GOLDEN / f"{case}.json"
+    _compare(GOLDEN / f"{case}.json", resources)
+
+
+def _compare(path: Path, resources: dict) -> None:
     text = json.dumps(resources, indent=1, sort_keys=True) + "\n"
     if os.environ.get("UPDATE_GOLDEN"):
         path.write_text(text)
     assert path.exists(), f"no golden file {path}: UPDATE_GOLDEN=1 writes it"
     assert text == path.read_text(), f"{path} differs: UPDATE_GOLDEN=1 regenerates it"
+
+
+#: the TCP traffic shifting task's proxies: the ingress gateway, a tcp-echo pod, the client
+INGRESS = ProxyView(pod="istio-ingressgateway-5d8f7c9b6d-x2k4p", namespace="istio-system",
+                    labels={"app": "istio-ingressgateway", "istio": "ingressgateway"},
+                    ip="127.10.0.200", outbound_ip="127.11.0.200", app_ip="127.12.0.200",
+                    access_log_path="/tmp/istio-ingressgateway/istio-proxy.log", kind="router",
+                    host_ports={8080: 8080, 31400: 31400})
+TCP_ECHO = ProxyView(pod="tcp-echo-v1-5d8f7c9b6d-x2k4p", namespace="default",
+                     labels={"app": "tcp-echo", "version": "v1"}, ip="127.10.0.1",
+                     outbound_ip="127.11.0.1", app_ip="127.12.0.1", inbound_ports=(9000, 9001),
+                     access_log_path="/tmp/tcp-echo-v1/istio-proxy.log")
+
+
+def test_golden_tcp_traffic_shifting():
+    """tcp-echo, the client and the demo gateways with the task's 80/20 split: the
+    gateway's TCP listener, the TCP listeners of a sidecar and of a tcp-echo pod."""
+    mesh = mesh_of("tcp-echo-all-v1.yaml", "tcp-echo-20-v2.yaml", samples=("tcp-echo", "curl"),
+                   gateways=True)
+    resources = {name: generate(mesh, proxy)
+                 for name, proxy in (("client", CLIENT), ("ingressgateway", INGRESS),
+                                     ("tcp-echo-v1", TCP_ECHO))}
+    for by_type in resources.values():
+        _parse_all(by_type)
+    _compare(GOLDEN / "tcp-traffic-shifting.json", resources)

@@ -1,5 +1,7 @@
 """A sidecar's listeners: outbound per Service port, inbound per port its pod serves.
 
+A port of an opaque TCP protocol gets a tcp_proxy instead of a connection manager (tcp.py).
+
 Without iptables (INTERCEPTION_MODE=NONE) a sidecar's listeners bind real sockets: the
 outbound ones on the pod's outbound address, one per Service port (``0.0.0.0_9080``,
 routes from RDS ``9080``); the inbound ones on the pod's address, in front of the app
@@ -12,8 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import tcp
 from .model import MeshView, ProxyView
-from .names import access_log_format, delimited, inbound_cluster, listen_port
+from .names import access_logs, delimited, inbound_cluster, listen_port
 
 HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3." \
       "HttpConnectionManager"
@@ -30,12 +33,22 @@ ADS = {"ads": {}, "initial_fetch_timeout": "0s", "resource_api_version": "V3"}
 
 def listeners(mesh: MeshView, proxy: ProxyView) -> dict[str, dict]:
     out = {}
+    tcp_services = mesh.tcp_services()
     for port in sorted({p.port for s in mesh.services for p in s.ports}):
         name = f"0.0.0.0_{port}"
+        if port in tcp_services:  # a tcp_proxy (tcp.py)
+            proxy_filter, metadata = tcp.outbound_filter(mesh, proxy, tcp_services[port], port)
+            out[name] = listener(name, proxy.outbound_ip, port, "OUTBOUND", proxy_filter)
+            if metadata:
+                out[name]["filter_chains"][0]["metadata"] = metadata
+            continue
         out[name] = listener(name, proxy.outbound_ip, port, "OUTBOUND", connection_manager(
             mesh, proxy, f"outbound_0.0.0.0_{port}", rds=str(port)))
     for port in proxy.inbound_ports:
         name = f"{proxy.ip}_{port}"
+        if tcp.inbound_is_tcp(mesh, proxy, port):
+            out[name] = listener(name, proxy.ip, port, "INBOUND", tcp.inbound_filter(mesh, proxy, port))
+            continue
         out[name] = listener(name, proxy.ip, port, "INBOUND", connection_manager(
             mesh, proxy, f"inbound_0.0.0.0_{port}", route_config=_inbound_routes(mesh, port),
             server_name="istio-envoy"))
@@ -83,11 +96,7 @@ def connection_manager(mesh: MeshView, proxy: ProxyView, prefix: str, *, rds: st
     if server_name:
         config["server_name"] = server_name
     if mesh.access_log:
-        config["access_log"] = [{"name": "envoy.access_loggers.file", "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
-            "path": proxy.access_log_path,
-            "log_format": {"text_format_source": {"inline_string": access_log_format(mesh.istio)}},
-        }}]
+        config["access_log"] = access_logs(mesh, proxy)
     return {"name": "envoy.filters.network.http_connection_manager", "typed_config": config}
 
 
