@@ -44,7 +44,7 @@ def mesh_of(*files_or_yaml: str, version: str = "1.26",
         if m.kind == "Service":
             services.append(ServiceView(m.name, namespace, tuple(
                 ServicePortView(p.get("name", ""), p["port"], int(p.get("targetPort", p["port"])),
-                                p.get("appProtocol"))
+                                p.get("appProtocol", ""))
                 for p in spec["ports"]), dict(spec.get("selector") or {})))
         elif m.kind == "Deployment":
             workloads.append(WorkloadView(f"{m.name}-5d8f7c9b6d-x2k4p", namespace,

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from bookinfo_labs.local.pilot import CLUSTER, ENDPOINT, LISTENER, ROUTE, ServicePortView, generate
+from bookinfo_labs.local.pilot import (CLUSTER, ENDPOINT, LISTENER, ROUTE, ServicePortView,
+                                       generate, tcp)
 
 from test_pilot import CLIENT, INGRESS, TCP_ECHO as TCP_ECHO_POD, mesh_of
 
@@ -484,7 +485,7 @@ TCP_ECHO = "tcp-echo.default.svc.cluster.local"
     ("", None, 9080, ""), ("status-port", None, 15021, ""), ("", None, 3306, "TCP"),
 ])
 def test_port_protocol_from_app_protocol_else_the_name(name, app_protocol, port, protocol):
-    assert ServicePortView(name, port, port, app_protocol).protocol == protocol
+    assert tcp.protocol(ServicePortView(name, port, port, app_protocol or "")) == protocol
 
 
 def tcp_mesh(*config: str):
@@ -510,12 +511,11 @@ def tcp_proxy(out: dict, listener: str) -> dict:
     return {k: v for k, v in proxy["typed_config"].items() if k not in ("@type", "access_log")}
 
 
-def test_a_tcp_port_gets_a_tcp_proxy_to_its_service_and_no_routes():
+def test_a_tcp_port_gets_a_tcp_proxy_to_its_service():
     out = generate(tcp_mesh(), CLIENT)
     for port in (9000, 9001):
         cluster = f"outbound|{port}||{TCP_ECHO}"
         assert tcp_proxy(out, f"0.0.0.0_{port}") == {"stat_prefix": cluster, "cluster": cluster}
-        assert str(port) not in out[ROUTE]
     assert "access_log" in out[LISTENER]["0.0.0.0_9000"]["filter_chains"][0]["filters"][0][
         "typed_config"]
 

@@ -376,24 +376,21 @@ class LocalMesh(Mesh):
             application = factory(ctx)
             if inspect.isawaitable(application):
                 application = await application
-            if isinstance(application, TcpApp):
+            if isinstance(application, TcpApp):  # a plain TCP server, no aiohttp
                 await self._serve_tcp(application, pod, container)
-            else:
-                await self._serve_http(application, pod, container)
+                self.registry.pods.append(pod)
+                return pod
+            # A reset from the sidecar (a timeout upstream) reaches the app as a disconnect.
+            runner = web.AppRunner(application, access_log=None, handle_signals=False,
+                                   handler_cancellation=True)
+            await runner.setup()
+            self._runners.append(runner)
+            for port in container.get("ports") or []:
+                number = int(port["containerPort"])
+                await web.TCPSite(runner, app_ip, pilot.listen_port(number)).start()
+                pod.ports[number] = pilot.listen_port(number)
         self.registry.pods.append(pod)
         return pod
-
-    async def _serve_http(self, application: web.Application, pod: Pod, container: dict) -> None:
-        """An aiohttp app serves the container's ports at the pod's "localhost"."""
-        # A reset from the sidecar (a timeout upstream) reaches the app as a disconnect.
-        runner = web.AppRunner(application, access_log=None, handle_signals=False,
-                               handler_cancellation=True)
-        await runner.setup()
-        self._runners.append(runner)
-        for port in container.get("ports") or []:
-            number = int(port["containerPort"])
-            await web.TCPSite(runner, pod.app_ip, pilot.listen_port(number)).start()
-            pod.ports[number] = pilot.listen_port(number)
 
     async def _serve_tcp(self, app: TcpApp, pod: Pod, container: dict) -> None:
         """A plain TCP app listens on its own ports (else the container's) at the pod's
@@ -474,7 +471,7 @@ class LocalMesh(Mesh):
     # -- the control plane -----------------------------------------------------------
     def mesh_view(self) -> pilot.MeshView:
         services = tuple(pilot.ServiceView(s.name, s.namespace, tuple(
-            pilot.ServicePortView(p.name, p.port, p.target_port, p.app_protocol, p.protocol)
+            pilot.ServicePortView(p.name, p.port, p.target_port, p.app_protocol or "")
             for p in s.ports),
             dict(s.selector)) for s in self.registry.services.values())
         workloads = tuple(pilot.WorkloadView(p.name, p.namespace, p.ip, dict(p.labels),

@@ -124,21 +124,15 @@ def listeners(mesh: MeshView, proxy: ProxyView) -> dict[str, dict]:
     """One listener per port the gateway's servers resolve to, bound on the pod's address
     and on the machine's port mapped to it (buildGatewayListeners)."""
     out = {}
-    tcp_servers = _tcp_servers(servers(mesh, proxy))
     for port in sorted({e.target_port for e in servers(mesh, proxy)
-                        if e.protocol in _HTTP_PROTOCOLS and e.target_port not in tcp_servers}):
+                        if e.protocol in _HTTP_PROTOCOLS}):
         name = f"0.0.0.0_{port}"
         manager = connection_manager(
             mesh, proxy, f"outbound_0.0.0.0_{port}", rds=f"http.{port}", server_name="istio-envoy",
             gateway=True)
         out[name] = listener(name, proxy.ip, port, "OUTBOUND", manager,
                              host_port=proxy.host_ports.get(port))
-    for port, entry in sorted(tcp_servers.items()):
-        proxy_filter = _tcp_filter(mesh, proxy, entry)
-        if proxy_filter is not None:  # else istiod builds no listener: the port refuses
-            name = f"0.0.0.0_{port}"
-            out[name] = listener(name, proxy.ip, port, "OUTBOUND", proxy_filter,
-                                 host_port=proxy.host_ports.get(port))
+    out.update(_tcp_listeners(mesh, proxy, out))
     return out
 
 
@@ -205,14 +199,25 @@ def _collapse(vhosts: dict[str, dict], sources: dict[str, list]) -> list[dict]:
 
 # -- TCP servers ------------------------------------------------------------------------
 
-def _tcp_servers(entries: list[GatewayServer]) -> dict[int, GatewayServer]:
-    """Listener ports whose first server (oldest Gateway first) is TCP -> that server.
-    istiod keeps one plain TCP server per port and skips any later server there, as it
-    skips a TCP server on a port an HTTP server has (model/gateway.go mergeGateways)."""
+def _tcp_listeners(mesh: MeshView, proxy: ProxyView, built: dict[str, dict]) -> dict[str, dict]:
+    """A listener with a tcp_proxy for each port whose first server (oldest Gateway first)
+    is TCP. istiod keeps one plain TCP server per port and skips any later server there
+    (model/gateway.go mergeGateways), so an HTTP listener ``built`` for such a port goes;
+    without a tcp route the port gets no listener at all."""
     first: dict[int, GatewayServer] = {}
-    for entry in entries:
+    for entry in servers(mesh, proxy):
         first.setdefault(entry.target_port, entry)
-    return {port: entry for port, entry in first.items() if entry.protocol == "TCP"}
+    out = {}
+    for port, entry in sorted(first.items()):
+        if entry.protocol != "TCP":
+            continue
+        name = f"0.0.0.0_{port}"
+        built.pop(name, None)
+        proxy_filter = _tcp_filter(mesh, proxy, entry)
+        if proxy_filter is not None:
+            out[name] = listener(name, proxy.ip, port, "OUTBOUND", proxy_filter,
+                                 host_port=proxy.host_ports.get(port))
+    return out
 
 
 def _tcp_filter(mesh: MeshView, proxy: ProxyView, entry: GatewayServer) -> dict | None:

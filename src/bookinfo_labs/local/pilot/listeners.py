@@ -1,12 +1,11 @@
 """A sidecar's listeners: outbound per Service port, inbound per port its pod serves.
 
-A port of an opaque TCP protocol gets a tcp_proxy instead of a connection manager (tcp.py).
-
 Without iptables (INTERCEPTION_MODE=NONE) a sidecar's listeners bind real sockets: the
 outbound ones on the pod's outbound address, one per Service port (``0.0.0.0_9080``,
 routes from RDS ``9080``); the inbound ones on the pod's address, in front of the app
 (route config ``inbound|9080||`` inline). Each connection manager has Istio's stat
-prefix, filters and TEXT access log. Sources: pilot/pkg/networking/core/listener*.go
+prefix, filters and TEXT access log. A port of an opaque TCP protocol gets a tcp_proxy
+instead (tcp.py). Sources: pilot/pkg/networking/core/listener*.go
 (docs/facts.md#envoy-local-replies).
 """
 
@@ -33,25 +32,16 @@ ADS = {"ads": {}, "initial_fetch_timeout": "0s", "resource_api_version": "V3"}
 
 def listeners(mesh: MeshView, proxy: ProxyView) -> dict[str, dict]:
     out = {}
-    tcp_services = mesh.tcp_services()
     for port in sorted({p.port for s in mesh.services for p in s.ports}):
         name = f"0.0.0.0_{port}"
-        if port in tcp_services:  # a tcp_proxy (tcp.py)
-            proxy_filter, metadata = tcp.outbound_filter(mesh, proxy, tcp_services[port], port)
-            out[name] = listener(name, proxy.outbound_ip, port, "OUTBOUND", proxy_filter)
-            if metadata:
-                out[name]["filter_chains"][0]["metadata"] = metadata
-            continue
         out[name] = listener(name, proxy.outbound_ip, port, "OUTBOUND", connection_manager(
             mesh, proxy, f"outbound_0.0.0.0_{port}", rds=str(port)))
     for port in proxy.inbound_ports:
         name = f"{proxy.ip}_{port}"
-        if tcp.inbound_is_tcp(mesh, proxy, port):
-            out[name] = listener(name, proxy.ip, port, "INBOUND", tcp.inbound_filter(mesh, proxy, port))
-            continue
         out[name] = listener(name, proxy.ip, port, "INBOUND", connection_manager(
             mesh, proxy, f"inbound_0.0.0.0_{port}", route_config=_inbound_routes(mesh, port),
             server_name="istio-envoy"))
+    out.update(_tcp_listeners(mesh, proxy))  # TCP ports: a tcp_proxy, not a connection manager
     return out
 
 
@@ -112,3 +102,20 @@ def _inbound_routes(mesh: MeshView, port: int) -> dict:
             "name": "default", "match": {"prefix": "/"},
             "decorator": {"operation": f"{inbound_cluster(port)}/*"}, "route": route}]}]}
 
+
+def _tcp_listeners(mesh: MeshView, proxy: ProxyView) -> dict[str, dict]:
+    """The listeners of opaque TCP ports, a tcp_proxy each (tcp.py): outbound per TCP
+    Service port, inbound per TCP port of the pod."""
+    out = {}
+    for port, service in tcp.tcp_services(mesh).items():
+        name = f"0.0.0.0_{port}"
+        proxy_filter, metadata = tcp.outbound_filter(mesh, proxy, service, port)
+        out[name] = listener(name, proxy.outbound_ip, port, "OUTBOUND", proxy_filter)
+        if metadata:
+            out[name]["filter_chains"][0]["metadata"] = metadata
+    for port in proxy.inbound_ports:
+        if tcp.inbound_is_tcp(mesh, proxy, port):
+            name = f"{proxy.ip}_{port}"
+            out[name] = listener(name, proxy.ip, port, "INBOUND",
+                                 tcp.inbound_filter(mesh, proxy, port))
+    return out

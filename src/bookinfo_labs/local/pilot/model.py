@@ -13,44 +13,12 @@ from typing import Any, Mapping
 from ...versions import IstioVersion
 
 
-#: Istio's protocols by port name prefix or appProtocol (protocol.Parse)
-_PROTOCOLS = {"tcp": "TCP", "udp": "UDP", "grpc": "GRPC", "grpc-web": "GRPC-WEB", "http": "HTTP",
-              "http_proxy": "HTTP_PROXY", "http2": "HTTP2", "https": "HTTPS", "tls": "TLS",
-              "mongo": "MONGO", "redis": "REDIS", "mysql": "MYSQL"}
-#: Kubernetes' standard appProtocol names
-_KUBERNETES_APP_PROTOCOLS = {"kubernetes.io/h2c": "HTTP2", "kubernetes.io/ws": "HTTP",
-                             "kubernetes.io/wss": "HTTPS"}
-#: ports Istio takes for TCP when their name says nothing (SMTP, DNS, MySQL, MongoDB)
-_WELL_KNOWN_TCP = {25, 53, 3306, 27017}
-#: protocols a sidecar proxies as opaque TCP: a tcp_proxy, no HTTP connection manager
-#: (the Mongo, Redis and MySQL filters are off by default)
-OPAQUE_TCP = {"TCP", "MONGO", "REDIS", "MYSQL"}
-
-
 @dataclass(frozen=True)
 class ServicePortView:
     name: str
     port: int
     target_port: int
-    app_protocol: str | None = None  # spec.ports[].appProtocol
-    transport: str = "TCP"  # spec.ports[].protocol
-
-    @property
-    def protocol(self) -> str:
-        """Istio's protocol of the port (kube/conversion.go ConvertProtocol): UDP for a UDP
-        port; else from ``appProtocol``, else the name's prefix before ``-`` (``tcp-other``
-        is TCP); "" when neither says (Istio sniffs it), TCP for a well-known port."""
-        if self.transport.upper() == "UDP":
-            return "UDP"
-        if self.app_protocol in _KUBERNETES_APP_PROTOCOLS:
-            return _KUBERNETES_APP_PROTOCOLS[self.app_protocol]
-        name = (self.app_protocol or self.name).lower()
-        found = _PROTOCOLS.get("grpc-web" if name.startswith("grpc-web") else name.split("-")[0], "")
-        return found or ("TCP" if self.port in _WELL_KNOWN_TCP else "")
-
-    @property
-    def is_opaque_tcp(self) -> bool:
-        return self.protocol in OPAQUE_TCP
+    protocol: str = ""  # explicit: a Service port's appProtocol (else its name says; tcp.py)
 
 
 @dataclass(frozen=True)
@@ -114,21 +82,6 @@ class MeshView:
 
     def of_kind(self, kind: str) -> list[ConfigView]:
         return sorted((c for c in self.configs if c.kind == kind), key=lambda c: c.created)
-
-    def tcp_services(self) -> dict[int, ServiceView]:
-        """Service ports every Service on which is opaque TCP -> the first such Service.
-        Without VIPs a sidecar has one outbound listener per port, and plain TCP carries no
-        Host to tell two Services apart: the first keeps the port, as the first of two TCP
-        services on a wildcard listener does in istiod (listener.go, TCPOverTCP)."""
-        out: dict[int, ServiceView] = {}
-        other: set[int] = set()
-        for service in self.services:
-            for port in service.ports:
-                if not port.is_opaque_tcp:
-                    other.add(port.port)
-                elif port.port not in out:
-                    out[port.port] = service
-        return {port: service for port, service in out.items() if port not in other}
 
 
 @dataclass(frozen=True)

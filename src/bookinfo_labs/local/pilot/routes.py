@@ -35,10 +35,8 @@ def fqdn(host: str, namespace: str) -> str:
 
 
 def route_configurations(mesh: MeshView, proxy: ProxyView) -> dict[str, dict]:
-    """``{"9080": RouteConfiguration, ...}``: one per port any Service exposes over HTTP
-    (a TCP port's listener has no routes)."""
-    tcp_ports = mesh.tcp_services()
-    ports = sorted({p.port for s in mesh.services for p in s.ports if p.port not in tcp_ports})
+    """``{"9080": RouteConfiguration, ...}``: one per port any Service exposes."""
+    ports = sorted({p.port for s in mesh.services for p in s.ports})
     return {str(port): _route_configuration(mesh, proxy, port) for port in ports}
 
 

@@ -1,26 +1,71 @@
 """Opaque TCP: a Service port of a TCP protocol, a VirtualService's ``tcp`` rules -> tcp_proxy.
 
-A sidecar's outbound listener for a TCP port (``tcp``, ``tcp-other``, appProtocol ``tcp``)
-has one filter chain: a ``tcp_proxy`` to the route of the first ``tcp`` rule, among the
-VirtualServices bound to the mesh for the Service's host (oldest first), whose match
-applies to this proxy and port; without one, to the Service's own cluster. Its inbound
-listener for such a port proxies to ``inbound|<port>||``. One destination: that cluster,
-whose name is also the stat prefix (no ``;``); several: ``weighted_clusters`` of those
-with a weight, stat prefix ``<vs name>.<vs namespace>``, Envoy picking one per
-connection. Sources: pilot/pkg/networking/core/networkfilter.go
+A Service port's protocol is its appProtocol, else its name's prefix (Istio's protocol
+selection). A sidecar's outbound listener for a TCP port (``tcp``, ``tcp-other``,
+appProtocol ``tcp``) has one filter chain: a ``tcp_proxy`` to the route of the first
+``tcp`` rule, among the VirtualServices bound to the mesh for the Service's host (oldest
+first), whose match applies to this proxy and port; without one, to the Service's own
+cluster. Its inbound listener for such a port proxies to ``inbound|<port>||``. One
+destination: that cluster, whose name is also the stat prefix (no ``;``); several:
+``weighted_clusters`` of those with a weight, stat prefix ``<vs name>.<vs namespace>``,
+Envoy picking one per connection. Sources: pilot/pkg/networking/core/networkfilter.go
 (buildOutboundNetworkFilters), tls.go (buildSidecarOutboundTCPFilterChainOpts, matchTCP),
-listener_inbound.go (buildInboundNetworkFilters) (docs/facts.md#tcp-routing).
+listener_inbound.go (buildInboundNetworkFilters), pkg/config/kube/conversion.go
+(docs/facts.md#tcp-routing).
 """
 
 from __future__ import annotations
 
 from typing import Any, Iterator
 
-from .model import ConfigView, MeshView, ProxyView, ServiceView
+from .model import ConfigView, MeshView, ProxyView, ServicePortView, ServiceView
 from .names import access_logs, inbound_cluster, outbound_cluster
 from .routes import MESH_GATEWAY, _cluster_of, bound_gateways, fqdn
 
 TCP_PROXY = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
+#: Istio's protocols by port name prefix or appProtocol (protocol.Parse)
+_PROTOCOLS = {"tcp": "TCP", "udp": "UDP", "grpc": "GRPC", "grpc-web": "GRPC-WEB", "http": "HTTP",
+              "http_proxy": "HTTP_PROXY", "http2": "HTTP2", "https": "HTTPS", "tls": "TLS",
+              "mongo": "MONGO", "redis": "REDIS", "mysql": "MYSQL"}
+#: Kubernetes' standard appProtocol names
+_KUBERNETES_APP_PROTOCOLS = {"kubernetes.io/h2c": "HTTP2", "kubernetes.io/ws": "HTTP",
+                             "kubernetes.io/wss": "HTTPS"}
+#: ports Istio takes for TCP when nothing names their protocol (SMTP, DNS, MySQL, MongoDB)
+_WELL_KNOWN_TCP = {25, 53, 3306, 27017}
+#: protocols a sidecar proxies as opaque TCP (the Mongo, Redis and MySQL filters are off
+#: by default, so those are plain tcp_proxy too)
+OPAQUE_TCP = {"TCP", "MONGO", "REDIS", "MYSQL"}
+
+
+def protocol(port: ServicePortView) -> str:
+    """Istio's protocol of a Service port (kube/conversion.go ConvertProtocol): its
+    appProtocol, else its name's prefix before ``-`` (``tcp-other`` is TCP); "" when
+    neither says (Istio sniffs it), except on a well-known TCP port."""
+    if port.protocol in _KUBERNETES_APP_PROTOCOLS:
+        return _KUBERNETES_APP_PROTOCOLS[port.protocol]
+    name = (port.protocol or port.name).lower()
+    found = _PROTOCOLS.get("grpc-web" if name.startswith("grpc-web") else name.split("-")[0], "")
+    return found or ("TCP" if port.port in _WELL_KNOWN_TCP else "")
+
+
+def is_opaque_tcp(port: ServicePortView) -> bool:
+    return protocol(port) in OPAQUE_TCP
+
+
+def tcp_services(mesh: MeshView) -> dict[int, ServiceView]:
+    """Service ports every Service on which is opaque TCP -> the first such Service.
+    Without VIPs a sidecar has one outbound listener per port, and plain TCP carries no
+    Host to tell two Services apart: the first keeps the port, as the first of two TCP
+    Services on a wildcard listener does in istiod (listener.go, TCPOverTCP)."""
+    out: dict[int, ServiceView] = {}
+    other: set[int] = set()
+    for service in mesh.services:
+        for port in service.ports:
+            if not is_opaque_tcp(port):
+                other.add(port.port)
+            elif port.port not in out:
+                out[port.port] = service
+    return {port: service for port, service in out.items() if port not in other}
 
 
 def tcp_proxy(mesh: MeshView, proxy: ProxyView, stat_prefix: str, *, cluster: str | None = None,
@@ -85,7 +130,7 @@ def inbound_is_tcp(mesh: MeshView, proxy: ProxyView, port: int) -> bool:
     """Is every Service port that targets this container port of the pod opaque TCP?"""
     targeting = [p for s in mesh.services if s.selects(proxy.namespace, proxy.labels)
                  for p in s.ports if p.target_port == port]
-    return bool(targeting) and all(p.is_opaque_tcp for p in targeting)
+    return bool(targeting) and all(is_opaque_tcp(p) for p in targeting)
 
 
 def inbound_filter(mesh: MeshView, proxy: ProxyView, port: int) -> dict:
