@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 
 import pytest
 
+from bookinfo_labs.checks import EventuallyPolicy
 from bookinfo_labs.local.apps import find_app
 from bookinfo_labs.local.apps.base import AppContext, TcpApp
 from bookinfo_labs.local.apps.tcp_echo import tcp_echo
 from bookinfo_labs.local.runtime import LoopThread
+from bookinfo_labs.scenario import Lab
 from bookinfo_labs.tcpclient import TcpRequest, exchange, send_lines
 from bookinfo_labs.versions import get_version
+
+from test_scenario import RecordingMesh
 
 
 def _context(command, log):
@@ -71,3 +76,22 @@ def test_a_port_nobody_listens_on_is_refused():
         port = probe.getsockname()[1]
     replies = send_lines(TcpRequest("127.0.0.1", port, "x"), 2)
     assert [(r.line, r.error) for r in replies] == [("", "connection refused")] * 2
+
+
+def test_a_lab_sends_the_date_and_a_resend_opens_new_connections(server):
+    """``send_lines_through_ingress``: the date on a new connection each time, to the
+    address the mesh names for the gateway's tcp port; ``expect`` re-sends the batch."""
+    port, log = server
+
+    class TcpMesh(RecordingMesh):
+        def ingress_address(self, port_name="http2"):
+            assert port_name == "tcp"
+            return "127.0.0.1", port
+
+    lab = Lab(TcpMesh(), policy=EventuallyPolicy(times=3, timeout_s=5))
+    traffic = lab.send_lines_through_ingress(4)
+    assert repr(traffic) == f"<4 TCP connections to tcp://127.0.0.1:{port}: replies {{'one': 4}}>"
+    assert re.fullmatch(r"one \w{3} \w{3} \d\d \d\d:\d\d:\d\d UTC \d{4}", traffic.responses[0].line)
+    lab.expect("every reply starts with one",
+               lambda t: all(r.first_word == "one" for r in t.responses))
+    assert sum(line.startswith("request: ") for line in log) == 12  # 3 batches of 4
