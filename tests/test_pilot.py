@@ -39,21 +39,26 @@ EGRESS = ProxyView(pod="istio-egressgateway-5d8f7c9b6d-x2k4p", namespace="istio-
                    access_log_path="/tmp/egress/istio-proxy.log", kind="router")
 
 
-def mesh_of(*files_or_yaml: str, version: str = "1.26", edge: bool = False,
-            **mesh_config) -> MeshView:
-    """Bookinfo, httpbin and the curl client as the samples deploy them, plus lab config, as
-    istiod sees it; ``edge``: also Istio's gateways and the external stand-in."""
+def mesh_of(*files_or_yaml: str, version: str = "1.26",
+            samples: tuple[str, ...] = ("bookinfo", "httpbin", "curl"),
+            gateways: bool = False, edge: bool = False, **mesh_config) -> MeshView:
+    """Bookinfo, httpbin and the curl client (or ``samples``) as the samples deploy them,
+    with the demo profile's gateways if asked (``edge``: and the external stand-in), plus
+    lab config, as istiod sees it."""
     istio = get_version(version)
     services, workloads = [], []
-    sources = [sample_manifests(sample, istio) for sample in ("bookinfo", "httpbin", "curl")]
+    objects = [m for sample in samples for m in sample_manifests(sample, istio)]
+    if gateways or edge:
+        objects += load_file(GATEWAYS_FILE)
     if edge:
-        sources += [load_file(GATEWAYS_FILE), sample_manifests("external", istio)]
-    for m in (m for manifests in sources for m in manifests):
+        objects += sample_manifests("external", istio)
+    for m in objects:
         spec = m.raw.get("spec") or {}
         namespace = m.namespace or "default"
         if m.kind == "Service":
             services.append(ServiceView(m.name, namespace, tuple(
-                ServicePortView(p.get("name", ""), p["port"], int(p.get("targetPort", p["port"])))
+                ServicePortView(p.get("name", ""), p["port"], int(p.get("targetPort", p["port"])),
+                                p.get("appProtocol", ""))
                 for p in spec["ports"]), dict(spec.get("selector") or {})))
         elif m.kind == "Deployment":
             workloads.append(WorkloadView(f"{m.name}-5d8f7c9b6d-x2k4p", namespace,
@@ -82,6 +87,7 @@ def _parse_all(resources: dict) -> None:
     from envoy.extensions.filters.http.router.v3 import router_pb2  # noqa: F401
     from envoy.extensions.filters.network.http_connection_manager.v3 import (  # noqa: F401
         http_connection_manager_pb2)
+    from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2  # noqa: F401
     from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2  # noqa: F401
     from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2  # noqa: F401
     from envoy.config.cluster.v3 import cluster_pb2
@@ -286,9 +292,37 @@ def test_golden(case):
 
 def _check_golden(case: str, resources: dict) -> None:
     _parse_all(resources)
-    path = GOLDEN / f"{case}.json"
+    _compare(GOLDEN / f"{case}.json", resources)
+
+
+def _compare(path: Path, resources: dict) -> None:
     text = json.dumps(resources, indent=1, sort_keys=True) + "\n"
     if os.environ.get("UPDATE_GOLDEN"):
         path.write_text(text)
     assert path.exists(), f"no golden file {path}: UPDATE_GOLDEN=1 writes it"
     assert text == path.read_text(), f"{path} differs: UPDATE_GOLDEN=1 regenerates it"
+
+
+#: the TCP traffic shifting task's proxies: the ingress gateway, a tcp-echo pod, the client
+INGRESS = ProxyView(pod="istio-ingressgateway-5d8f7c9b6d-x2k4p", namespace="istio-system",
+                    labels={"app": "istio-ingressgateway", "istio": "ingressgateway"},
+                    ip="127.10.0.200", outbound_ip="127.11.0.200", app_ip="127.12.0.200",
+                    access_log_path="/tmp/istio-ingressgateway/istio-proxy.log", kind="router",
+                    host_ports={8080: 8080, 31400: 31400})
+TCP_ECHO = ProxyView(pod="tcp-echo-v1-5d8f7c9b6d-x2k4p", namespace="default",
+                     labels={"app": "tcp-echo", "version": "v1"}, ip="127.10.0.1",
+                     outbound_ip="127.11.0.1", app_ip="127.12.0.1", inbound_ports=(9000, 9001),
+                     access_log_path="/tmp/tcp-echo-v1/istio-proxy.log")
+
+
+def test_golden_tcp_traffic_shifting():
+    """tcp-echo, the client and the demo gateways with the task's 80/20 split: the
+    gateway's TCP listener, the TCP listeners of a sidecar and of a tcp-echo pod."""
+    mesh = mesh_of("tcp-echo-all-v1.yaml", "tcp-echo-20-v2.yaml", samples=("tcp-echo", "curl"),
+                   gateways=True)
+    resources = {name: generate(mesh, proxy)
+                 for name, proxy in (("client", CLIENT), ("ingressgateway", INGRESS),
+                                     ("tcp-echo-v1", TCP_ECHO))}
+    for by_type in resources.values():
+        _parse_all(by_type)
+    _compare(GOLDEN / "tcp-traffic-shifting.json", resources)

@@ -122,17 +122,7 @@ def ingress_commands(mesh: str, port_name: str, request: HttpRequest, count: int
                      namespace: str = "default") -> list[str]:
     """How the handout finds the ingress gateway (INGRESS_HOST, INGRESS_PORT), then the
     curl from the learner's shell; a ``for`` loop for a batch."""
-    if mesh == "kube":
-        lines = [
-            "export INGRESS_HOST=$(kubectl get po -l istio=ingressgateway -n istio-system "
-            "-o jsonpath='{.items[0].status.hostIP}')",
-            f"export INGRESS_PORT=$(kubectl -n istio-system get service istio-ingressgateway "
-            f"-o jsonpath='{{.spec.ports[?(@.name==\"{port_name}\")].nodePort}}')"]
-    else:
-        address = request.url.split("/")[2]
-        host, _, port = address.rpartition(":")
-        lines = [f"# the local mesh binds the ingress gateway's {port_name} port on {address}",
-                 f"export INGRESS_HOST={host} INGRESS_PORT={port}"]
+    lines = _ingress_exports(mesh, port_name, request.url.split("/")[2], "INGRESS_PORT")
     scheme, _, rest = request.url.partition("://")
     path = "/" + rest.partition("/")[2]
     url = f"{scheme}://$INGRESS_HOST:$INGRESS_PORT{path}"
@@ -400,3 +390,36 @@ def validate_command(source: str, namespace: str = "default") -> str:
 def analyze_command(namespace: str = "default") -> str:
     """Istio's analysis of the namespace's config (a missing subset is IST0101)."""
     return shlex.join(["istioctl", "analyze", *_ns_flag(namespace)])
+
+
+def _ingress_exports(mesh: str, port_name: str, address: str, variable: str) -> list[str]:
+    """The handout's INGRESS_HOST and ``variable`` (the port): on a cluster the gateway
+    pod's node and the port's nodePort; locally where the local mesh bound it."""
+    if mesh == "kube":
+        return [
+            "export INGRESS_HOST=$(kubectl get po -l istio=ingressgateway -n istio-system "
+            "-o jsonpath='{.items[0].status.hostIP}')",
+            f"export {variable}=$(kubectl -n istio-system get service istio-ingressgateway "
+            f"-o jsonpath='{{.spec.ports[?(@.name==\"{port_name}\")].nodePort}}')"]
+    host, _, port = address.rpartition(":")
+    return [f"# the local mesh binds the ingress gateway's {port_name} port on {address}",
+            f"export INGRESS_HOST={host} {variable}={port}"]
+
+
+#: the TCP traffic shifting task's client: the date, one connection, the echo printed
+NC_DATE = "(date; sleep 1) | nc $INGRESS_HOST $TCP_INGRESS_PORT"
+
+
+def tcp_ingress_commands(mesh: str, port_name: str, request, count: int = 1,
+                         namespace: str = "default") -> list[str]:
+    """The TCP task's ``(date; sleep 1) | nc $INGRESS_HOST $TCP_INGRESS_PORT`` from the
+    learner's shell, ``count`` times (``request`` is a tcpclient.TcpRequest)."""
+    lines = _ingress_exports(mesh, port_name, f"{request.host}:{request.port}", "TCP_INGRESS_PORT")
+    return lines + [NC_DATE if count == 1 else f"for i in $(seq {count}); do {NC_DATE}; done"]
+
+
+def tcp_replies_command(batch, namespace: str = "default") -> str:
+    """The first word of each reply (``one``, ``two``), counted, over the batch's number of
+    connections (after tcp_ingress_commands' exports)."""
+    return (f"for i in $(seq {batch.count}); do {NC_DATE}; done | cut -d' ' -f1 | {TALLY}"
+            "  # how many, first word of the reply")

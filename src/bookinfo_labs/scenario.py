@@ -15,13 +15,14 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 from .explain import (apply_commands, delete_commands, ingress_commands, load_command,
-                      outbound_policy_command, send_command)
+                      outbound_policy_command, send_command, tcp_ingress_commands)
 from .loadgen import LoadResult
 from .checks import EventuallyPolicy, eventually
 from .manifests import Manifest, check_release, load_file, parse_text, webhook_warnings
 from .samples import sample_manifests
 from .mesh import HttpRequest, HttpResponse, Mesh, ResourceKey
 from .proxystats import StatsChange
+from .tcpclient import TcpReply, TcpRequest, send_lines
 
 PRODUCTPAGE = "http://productpage:9080"
 
@@ -30,8 +31,9 @@ PRODUCTPAGE = "http://productpage:9080"
 class Traffic:
     """One batch of identical requests and what came back."""
 
-    request: HttpRequest
-    responses: list[HttpResponse]
+    request: HttpRequest | TcpRequest
+    #: curl's answers, or for a TcpRequest what came back on each connection
+    responses: list[HttpResponse] | list[TcpReply]
     #: when the last response arrived (monotonic clock): timing marks start here, not
     #: after whatever a step reads next
     finished_at: float = 0.0
@@ -46,6 +48,9 @@ class Traffic:
 
     def __repr__(self) -> str:
         # Shown in failure messages: a summary, not megabytes of HTML.
+        if isinstance(self.request, TcpRequest):
+            replies = Counter(r.first_word or r.error for r in self.responses)
+            return f"<{self.count} TCP connections to {self.request.url}: replies {dict(replies)}>"
         statuses = Counter(r.status for r in self.responses)
         errors = Counter(r.error for r in self.responses if r.error)
         text = f"<{self.count} x {self.request.method} {self.request.url}: statuses {dict(statuses)}"
@@ -179,6 +184,24 @@ class Lab:
         self.traffic = Traffic(request, responses, finished_at=time.monotonic(),
                                started_at=started, from_host=True)
         return self.traffic
+
+    def send_lines_through_ingress(self, count: int, port_name: str = "tcp") -> Traffic:
+        """The TCP task's ``(date; sleep 1) | nc $INGRESS_HOST $TCP_INGRESS_PORT``, ``count``
+        times from this machine: each a new connection to the ingress gateway's
+        ``port_name`` port that sends the date and reads back the echo."""
+        host, port = self.mesh.ingress_address(port_name)
+
+        def send() -> Traffic:
+            request = TcpRequest(host, port, time.strftime("%a %b %d %H:%M:%S UTC %Y",
+                                                           time.gmtime()))
+            self._show(tcp_ingress_commands, self.mesh.name, port_name, request, count)
+            started = time.monotonic()
+            replies = send_lines(request, count)
+            self.traffic = Traffic(request, replies, finished_at=time.monotonic(),
+                                   started_at=started, from_host=True)
+            return self.traffic
+
+        return self._batch(send)
 
     def send_tagged(self, request: HttpRequest, count: int) -> Traffic:
         """A batch whose URL carries a fresh nonce, so upstream logs show where it went.

@@ -46,7 +46,7 @@ from ..versions import IstioVersion
 from . import pilot
 from .analysis import analyze
 from .apps import find_app, image_name
-from .apps.base import AppContext, UpstreamResponse
+from .apps.base import AppContext, TcpApp, UpstreamResponse
 from .bootstrap import StatsMatcher, envoy_bootstrap
 from .config import ConfigStore
 from .dns import MeshDns
@@ -88,6 +88,9 @@ SUPPORTED_FIELDS: dict[str, tuple[str, ...]] = {
         "spec.http[].redirect", "spec.http[].directResponse", "spec.http[].rewrite",
         "spec.http[].headers", "spec.http[].route[].headers", "spec.http[].corsPolicy",
         "spec.http[].delegate",
+        "spec.tcp[].match[].port", "spec.tcp[].match[].gateways",
+        "spec.tcp[].match[].sourceLabels", "spec.tcp[].match[].sourceNamespace",
+        "spec.tcp[].route[].destination", "spec.tcp[].route[].weight",
     ),
     "Gateway": (
         "spec.selector", "spec.servers[].port", "spec.servers[].hosts", "spec.servers[].name",
@@ -108,7 +111,7 @@ SUPPORTED_FIELDS: dict[str, tuple[str, ...]] = {
 }
 _INDEX = re.compile(r"\[\d+\]")
 #: Gateway server protocols the control plane translates
-_GATEWAY_PROTOCOLS = {"HTTP", "HTTP2"}
+_GATEWAY_PROTOCOLS = {"HTTP", "HTTP2", "TCP"}
 #: the Istio config kinds the control plane reads
 CONFIG_KINDS = ("VirtualService", "DestinationRule", "Gateway", "ServiceEntry", "Sidecar")
 #: ServiceEntry resolutions the control plane translates (NONE needs iptables' original
@@ -282,6 +285,7 @@ class LocalMesh(Mesh):
         self._owned: set[ResourceKey] = set()
         self._deployed: set[str] = set()
         self._runners: list[web.AppRunner] = []
+        self._tcp_servers: list[asyncio.Server] = []
         self._outbounds: list[EnvoyOutbound] = []
         self._sidecars: dict[str, Sidecar] = {}  # pod name -> its sidecar
         self._workdir = make_run_dir()  # removes those of killed runs first
@@ -343,7 +347,8 @@ class LocalMesh(Mesh):
     def _service(self, m: Manifest) -> Service:
         spec = m.raw["spec"]
         ports = [ServicePort(p.get("name", ""), p["port"], int(p.get("targetPort", p["port"])),
-                             p.get("protocol", "TCP")) for p in spec.get("ports", [])]
+                             p.get("protocol", "TCP"), p.get("appProtocol"))
+                 for p in spec.get("ports", [])]
         return Service(m.name, m.namespace or self.namespace, ports,
                        dict(spec.get("selector") or {}), dict(m.raw["metadata"].get("labels") or {}),
                        spec.get("type", "ClusterIP"))
@@ -390,6 +395,10 @@ class LocalMesh(Mesh):
             application = factory(ctx)
             if inspect.isawaitable(application):
                 application = await application
+            if isinstance(application, TcpApp):  # a plain TCP server, no aiohttp
+                await self._serve_tcp(application, pod, container)
+                self.registry.pods.append(pod)
+                return pod
             # A reset from the sidecar (a timeout upstream) reaches the app as a disconnect.
             runner = web.AppRunner(application, access_log=None, handle_signals=False,
                                    handler_cancellation=True)
@@ -409,6 +418,15 @@ class LocalMesh(Mesh):
                 pod.ports[number] = pilot.listen_port(number)
         self.registry.pods.append(pod)
         return pod
+
+    async def _serve_tcp(self, app: TcpApp, pod: Pod, container: dict) -> None:
+        """A plain TCP app listens on its own ports (else the container's) at the pod's
+        "localhost", behind the inbound listeners."""
+        numbers = app.ports or [int(p["containerPort"]) for p in container.get("ports") or []]
+        for number in numbers:
+            self._tcp_servers.append(await asyncio.start_server(
+                app.handle, pod.app_ip, pilot.listen_port(number)))
+            pod.ports[number] = pilot.listen_port(number)
 
     def _map_host_ports(self, pod: Pod) -> dict[int, int]:
         """The ports of the NodePort/LoadBalancer Services selecting a gateway pod, each
@@ -465,6 +483,8 @@ class LocalMesh(Mesh):
                     await outbound.close()
                 for runner in self._runners:
                     await runner.cleanup()
+                for server in self._tcp_servers:
+                    server.close()
 
             self._loop.run(_stop(), timeout_s=10)
         finally:
@@ -479,7 +499,8 @@ class LocalMesh(Mesh):
     # -- the control plane -----------------------------------------------------------
     def mesh_view(self) -> pilot.MeshView:
         services = tuple(pilot.ServiceView(s.name, s.namespace, tuple(
-            pilot.ServicePortView(p.name, p.port, p.target_port) for p in s.ports),
+            pilot.ServicePortView(p.name, p.port, p.target_port, p.app_protocol or "")
+            for p in s.ports),
             dict(s.selector)) for s in self.registry.services.values())
         workloads = tuple(pilot.WorkloadView(p.name, p.namespace, p.ip, dict(p.labels),
                                              p.service_account) for p in self.registry.pods)

@@ -43,13 +43,9 @@ class ServicePort:
     name: str
     port: int
     target_port: int
-    protocol: str = "TCP"
-
-    @property
-    def app_protocol(self) -> str:
-        """Istio's protocol selection from the port name prefix (http, http2, grpc, tcp...)."""
-        prefix = self.name.split("-")[0].lower()
-        return prefix if prefix in {"http", "http2", "https", "grpc", "tcp", "tls"} else "tcp"
+    protocol: str = "TCP"  # the transport: TCP, UDP or SCTP
+    #: ``appProtocol``; with the name it gives Istio's protocol (pilot ServicePortView.protocol)
+    app_protocol: str | None = None
 
 
 @dataclass

@@ -7,7 +7,9 @@ a port no Service names is used as it is), with route config ``http.8080``. Its 
 hosts come from the VirtualServices whose ``gateways`` name the Gateway: one per host in
 both the server's and the VirtualService's hosts, the routes of every such VirtualService
 for that host appended oldest first, catch-all routes moved last. With no virtual host,
-the port answers 404 from ``blackhole:<port>``. Sources: pilot/pkg/networking/core/
+the port answers 404 from ``blackhole:<port>``. A TCP server opens a listener whose
+tcp_proxy follows the first ``tcp`` rule of those VirtualServices for its port (tcp.py);
+without one there is no listener. Sources: pilot/pkg/networking/core/
 gateway.go (buildGatewayListeners, buildGatewayHTTPRouteConfig, collapseDuplicateRoutes),
 pilot/pkg/model/gateway.go (resolvePorts) (docs/facts.md#gateways).
 """
@@ -20,7 +22,8 @@ from typing import Any, Iterator
 from .listeners import connection_manager, listener
 from .model import ConfigView, MeshView, ProxyView
 from .names import MAX_DIRECT_RESPONSE_BODY
-from .routes import bound_gateways, is_catch_all, vs_routes
+from .routes import bound_gateways, gateway_key, is_catch_all, vs_routes
+from .tcp import route_filter
 
 _HTTP_PROTOCOLS = {"HTTP", "HTTP2", "GRPC", "GRPC-WEB"}
 
@@ -129,6 +132,7 @@ def listeners(mesh: MeshView, proxy: ProxyView) -> dict[str, dict]:
             gateway=True)
         out[name] = listener(name, proxy.ip, port, "OUTBOUND", manager,
                              host_port=proxy.host_ports.get(port))
+    out.update(_tcp_listeners(mesh, proxy, out))
     return out
 
 
@@ -191,3 +195,45 @@ def _collapse(vhosts: dict[str, dict], sources: dict[str, list]) -> list[dict]:
         else:
             out[key] = vhosts[host]
     return list(out.values())
+
+
+# -- TCP servers ------------------------------------------------------------------------
+
+def _tcp_listeners(mesh: MeshView, proxy: ProxyView, built: dict[str, dict]) -> dict[str, dict]:
+    """A listener with a tcp_proxy for each port whose first server (oldest Gateway first)
+    is TCP. istiod keeps one plain TCP server per port and skips any later server there
+    (model/gateway.go mergeGateways), so an HTTP listener ``built`` for such a port goes;
+    without a tcp route the port gets no listener at all."""
+    first: dict[int, GatewayServer] = {}
+    for entry in servers(mesh, proxy):
+        first.setdefault(entry.target_port, entry)
+    out = {}
+    for port, entry in sorted(first.items()):
+        if entry.protocol != "TCP":
+            continue
+        name = f"0.0.0.0_{port}"
+        built.pop(name, None)
+        proxy_filter = _tcp_filter(mesh, proxy, entry)
+        if proxy_filter is not None:
+            out[name] = listener(name, proxy.ip, port, "OUTBOUND", proxy_filter,
+                                 host_port=proxy.host_ports.get(port))
+    return out
+
+
+def _tcp_filter(mesh: MeshView, proxy: ProxyView, entry: GatewayServer) -> dict | None:
+    """A TCP server's tcp_proxy: the first ``tcp`` rule, among the VirtualServices bound to
+    its Gateway with a host the server has (oldest first), with no match or a match of the
+    server's port and Gateway (source labels play no part at a gateway); None without one
+    (gateway.go buildGatewayNetworkFiltersFromTCPRoutes, l4MultiMatch)."""
+    number = entry.server.port.number
+    for vs in bound_virtual_services(mesh, entry.key):
+        if not intersect(server_hosts(entry, vs.namespace), vs.spec.hosts):
+            continue
+        for rule in vs.spec.tcp:
+            if not rule.match or any(
+                    (not m.port or m.port == number)
+                    and (not m.gateways or entry.key in {gateway_key(g, vs.namespace)
+                                                         for g in m.gateways})
+                    for m in rule.match):
+                return route_filter(mesh, proxy, vs, rule.route, number)
+    return None

@@ -4,7 +4,8 @@ Without iptables (INTERCEPTION_MODE=NONE) a sidecar's listeners bind real socket
 outbound ones on the pod's outbound address, one per Service port (``0.0.0.0_9080``,
 routes from RDS ``9080``); the inbound ones on the pod's address, in front of the app
 (route config ``inbound|9080||`` inline). Each connection manager has Istio's stat
-prefix, filters and TEXT access log. Sources: pilot/pkg/networking/core/listener*.go
+prefix, filters and TEXT access log. A port of an opaque TCP protocol gets a tcp_proxy
+instead (tcp.py). Sources: pilot/pkg/networking/core/listener*.go
 (docs/facts.md#envoy-local-replies).
 """
 
@@ -12,9 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import tcp
 from .clusters import dns_cache
 from .model import MeshView, ProxyView
-from .names import access_log_format, delimited, inbound_cluster, listen_port
+from .names import access_logs, delimited, inbound_cluster, listen_port
 from .scope import visible_services
 
 HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3." \
@@ -42,6 +44,7 @@ def listeners(mesh: MeshView, proxy: ProxyView) -> dict[str, dict]:
         out[name] = listener(name, proxy.ip, port, "INBOUND", connection_manager(
             mesh, proxy, f"inbound_0.0.0.0_{port}", route_config=_inbound_routes(mesh, port),
             server_name="istio-envoy"))
+    out.update(_tcp_listeners(mesh, proxy))  # TCP ports: a tcp_proxy, not a connection manager
     return out
 
 
@@ -92,11 +95,7 @@ def connection_manager(mesh: MeshView, proxy: ProxyView, prefix: str, *, rds: st
     if server_name:
         config["server_name"] = server_name
     if mesh.access_log:
-        config["access_log"] = [{"name": "envoy.access_loggers.file", "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
-            "path": proxy.access_log_path,
-            "log_format": {"text_format_source": {"inline_string": access_log_format(mesh.istio)}},
-        }}]
+        config["access_log"] = access_logs(mesh, proxy)
     return {"name": "envoy.filters.network.http_connection_manager", "typed_config": config}
 
 
@@ -112,3 +111,20 @@ def _inbound_routes(mesh: MeshView, port: int) -> dict:
             "name": "default", "match": {"prefix": "/"},
             "decorator": {"operation": f"{inbound_cluster(port)}/*"}, "route": route}]}]}
 
+
+def _tcp_listeners(mesh: MeshView, proxy: ProxyView) -> dict[str, dict]:
+    """The listeners of opaque TCP ports, a tcp_proxy each (tcp.py): outbound per TCP
+    Service port, inbound per TCP port of the pod."""
+    out = {}
+    for port, service in tcp.tcp_services(mesh, proxy).items():
+        name = f"0.0.0.0_{port}"
+        proxy_filter, metadata = tcp.outbound_filter(mesh, proxy, service, port)
+        out[name] = listener(name, proxy.outbound_ip, port, "OUTBOUND", proxy_filter)
+        if metadata:
+            out[name]["filter_chains"][0]["metadata"] = metadata
+    for port in proxy.inbound_ports:
+        if tcp.inbound_is_tcp(mesh, proxy, port):
+            name = f"{proxy.ip}_{port}"
+            out[name] = listener(name, proxy.ip, port, "INBOUND",
+                                 tcp.inbound_filter(mesh, proxy, port))
+    return out

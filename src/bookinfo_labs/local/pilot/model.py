@@ -15,6 +15,15 @@ from ...versions import IstioVersion
 
 #: protocols a port carries as HTTP (Istio's protocol selection)
 HTTP_PROTOCOLS = frozenset({"HTTP", "HTTP2", "GRPC", "GRPC-WEB"})
+#: Istio's protocols by port name prefix or appProtocol (protocol.Parse)
+_PROTOCOLS = {"tcp": "TCP", "udp": "UDP", "grpc": "GRPC", "grpc-web": "GRPC-WEB", "http": "HTTP",
+              "http_proxy": "HTTP_PROXY", "http2": "HTTP2", "https": "HTTPS", "tls": "TLS",
+              "mongo": "MONGO", "redis": "REDIS", "mysql": "MYSQL"}
+#: Kubernetes' standard appProtocol names
+_KUBERNETES_APP_PROTOCOLS = {"kubernetes.io/h2c": "HTTP2", "kubernetes.io/ws": "HTTP",
+                             "kubernetes.io/wss": "HTTPS"}
+#: ports Istio takes for TCP when nothing names their protocol (SMTP, DNS, MySQL, MongoDB)
+_WELL_KNOWN_TCP = {25, 53, 3306, 27017}
 
 
 @dataclass(frozen=True)
@@ -22,18 +31,24 @@ class ServicePortView:
     name: str
     port: int
     target_port: int
-    protocol: str = ""  # a ServiceEntry port's; a Service's comes from its name
+    protocol: str = ""  # a ServiceEntry port's, a Service port's appProtocol; else the name
+
+    @property
+    def selected_protocol(self) -> str:
+        """Istio's protocol of the port (kube/conversion.go ConvertProtocol): the explicit
+        one, else the name's prefix before ``-`` (``tcp-other`` is TCP); "" when neither
+        says (Istio sniffs it), except on a well-known TCP port."""
+        if self.protocol in _KUBERNETES_APP_PROTOCOLS:
+            return _KUBERNETES_APP_PROTOCOLS[self.protocol]
+        name = (self.protocol or self.name).lower()
+        found = _PROTOCOLS.get("grpc-web" if name.startswith("grpc-web") else name.split("-")[0],
+                               "")
+        return found or ("TCP" if self.port in _WELL_KNOWN_TCP else "")
 
     @property
     def is_http(self) -> bool:
-        """Istio's protocol selection: the explicit protocol, else the name's prefix
-        (``http``, ``http2``, ``grpc``...); a port without either is sniffed, which the
-        local mesh treats as HTTP."""
-        if self.protocol:
-            return self.protocol.upper() in HTTP_PROTOCOLS
-        prefix = self.name.split("-")[0].upper()
-        return prefix in HTTP_PROTOCOLS or prefix not in {"TCP", "TLS", "HTTPS", "MONGO",
-                                                          "MYSQL", "REDIS"}
+        """HTTP by its protocol; a sniffed port is taken for HTTP by the local mesh."""
+        return self.selected_protocol in HTTP_PROTOCOLS | {""}
 
 
 @dataclass(frozen=True)

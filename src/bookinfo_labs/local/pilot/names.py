@@ -7,7 +7,12 @@ Istio 1.23, Istio's TEXT access-log format.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ...versions import IstioVersion
+
+if TYPE_CHECKING:
+    from .model import MeshView, ProxyView
 
 LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
 ROUTE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
@@ -68,6 +73,18 @@ def access_log_format(istio: IstioVersion) -> str:
             f'"%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%" {cluster} %UPSTREAM_LOCAL_ADDRESS% '
             "%DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_REMOTE_ADDRESS% %REQUESTED_SERVER_NAME% "
             "%ROUTE_NAME%\n")
+
+
+def access_logs(mesh: "MeshView", proxy: "ProxyView") -> list[dict]:
+    """meshConfig.accessLogFile's logger in Istio's TEXT format, as every HTTP connection
+    manager and every tcp_proxy carries it (accesslog.go); none when the file is unset."""
+    if not mesh.access_log:
+        return []
+    return [{"name": "envoy.access_loggers.file", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+        "path": proxy.access_log_path,
+        "log_format": {"text_format_source": {"inline_string": access_log_format(mesh.istio)}},
+    }}]
 
 
 def duration(seconds: float) -> str:
