@@ -48,7 +48,7 @@ def static_files_served(lab):
     page = lab.traffic.responses[0]
     assert page.status == 200, f"the product page answered {page.status}"
     paths = linked_static_paths(page.body)
-    assert paths, "the product page links to no /static/ file"
+    assert paths, f"the product page links to no /static/ file: {page.body[:300]!r}"
     for path in paths:
         lab.send_through_ingress(HttpRequest(url=path))
         lab.explain(explain.statuses_command, lab.client, lab.traffic)

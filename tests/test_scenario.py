@@ -44,6 +44,7 @@ class RecordingMesh(Mesh):
     def load(self, client, url, **kwargs): raise NotImplementedError
     def send_from_host(self, request, count=1): raise NotImplementedError
     def ingress_address(self, port_name="http2"): raise NotImplementedError
+    def set_outbound_traffic_policy(self, mode): raise NotImplementedError
 
     def send(self, client, request, count=1):
         self.upstream_log += [f'"GET {request.url}" 503'] * count

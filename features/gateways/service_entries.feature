@@ -5,6 +5,8 @@ Feature: External services: ServiceEntry and the mesh's outbound traffic policy
   answers 502 itself (route block_all), until a ServiceEntry declares the host. Declared,
   the external host gets the mesh's routing: a VirtualService timeout, a DestinationRule.
   These scenarios change the mesh-wide mode and put the previous one back afterwards.
+  Timing bands run from the mechanism's earliest answer (less 10 ms of timer granularity)
+  to its latest plus 0.25 s of scheduling noise (docs/architecture.md#timing-bands).
   The external service is httpbin in the namespace "external" (no sidecar); the host
   ext.example.com is declared with a ServiceEntry whose endpoint is that Service, and curl
   resolves it to any address (--resolve): the sidecar captures the connection and routes by
@@ -77,12 +79,10 @@ Feature: External services: ServiceEntry and the mesh's outbound traffic policy
           - destination:
               host: ext.example.com
       """
-    # /delay/3 answers after 3 s; the 1 s timeout answers 504 first: the band runs from
-    # 1 s less 10 ms of timer granularity to 1 s plus 0.25 s of scheduling noise
-    # (docs/architecture.md#timing-bands)
+    # /delay/3 answers after 3 s; the 1 s timeout answers 504 first, after 1 s
     When I send 1 request to "http://ext.example.com/delay/3" with curl --resolve "ext.example.com:80:1.1.1.1"
-    Then every response has status 504 and body "upstream request timeout"
-    And every response took 0.99 to 1.25 seconds
+    Then every response took 0.99 to 1.25 seconds
+    And every response has status 504 and body "upstream request timeout"
 
   Scenario: A DestinationRule applies to the external host's cluster
     Given I apply:
