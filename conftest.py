@@ -8,6 +8,7 @@ pytest_plugins = [
     "steps.resilience",
     "steps.proxy",
     "steps.gateways",
+    "steps.egress",
     "steps.tls",
     "pytester",  # the plugin's own tests run throwaway pytest projects
 ]

@@ -6,7 +6,7 @@ from bookinfo_labs import explain
 from bookinfo_labs.manifests import ManifestError
 
 
-@given(parsers.re(r"the (?P<sample>\w+) sample is running"))
+@given(parsers.re(r"the (?P<sample>[\w-]+) sample is running"))
 def sample_is_running(lab, sample):
     lab.deploy(sample.lower())
 

@@ -1,11 +1,14 @@
-"""Ingress steps in the handout's words: requests from outside the mesh to the gateway."""
+"""Ingress steps in the handout's words: requests (and TCP connections) from outside the
+mesh to the gateway."""
 
 from collections import Counter
 
 from pytest_bdd import parsers, then, when
 
 from bookinfo_labs import explain
+from bookinfo_labs.checks import parse_shares
 from bookinfo_labs.checks.backends import linked_static_paths
+from bookinfo_labs.checks.splits import expect_split
 from bookinfo_labs.mesh import HttpRequest
 
 _USER = r"(?P<user>a user|an anonymous user|[a-z][\w.-]*)"
@@ -45,7 +48,7 @@ def static_files_served(lab):
     page = lab.traffic.responses[0]
     assert page.status == 200, f"the product page answered {page.status}"
     paths = linked_static_paths(page.body)
-    assert paths, "the product page links to no /static/ file"
+    assert paths, f"the product page links to no /static/ file: {page.body[:300]!r}"
     for path in paths:
         lab.send_through_ingress(HttpRequest(url=path))
         lab.explain(explain.statuses_command, lab.client, lab.traffic)
@@ -95,3 +98,49 @@ def connection_refused(lab):
         assert set(seen) == {(0, 7)}, f"(status, curl exit code) seen: {dict(seen)}"
 
     lab.expect("curl cannot connect to the ingress gateway (exit 7)", check)
+
+
+# -- TCP through the ingress gateway (the TCP traffic shifting task) ---------------------
+
+@when(parsers.re(r"I send the date to the ingress gateway's TCP port (?P<count>\d+) times?"),
+      converters={"count": int})
+def send_date_over_tcp(lab, count):
+    """``(date; sleep 1) | nc $INGRESS_HOST $TCP_INGRESS_PORT``, each time a new connection."""
+    lab.send_lines_through_ingress(count)
+
+
+def _first_words(traffic) -> Counter:
+    """The first word of each connection's reply (``one``, ``two``); why none came, in
+    brackets."""
+    return Counter(r.first_word or f"({r.error})" for r in traffic.responses)
+
+
+@then(parsers.re(r'every reply starts with "(?P<word>[^"]+)"'))
+def every_reply_starts_with(lab, word):
+    lab.explain(explain.tcp_replies_command, lab.traffic)
+
+    def check(traffic):
+        seen = _first_words(traffic)
+        assert set(seen) == {word}, f"first words of the replies: {dict(seen)}"
+
+    lab.expect(f"every reply starts with {word!r}", check)
+
+
+@then(parsers.re(r"the replies are split (?P<spec>\S+ \d+% (?:and \S+ \d+%)+)"))
+def replies_split(lab, spec):
+    """A weighted tcp_proxy picks per connection: an exact binomial band (false failure
+    <= 1e-6) on the replies' first words."""
+    lab.explain(explain.tcp_replies_command, lab.traffic)
+    expect_split(lab, f"replies split {spec}", _first_words, parse_shares(spec))
+
+
+@then("the ingress gateway's TCP port refuses the connection")
+def tcp_port_refuses(lab):
+    """No listener on the port: the connection is refused (nc exits 1 at once)."""
+    lab.explain(explain.tcp_replies_command, lab.traffic)
+
+    def check(traffic):
+        seen = _first_words(traffic)
+        assert set(seen) == {"(connection refused)"}, f"what the connections got: {dict(seen)}"
+
+    lab.expect("the ingress gateway refuses the TCP connections", check)

@@ -30,7 +30,7 @@ def sidecar_routes(lab, workload, host, spec):
                expected=f"{host} routed {expected}", policy=lab.policy)
 
 
-@then(parsers.re(rf"the {_WORKLOAD} sidecar's (?P<host>[a-z][\w-]*) cluster allows "
+@then(parsers.re(rf"the {_WORKLOAD} sidecar's (?P<host>[a-z][\w.-]*) cluster allows "
                  r"(?P<connections>\d+) connections? and (?P<pending>\d+) pending requests?"),
       converters={"connections": int, "pending": int})
 def cluster_allows(lab, workload, host, connections, pending):

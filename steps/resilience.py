@@ -202,7 +202,7 @@ def _logged(lab, workload: str) -> int:
     return len(lab.tagged_in_log(workload))
 
 
-@then(parsers.re(r"(?P<workload>[\w-]+) logged the tagged requests (?P<total>\d+) times"),
+@then(parsers.re(r"(?P<workload>[\w/-]+) logged the tagged requests (?P<total>\d+) times"),
       converters={"total": int})
 def logged_times(lab, workload, total):
     lab.explain(explain.log_grep_command, workload, lab.nonce)
@@ -210,7 +210,7 @@ def logged_times(lab, workload, total):
                expected=f"{workload} logs {total} lines with the nonce", policy=lab.policy)
 
 
-@then(parsers.re(r"(?P<workload>[\w-]+) logged none of the tagged requests"))
+@then(parsers.re(r"(?P<workload>[\w/-]+) logged none of the tagged requests"))
 def logged_none(lab, workload):
     """Watched until a mirrored copy of the batch would have landed, not just once."""
     lab.explain(explain.log_grep_command, workload, lab.nonce)

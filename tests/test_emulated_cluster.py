@@ -86,10 +86,23 @@ def test_the_kube_backend_connects_only_as_to_an_emulated_cluster(cluster, kube)
 def test_every_sample_pod_runs_with_a_sidecar_on_a_local_workload(cluster, api):
     pods = api.request("GET", "/api/v1/namespaces/default/pods")["items"]
     names = {p["metadata"]["name"] for p in pods}
-    assert {p.name for p in cluster.mesh.registry.pods} == names
+    assert {p.name for p in cluster.mesh.registry.pods if p.namespace == "default"} == names
     for pod in pods:
         assert pod["spec"]["containers"][-1]["name"] == "istio-proxy"
         assert pod["status"]["phase"] == "Running"
+
+
+def test_the_install_s_gateways_run_as_envoy_alone_on_their_node_ports(cluster, api, kube):
+    """istio-system's gateway pods are the proxy container only; the ingress gateway's
+    NodePort is where this machine reaches it."""
+    pods = api.request("GET", "/api/v1/namespaces/istio-system/pods")["items"]
+    gateways = sorted(p["metadata"]["labels"]["istio"] for p in pods)
+    assert gateways == ["egressgateway", "ingressgateway"]
+    for pod in pods:
+        assert [c["name"] for c in pod["spec"]["containers"]] == ["istio-proxy"]
+    host, port = kube.ingress_address()
+    local = next(p for p in cluster.mesh.registry.pods if p.labels.get("istio") == "ingressgateway")
+    assert (host, port) == ("127.0.0.1", local.host_ports[8080])
 
 
 def test_curl_in_the_client_pod_goes_through_its_sidecar(kube, cluster):

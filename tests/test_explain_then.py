@@ -33,6 +33,7 @@ TAGGED = HttpRequest(url="http://httpbin:8000/status/503?nonce=0a1b2c3d4e5f6789"
 PARALLEL = HttpRequest(url="http://httpbin:8000/get", parallel=3)
 HTTPS = HttpRequest(url="https://a.example.com:8443/status/418", cacert="/tmp/example.com.crt",
                     resolve=("a.example.com:8443:127.0.0.1",), cert="/tmp/c.crt", key="/tmp/c.key")
+TCP = SimpleNamespace(host="127.0.0.1", port=31400)  # a tcpclient.TcpRequest's address
 
 
 def batch(request: HttpRequest, count: int) -> SimpleNamespace:
@@ -73,6 +74,7 @@ def every_then_command() -> dict[str, str]:
         "exit codes": explain.exit_codes_command("curl", SimpleNamespace(
             request=HTTPS, count=2, from_host=True)),
         "handshake alert": explain.handshake_alert_command(HTTPS),
+        "tcp replies": explain.tcp_replies_command(batch(TCP, 200)),
     }
 
 
@@ -114,6 +116,22 @@ def test_logs_stats_fortio_and_config_commands():
     assert commands["analyze"] == "istioctl analyze -n labs"
     assert explain.stat_command("curl", "httpbin", "pending", ISTIO, growth=False).endswith(
         "deploy/curl -c istio-proxy -- pilot-agent request GET stats | grep httpbin | grep pending")
+
+
+def test_the_tcp_commands_are_the_tasks_nc_loop():
+    nc = "(date; sleep 1) | nc $INGRESS_HOST $TCP_INGRESS_PORT"
+    assert explain.tcp_ingress_commands("kube", "tcp", TCP, 20) == [
+        "export INGRESS_HOST=$(kubectl get po -l istio=ingressgateway -n istio-system "
+        "-o jsonpath='{.items[0].status.hostIP}')",
+        "export TCP_INGRESS_PORT=$(kubectl -n istio-system get service istio-ingressgateway "
+        "-o jsonpath='{.spec.ports[?(@.name==\"tcp\")].nodePort}')",
+        f"for i in $(seq 20); do {nc}; done"]
+    assert explain.tcp_ingress_commands("local", "tcp", TCP, 1) == [
+        "# the local mesh binds the ingress gateway's tcp port on 127.0.0.1:31400",
+        "export INGRESS_HOST=127.0.0.1 TCP_INGRESS_PORT=31400", nc]
+    assert every_then_command()["tcp replies"] == (
+        f"for i in $(seq 200); do {nc}; done | cut -d' ' -f1 | sort | uniq -c"
+        "  # how many, first word of the reply")
 
 
 def test_the_page_patterns_follow_the_ui_flavour():
@@ -318,3 +336,18 @@ def test_explain_prints_a_then_steps_command_in_a_real_run(tmp_path):
         assert step in lines, textwrap.shorten(result.stdout, 3000)
         after = lines[lines.index(step) + 1]
         assert after.startswith("kubectl exec deploy/") and command in after, (step, after)
+
+
+@needs_bash
+def test_the_tcp_replies_command_counts_the_first_words(tmp_path):
+    """A fake nc answers like tcp-echo v1; a fake sleep keeps the loop quick."""
+    for name, text in (("nc", '#!/bin/sh\nread line; echo "one $line"\n'),
+                       ("sleep", "#!/bin/sh\nexit 0\n")):
+        (tmp_path / name).write_text(text)
+        (tmp_path / name).chmod(0o755)
+    command = ("export INGRESS_HOST=127.0.0.1 TCP_INGRESS_PORT=31400; "
+               + explain.tcp_replies_command(batch(TCP, 3)))
+    result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=30,
+                            env={"PATH": f"{tmp_path}:/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    assert [" ".join(line.split()) for line in result.stdout.splitlines()] == ["3 one"]

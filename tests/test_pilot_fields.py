@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from bookinfo_labs.local.pilot import CLUSTER, ENDPOINT, LISTENER, ROUTE, generate
+from bookinfo_labs.local.pilot import (CLUSTER, ENDPOINT, LISTENER, ROUTE, ServicePortView,
+                                       generate, tcp)
 
-from test_pilot import CLIENT, mesh_of
+from test_pilot import CLIENT, INGRESS, TCP_ECHO as TCP_ECHO_POD, mesh_of
 
 REVIEWS = "reviews.default.svc.cluster.local"
 HTTPBIN = "httpbin.default.svc.cluster.local"
@@ -470,3 +471,137 @@ def test_inbound_listener_fronts_the_app():
 def test_ports_below_1024_move_up_but_keep_their_names():
     out = generate(mesh_of(), CLIENT)
     assert out[LISTENER]["0.0.0.0_80"]["address"]["socket_address"]["port_value"] == 20080
+
+
+# -- TCP ----------------------------------------------------------------------------------
+
+TCP_ECHO = "tcp-echo.default.svc.cluster.local"
+
+
+@pytest.mark.parametrize("name, app_protocol, port, protocol", [
+    ("tcp", None, 9000, "TCP"), ("tcp-other", None, 9001, "TCP"), ("TCP-x", None, 1, "TCP"),
+    ("http", None, 9080, "HTTP"), ("grpc-web-x", None, 1, "GRPC-WEB"), ("mongo", None, 1, "MONGO"),
+    ("web", "tcp", 1, "TCP"), ("tcp", "http", 1, "HTTP"), ("x", "kubernetes.io/h2c", 1, "HTTP2"),
+    ("", None, 9080, ""), ("status-port", None, 15021, ""), ("", None, 3306, "TCP"),
+])
+def test_port_protocol_from_app_protocol_else_the_name(name, app_protocol, port, protocol):
+    assert tcp.protocol(ServicePortView(name, port, port, app_protocol or "")) == protocol
+
+
+def tcp_mesh(*config: str):
+    """tcp-echo and the client, with the demo profile's gateways."""
+    return mesh_of(*config, samples=("tcp-echo", "curl"), gateways=True)
+
+
+def tcp_vs(rules: str, gateways: str = "") -> str:
+    hosts = "'*'" if gateways else "tcp-echo"
+    return ("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: tcp-echo}\n"
+            f"spec:\n  hosts: [{hosts}]\n{gateways}  tcp:\n{rules}")
+
+
+TCP_DR = ("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: tcp-echo}\n"
+          "spec:\n  host: tcp-echo\n  subsets:\n  - {name: v1, labels: {version: v1}}\n"
+          "  - {name: v2, labels: {version: v2}}\n")
+
+
+def tcp_proxy(out: dict, listener: str) -> dict:
+    [chain] = out[LISTENER][listener]["filter_chains"]
+    [proxy] = chain["filters"]
+    assert proxy["name"] == "envoy.filters.network.tcp_proxy"
+    return {k: v for k, v in proxy["typed_config"].items() if k not in ("@type", "access_log")}
+
+
+def test_a_tcp_port_gets_a_tcp_proxy_to_its_service():
+    out = generate(tcp_mesh(), CLIENT)
+    for port in (9000, 9001):
+        cluster = f"outbound|{port}||{TCP_ECHO}"
+        assert tcp_proxy(out, f"0.0.0.0_{port}") == {"stat_prefix": cluster, "cluster": cluster}
+    assert "access_log" in out[LISTENER]["0.0.0.0_9000"]["filter_chains"][0]["filters"][0][
+        "typed_config"]
+
+
+def test_tcp_routes_on_a_sidecar_single_and_weighted():
+    single = tcp_vs("  - route: [{destination: {host: tcp-echo, subset: v2}}]\n")
+    out = generate(tcp_mesh(TCP_DR, single), CLIENT)
+    cluster = f"outbound|9000|v2|{TCP_ECHO}"  # no port: the listener's
+    assert tcp_proxy(out, "0.0.0.0_9000") == {"stat_prefix": cluster, "cluster": cluster}
+    assert out[LISTENER]["0.0.0.0_9000"]["filter_chains"][0]["metadata"]["filter_metadata"][
+        "istio"]["config"].endswith("/namespaces/default/virtual-service/tcp-echo")
+    weighted = tcp_vs("  - route:\n    - {destination: {host: tcp-echo, subset: v1}, weight: 80}\n"
+                      "    - {destination: {host: tcp-echo, subset: v2}, weight: 20}\n"
+                      "    - {destination: {host: tcp-echo, subset: v2}, weight: 0}\n")
+    assert tcp_proxy(generate(tcp_mesh(TCP_DR, weighted), CLIENT), "0.0.0.0_9001") == {
+        "stat_prefix": "tcp-echo.default", "weighted_clusters": {"clusters": [
+            {"name": f"outbound|9001|v1|{TCP_ECHO}", "weight": 80},
+            {"name": f"outbound|9001|v2|{TCP_ECHO}", "weight": 20}]}}
+
+
+@pytest.mark.parametrize("condition, applies", [
+    ("port: 9000", True), ("port: 9001", False),
+    ("sourceLabels: {app: curl}", True), ("sourceLabels: {app: other}", False),
+    ("sourceNamespace: other", False), ("gateways: [mesh]", True),
+    ("gateways: [tcp-echo-gateway]", False),
+])
+def test_tcp_match_conditions_on_a_sidecar(condition, applies):
+    config = tcp_vs(f"  - match: [{{{condition}}}]\n"
+                    "    route: [{destination: {host: tcp-echo, subset: v2}}]\n")
+    subset = "v2" if applies else ""
+    assert tcp_proxy(generate(tcp_mesh(TCP_DR, config), CLIENT), "0.0.0.0_9000")["cluster"] == \
+        f"outbound|9000|{subset}|{TCP_ECHO}"
+
+
+def test_a_tcp_port_of_the_pod_is_proxied_to_the_app_as_tcp():
+    out = generate(tcp_mesh(), TCP_ECHO_POD)
+    assert tcp_proxy(out, "127.10.0.1_9000") == {"stat_prefix": "inbound|9000||",
+                                                 "cluster": "inbound|9000||"}
+
+
+TCP_GATEWAY = ("apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: tcp-echo-gateway}\n"
+               "spec:\n  selector: {istio: ingressgateway}\n  servers:\n"
+               "  - port: {number: 31400, name: tcp, protocol: TCP}\n    hosts: ['*']\n")
+AT_GATEWAY = "  gateways: [tcp-echo-gateway]\n"
+
+
+def ingress_resources(*config: str) -> dict:
+    return generate(tcp_mesh(*config), INGRESS)
+
+
+def test_a_tcp_server_without_a_tcp_route_opens_no_port():
+    assert ingress_resources(TCP_GATEWAY)[LISTENER] == {}
+    elsewhere = tcp_vs("  - match: [{port: 31401}]\n    route: [{destination: {host: tcp-echo}}]\n",
+                       AT_GATEWAY)
+    assert ingress_resources(TCP_GATEWAY, elsewhere)[LISTENER] == {}
+    other = tcp_vs("  - match: [{gateways: [other-gateway]}]\n"
+                   "    route: [{destination: {host: tcp-echo}}]\n", AT_GATEWAY)
+    assert ingress_resources(TCP_GATEWAY, other)[LISTENER] == {}
+
+
+def test_a_tcp_server_proxies_to_the_first_matching_tcp_route():
+    config = tcp_vs("  - match: [{port: 31401}]\n    route: [{destination: {host: tcp-echo, subset: v2}}]\n"
+                    "  - match: [{port: 31400, sourceLabels: {app: nobody}}]\n"
+                    "    route: [{destination: {host: tcp-echo, subset: v1, port: {number: 9001}}}]\n",
+                    AT_GATEWAY)
+    out = ingress_resources(TCP_GATEWAY, TCP_DR, config)
+    cluster = f"outbound|9001|v1|{TCP_ECHO}"  # a gateway ignores source labels
+    assert tcp_proxy(out, "0.0.0.0_31400") == {"stat_prefix": cluster, "cluster": cluster}
+    assert out[LISTENER]["0.0.0.0_31400"]["additional_addresses"] == [
+        {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 31400}}}]
+    # a destination without a port, to a Service of two ports: the server's number
+    config = tcp_vs("  - route: [{destination: {host: tcp-echo}}]\n", AT_GATEWAY)
+    assert tcp_proxy(ingress_resources(TCP_GATEWAY, config), "0.0.0.0_31400")["cluster"] == \
+        f"outbound|31400||{TCP_ECHO}"
+
+
+def test_the_first_server_on_a_port_decides_its_protocol():
+    http = TCP_GATEWAY.replace("tcp-echo-gateway", "http-first").replace(
+        "name: tcp, protocol: TCP", "name: http, protocol: HTTP")
+    route = tcp_vs("  - route: [{destination: {host: tcp-echo, port: {number: 9000}}}]\n",
+                   "  gateways: [tcp-echo-gateway, http-first]\n")
+    web = ("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: web}\n"
+           "spec:\n  hosts: ['*']\n  gateways: [http-first, tcp-echo-gateway]\n"
+           "  http:\n  - route: [{destination: {host: tcp-echo, port: {number: 9000}}}]\n")
+    http_first = ingress_resources(http, TCP_GATEWAY, route, web)[LISTENER]["0.0.0.0_31400"]
+    assert http_first["filter_chains"][0]["filters"][0]["name"] == \
+        "envoy.filters.network.http_connection_manager"
+    tcp_first = ingress_resources(TCP_GATEWAY, http, route, web)
+    assert tcp_proxy(tcp_first, "0.0.0.0_31400")["cluster"] == f"outbound|9000||{TCP_ECHO}"

@@ -51,9 +51,10 @@ class ScriptedMesh(Mesh):
     def owned_resources(self): return set()
     def client(self): return "curl"
     def load(self, client, url, **kwargs): raise NotImplementedError
+    def proxy_stats(self, workload): return {}
     def send_from_host(self, request, count=1): raise NotImplementedError
     def ingress_address(self, port_name="http2"): raise NotImplementedError
-    def proxy_stats(self, workload): return {}
+    def set_outbound_traffic_policy(self, mode): raise NotImplementedError
 
     def send(self, client, request, count=1):
         entry = self.script[min(self.batches, len(self.script) - 1)]

@@ -130,16 +130,7 @@ def ingress_commands(mesh: str, port_name: str, request: HttpRequest, count: int
         host, _, port = request.url.split("/")[2].rpartition(":")
         address = (host, int(port))
     variable = "SECURE_INGRESS_PORT" if port_name == "https" else "INGRESS_PORT"
-    if mesh == "kube":
-        lines = [
-            "export INGRESS_HOST=$(kubectl get po -l istio=ingressgateway -n istio-system "
-            "-o jsonpath='{.items[0].status.hostIP}')",
-            f"export {variable}=$(kubectl -n istio-system get service istio-ingressgateway "
-            f"-o jsonpath='{{.spec.ports[?(@.name==\"{port_name}\")].nodePort}}')"]
-    else:
-        lines = [f"# the local mesh binds the ingress gateway's {port_name} port on "
-                 f"{address[0]}:{address[1]}",
-                 f"export INGRESS_HOST={address[0]} {variable}={address[1]}"]
+    lines = _ingress_exports(mesh, port_name, f"{address[0]}:{address[1]}", variable)
     host, port = address
 
     def spelled(word: str) -> str:
@@ -158,6 +149,14 @@ def ingress_commands(mesh: str, port_name: str, request: HttpRequest, count: int
     return lines + [curl if count == 1 else f"for i in $(seq {count}); do {curl}; echo; done"]
 
 
+def outbound_policy_command(mode: str, namespace: str = "default") -> list[str]:
+    """The mesh-wide outbound policy as the handout sets it (and how to check it)."""
+    return [f"istioctl install -y -f manifests/istio/istio-operator.yaml "
+            f"--set meshConfig.outboundTrafficPolicy.mode={mode}",
+            "kubectl get configmap istio -n istio-system -o jsonpath='{.data.mesh}' "
+            "| grep -A1 outboundTrafficPolicy"]
+
+
 def load_command(client: str, url: str, *, connections: int, requests: int,
                  qps: float = 0, namespace: str = "default", container: str = "fortio") -> str:
     """The lab's fortio run: ``kubectl exec deploy/fortio-deploy -c fortio -- fortio load ...``."""
@@ -168,13 +167,24 @@ def load_command(client: str, url: str, *, connections: int, requests: int,
 
 def logs_command(workload: str, container: str | None = None, since: float | None = None,
                  namespace: str = "default") -> str:
-    """``kubectl logs deploy/<workload> -c <container> --since=<n>s``."""
+    """``kubectl logs deploy/<workload> -c <container> --since=<n>s`` (``<ns>/<workload>``
+    for another namespace; the gateways are istio-system's)."""
+    namespace, workload = _workload_namespace(workload, namespace)
     words = ["kubectl", "logs", *_ns_flag(namespace), f"deploy/{workload}"]
     if container:
         words += ["-c", container]
     if since is not None:
         words.append(f"--since={max(1, math.ceil(since))}s")
     return shlex.join(words)
+
+
+def _workload_namespace(workload: str, namespace: str) -> tuple[str, str]:
+    other, _, name = workload.rpartition("/")
+    if other:
+        return other, name
+    if workload in ("istio-ingressgateway", "istio-egressgateway"):
+        return "istio-system", workload
+    return namespace, workload
 
 
 def stats_command(workload: str, namespace: str = "default", grep: str | None = None) -> str:
@@ -479,3 +489,36 @@ def handshake_alert_command(request: HttpRequest, namespace: str = "default") ->
         if value is not None:
             words += [option, value]
     return f"sleep 1 | {shlex.join(words)} 2>&1 | grep -i alert"
+
+
+def _ingress_exports(mesh: str, port_name: str, address: str, variable: str) -> list[str]:
+    """The handout's INGRESS_HOST and ``variable`` (the port): on a cluster the gateway
+    pod's node and the port's nodePort; locally where the local mesh bound it."""
+    if mesh == "kube":
+        return [
+            "export INGRESS_HOST=$(kubectl get po -l istio=ingressgateway -n istio-system "
+            "-o jsonpath='{.items[0].status.hostIP}')",
+            f"export {variable}=$(kubectl -n istio-system get service istio-ingressgateway "
+            f"-o jsonpath='{{.spec.ports[?(@.name==\"{port_name}\")].nodePort}}')"]
+    host, _, port = address.rpartition(":")
+    return [f"# the local mesh binds the ingress gateway's {port_name} port on {address}",
+            f"export INGRESS_HOST={host} {variable}={port}"]
+
+
+#: the TCP traffic shifting task's client: the date, one connection, the echo printed
+NC_DATE = "(date; sleep 1) | nc $INGRESS_HOST $TCP_INGRESS_PORT"
+
+
+def tcp_ingress_commands(mesh: str, port_name: str, request, count: int = 1,
+                         namespace: str = "default") -> list[str]:
+    """The TCP task's ``(date; sleep 1) | nc $INGRESS_HOST $TCP_INGRESS_PORT`` from the
+    learner's shell, ``count`` times (``request`` is a tcpclient.TcpRequest)."""
+    lines = _ingress_exports(mesh, port_name, f"{request.host}:{request.port}", "TCP_INGRESS_PORT")
+    return lines + [NC_DATE if count == 1 else f"for i in $(seq {count}); do {NC_DATE}; done"]
+
+
+def tcp_replies_command(batch, namespace: str = "default") -> str:
+    """The first word of each reply (``one``, ``two``), counted, over the batch's number of
+    connections (after tcp_ingress_commands' exports)."""
+    return (f"for i in $(seq {batch.count}); do {NC_DATE}; done | cut -d' ' -f1 | {TALLY}"
+            "  # how many, first word of the reply")

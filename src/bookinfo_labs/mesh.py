@@ -45,6 +45,7 @@ class HttpRequest:
     cookie_jar: str | None = None
     max_time_s: float | None = None
     parallel: int = 1
+    #: curl's ``--resolve host:port:address`` entries: names cluster DNS does not know
     resolve: tuple[str, ...] = ()
     cacert: str | None = None
     cert: str | None = None
@@ -66,6 +67,8 @@ class HttpRequest:
     def curl_args(self) -> list[str]:
         """The curl arguments (without the URL) both backends pass to a real curl."""
         args = ["-sS", "-i"]
+        for entry in self.resolve:
+            args += ["--resolve", entry]
         if self.method != "GET" or self.data is not None:
             args += ["-X", self.method]
         for name, value in self.headers:
@@ -74,8 +77,6 @@ class HttpRequest:
             args += ["--data", self.data]
         if self.max_time_s is not None:
             args += ["--max-time", f"{self.max_time_s:g}"]
-        for entry in self.resolve:
-            args += ["--resolve", entry]
         for option, value in (("--cacert", self.cacert), ("--cert", self.cert),
                               ("--key", self.key)):
             if value is not None:
@@ -182,6 +183,11 @@ class Mesh(abc.ABC):
     @abc.abstractmethod
     def send(self, client: str, request: HttpRequest, count: int = 1) -> list[HttpResponse]:
         """Send ``request`` ``count`` times, in order, from inside ``client``: one batch, one exec."""
+
+    @abc.abstractmethod
+    def set_outbound_traffic_policy(self, mode: str) -> str:
+        """Set the mesh-wide ``meshConfig.outboundTrafficPolicy.mode`` (``ALLOW_ANY`` or
+        ``REGISTRY_ONLY``); return the mode it replaced."""
 
     @abc.abstractmethod
     def send_from_host(self, request: HttpRequest, count: int = 1) -> list[HttpResponse]:

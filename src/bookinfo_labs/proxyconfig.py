@@ -29,7 +29,10 @@ def walk(node: Any) -> Iterator[dict]:
 
 
 def _short(fqdn: str) -> str:
-    return fqdn.split(".")[0]
+    """A Service's name (``reviews.default.svc.cluster.local`` -> ``reviews``); any other
+    host (a ServiceEntry's) as it is."""
+    host = fqdn.rsplit(":", 1)[0] if fqdn.rsplit(":", 1)[-1].isdigit() else fqdn
+    return host.split(".")[0] if host.endswith(".svc.cluster.local") else host
 
 
 def route_shares(dump: dict, host: str) -> dict[str, int]:

@@ -26,6 +26,7 @@ SAMPLE_FILES: dict[str, tuple[str, ...]] = {
     "sleep": ("clients/sleep.yaml",),
     "fortio": ("clients/fortio.yaml",),
     "httpbin": ("httpbin/httpbin.yaml",),
+    "tcp-echo": ("tcp-echo/tcp-echo-services.yaml",),
 }
 
 PYTHON_HTTPBIN_IMAGE = "docker.io/kong/httpbin"

@@ -15,13 +15,14 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 from .explain import (apply_commands, delete_commands, ingress_commands, load_command,
-                      send_command)
+                      outbound_policy_command, send_command, tcp_ingress_commands)
 from .loadgen import LoadResult
 from .checks import EventuallyPolicy, eventually
 from .manifests import Manifest, check_release, load_file, parse_text, webhook_warnings
 from .samples import sample_manifests
 from .mesh import HttpRequest, HttpResponse, Mesh, ResourceKey
 from .proxystats import StatsChange
+from .tcpclient import TcpReply, TcpRequest, send_lines
 
 PRODUCTPAGE = "http://productpage:9080"
 
@@ -30,8 +31,9 @@ PRODUCTPAGE = "http://productpage:9080"
 class Traffic:
     """One batch of identical requests and what came back."""
 
-    request: HttpRequest
-    responses: list[HttpResponse]
+    request: HttpRequest | TcpRequest
+    #: curl's answers, or for a TcpRequest what came back on each connection
+    responses: list[HttpResponse] | list[TcpReply]
     #: when the last response arrived (monotonic clock): timing marks start here, not
     #: after whatever a step reads next
     finished_at: float = 0.0
@@ -46,6 +48,9 @@ class Traffic:
 
     def __repr__(self) -> str:
         # Shown in failure messages: a summary, not megabytes of HTML.
+        if isinstance(self.request, TcpRequest):
+            replies = Counter(r.first_word or r.error for r in self.responses)
+            return f"<{self.count} TCP connections to {self.request.url}: replies {dict(replies)}>"
         statuses = Counter(r.status for r in self.responses)
         errors = Counter(r.error for r in self.responses if r.error)
         text = f"<{self.count} x {self.request.method} {self.request.url}: statuses {dict(statuses)}"
@@ -74,6 +79,8 @@ class Lab:
         self.load_result: LoadResult | None = None
         self.stats_change: StatsChange | None = None  # a sidecar's stats across the last burst
         self.marks: dict[str, float] = {}  # named moments (monotonic clock)
+        #: mesh-wide settings this scenario changed, and how to put each back
+        self._restores: list[tuple[str, Callable[[], object]]] = []
         self.started = time.monotonic()
 
     def explain(self, command: Callable[..., object], *args, **kwargs) -> None:
@@ -191,6 +198,24 @@ class Lab:
                                started_at=started, from_host=True)
         return self.traffic
 
+    def send_lines_through_ingress(self, count: int, port_name: str = "tcp") -> Traffic:
+        """The TCP task's ``(date; sleep 1) | nc $INGRESS_HOST $TCP_INGRESS_PORT``, ``count``
+        times from this machine: each a new connection to the ingress gateway's
+        ``port_name`` port that sends the date and reads back the echo."""
+        host, port = self.mesh.ingress_address(port_name)
+
+        def send() -> Traffic:
+            request = TcpRequest(host, port, time.strftime("%a %b %d %H:%M:%S UTC %Y",
+                                                           time.gmtime()))
+            self._show(tcp_ingress_commands, self.mesh.name, port_name, request, count)
+            started = time.monotonic()
+            replies = send_lines(request, count)
+            self.traffic = Traffic(request, replies, finished_at=time.monotonic(),
+                                   started_at=started, from_host=True)
+            return self.traffic
+
+        return self._batch(send)
+
     def send_tagged(self, request: HttpRequest, count: int) -> Traffic:
         """A batch whose URL carries a fresh nonce, so upstream logs show where it went.
 
@@ -227,11 +252,14 @@ class Lab:
         self.stats_change = StatsChange(self.client, before, self.mesh.proxy_stats(self.client))
         return traffic
 
+    def seconds_since_start(self) -> float:
+        return time.monotonic() - self.started
+
     def tagged_in_log(self, workload: str, container: str | None = None) -> list[str]:
         """The log lines of ``workload`` that carry the last nonce."""
         if self.nonce is None:
             raise AssertionError("no tagged requests were sent in this scenario")
-        since = time.monotonic() - self.started + 1
+        since = self.seconds_since_start() + 1
         return [line for line in self.mesh.logs(workload, since_s=since, container=container)
                 if self.nonce in line]
 
@@ -278,12 +306,26 @@ class Lab:
         return self.mesh.diagnostics(self.manifests, since_s=since)
 
     # -- the contract ----------------------------------------------------------------
+    def set_outbound_traffic_policy(self, mode: str) -> None:
+        """Change the mesh-wide outbound traffic policy; cleanup puts the previous one back."""
+        self._show(outbound_policy_command, mode)
+        previous = self.mesh.set_outbound_traffic_policy(mode)
+        if not any(name == "outbound policy" for name, _ in self._restores):
+            self._restores.append(("outbound policy",
+                                   lambda: self.mesh.set_outbound_traffic_policy(previous)))
+
     def cleanup(self) -> None:
-        """Delete everything this scenario applied (also after a failure)."""
-        keys = [k for k in self.applied if k in self.mesh.owned_resources()]
-        if keys:
-            self.delete(list(reversed(keys)))
-        self.applied.clear()
+        """Delete everything this scenario applied and put back the mesh-wide settings it
+        changed (also after a failure)."""
+        try:
+            keys = [k for k in self.applied if k in self.mesh.owned_resources()]
+            if keys:
+                self.delete(list(reversed(keys)))
+            self.applied.clear()
+        finally:
+            while self._restores:
+                _, restore = self._restores.pop()
+                restore()
 
     def leaks(self) -> set[ResourceKey]:
         """Config present now that was not there before the scenario."""

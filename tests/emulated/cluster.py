@@ -25,7 +25,7 @@ from bookinfo_labs.rundir import make_run_dir
 from bookinfo_labs.versions import IstioVersion
 
 from .containers import Containers
-from .controllers import INJECTION_LABEL, NODE_NAME, Istiod, Workloads
+from .controllers import INJECTION_LABEL, MESH_CONFIG, NODE_NAME, Istiod, Workloads
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,9 @@ class EmulatedCluster:
                                "updatedReplicas": 1, "availableReplicas": 1}})
         for obj in yaml.safe_load_all(GATEWAYS_FILE.read_text()):  # the demo profile's gateways
             api.create(obj)
+        api.create({"apiVersion": "v1", "kind": "ConfigMap",  # the mesh config istiod reads
+                    "metadata": {"name": MESH_CONFIG[1], "namespace": MESH_CONFIG[0]},
+                    "data": {"mesh": "accessLogFile: /dev/stdout\n"}})
 
     def _deploy_samples(self) -> None:
         """The sample apps, deployed by the kube backend's own Samples code, as the

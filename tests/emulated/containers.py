@@ -20,6 +20,7 @@ kills it if the run dies) and killed with its group at ``close()``.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -44,6 +45,8 @@ REAL_CURL = shutil.which("curl", path="/usr/local/bin:/usr/bin:/bin") or "curl"
 #: a command that runs longer than this is killed (the client gave up long before)
 EXEC_LIMIT_S = 900.0
 TESTS_DIR = Path(__file__).resolve().parent.parent
+#: curl's ``--resolve host:port:address`` in an exec's command text (quoted or not)
+_RESOLVE = re.compile(r"--resolve[= ]'?([^\s':]+:\d+:[^\s']+)")
 
 
 def tools_of(image: str) -> tuple[str, ...]:
@@ -83,7 +86,7 @@ class Containers:
         home = self.root / pod.name / container
         bin_dir = home / "bin"
         (home / "tmp").mkdir(parents=True, exist_ok=True)
-        self._write_tools(pod, tools, bin_dir)
+        self._write_tools(pod, tools, bin_dir, command)
         # Images with a shell have its usual helpers (cat, rm, printf) too.
         path = f"{bin_dir}:/usr/local/bin:/usr/bin:/bin" if "sh" in tools else str(bin_dir)
         argv = [_in_tmp(arg, home / "tmp") for arg in command]
@@ -116,13 +119,17 @@ class Containers:
                 self._running.discard(process)
         return stdout, stderr, process.returncode if process.returncode >= 0 else 137
 
-    def _write_tools(self, pod: Pod, tools: tuple[str, ...], bin_dir: Path) -> None:
+    def _write_tools(self, pod: Pod, tools: tuple[str, ...], bin_dir: Path,
+                     command: list[str]) -> None:
         """The image's tools, as wrappers bound to this pod (written at each exec: the
-        Services a pod can resolve change as samples are deployed)."""
+        Services a pod can resolve change as samples are deployed; the names a curl of
+        this exec resolves itself with --resolve are captured as well)."""
         bin_dir.mkdir(parents=True, exist_ok=True)
         scripts = {}
         if "curl" in tools:
-            scripts["curl"] = f"exec {shlex.quote(REAL_CURL)} {shlex.join(self.mesh.curl_capture(pod))} \"$@\""
+            resolve = _RESOLVE.findall(" ".join(command))
+            capture = self.mesh.curl_capture(pod, resolve)
+            scripts["curl"] = f"exec {shlex.quote(REAL_CURL)} {shlex.join(capture)} \"$@\""
         if "fortio" in tools:
             names = ",".join(f"{name}:{port.port}" for s in self.mesh.registry.services.values()
                              for name in s.dns_names(pod.namespace) for port in s.ports)

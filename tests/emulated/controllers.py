@@ -6,10 +6,11 @@
   hands them to the real Envoys over ADS. The API answers before the push, as on a
   cluster: config reaches the sidecars asynchronously.
 - ``Workloads``: the Deployment controller, the sidecar injector and the kubelet in one.
-  A Deployment's replicas start as local pods behind their Envoys, a Service joins the
-  registry; Pod objects and Deployment status then say so; the Secrets and ConfigMaps a
-  pod's volumes name are mounted. A gateway's Deployment (its
-  container is the proxy image) starts as Envoy alone in any namespace, and its NodePort
+  A Deployment's replicas start as local pods, behind their Envoys in a namespace labelled
+  for injection, without one elsewhere; a Service joins the registry; Pod objects and
+  Deployment status then say so; the Secrets and ConfigMaps a pod's volumes name are
+  mounted. A gateway's Deployment (its container is the proxy
+  image) starts as Envoy alone in any namespace, and its NodePort
   Service gets as nodePorts the ports of this machine the local mesh bound it on (the API
   server's allocation and kube-proxy's node port in one). Pods are not restarted when a
   template changes and deleted Deployments keep their pods (no lab does either).
@@ -28,13 +29,13 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
+import yaml
+
 from bookinfo_labs.istio import releases
 from bookinfo_labs.istio.base import FieldError
 from bookinfo_labs.istio.registry import parse_resource
 from bookinfo_labs.kube.api import ISTIO_TYPES
 from bookinfo_labs.local import LocalMesh
-from bookinfo_labs.local.apps import image_name
-from bookinfo_labs.local.mesh import PROXY_IMAGE
 from bookinfo_labs.local.registry import Pod
 from bookinfo_labs.manifests import Manifest, ManifestError, manifest_from_object
 from bookinfo_labs.mesh import ResourceKey
@@ -50,6 +51,8 @@ GATEWAY_NAMESPACE = "istio-system"
 DEBOUNCE_S = 0.1
 DEBOUNCE_MAX_S = 10.0
 INJECTION_LABEL = "istio-injection"
+#: the ConfigMap istiod reads its mesh config from (namespace, name)
+MESH_CONFIG = ("istio-system", "istio")
 NODE_NAME = "bookinfo-labs-emulated"
 
 
@@ -78,6 +81,7 @@ class Istiod:
         self.mesh = mesh
         self.istio = istio
         self.pushed: dict[ResourceKey, str] = {}  # what the mesh has: key -> resourceVersion
+        self.outbound_policy = "ALLOW_ANY"  # the mesh's, as last pushed
         self.errors: list[str] = []  # pushes the mesh refused (a NACK), newest last
         self._dirty = threading.Event()
         self._stop = threading.Event()
@@ -135,7 +139,7 @@ class Istiod:
 
     # -- the push --------------------------------------------------------------------
     def on_event(self, event: str, obj: dict) -> None:
-        if group_of(obj) in ISTIO_GROUPS or _gateway_secret(obj):
+        if group_of(obj) in ISTIO_GROUPS or _is_mesh_config(obj) or _gateway_secret(obj):
             self._idle.clear()
             self._dirty.set()
 
@@ -165,6 +169,15 @@ class Istiod:
             if not self._dirty.is_set():
                 self._idle.set()
 
+    def _push_mesh_config(self) -> None:
+        """The mesh config istiod reads from its ConfigMap: outboundTrafficPolicy.mode."""
+        configmap = self.api.get_object("", "configmaps", *MESH_CONFIG) or {}
+        mesh = yaml.safe_load((configmap.get("data") or {}).get("mesh") or "") or {}
+        mode = (mesh.get("outboundTrafficPolicy") or {}).get("mode") or "ALLOW_ANY"
+        if mode != self.outbound_policy:
+            self.mesh.set_outbound_traffic_policy(mode)
+            self.outbound_policy = mode
+
     def _desired(self) -> dict[ResourceKey, dict]:
         wanted: dict[ResourceKey, dict] = {}
         for rtype in ISTIO_TYPES:
@@ -179,6 +192,7 @@ class Istiod:
         return wanted
 
     def _push(self) -> None:
+        self._push_mesh_config()
         desired = self._desired()
         gone = [key for key in self.pushed if key not in desired]
         changed = {key: obj for key, obj in desired.items()
@@ -200,11 +214,10 @@ class Istiod:
                 self.pushed[key] = obj["metadata"]["resourceVersion"]
 
 
-def _is_gateway(deployment: dict) -> bool:
-    """A Deployment whose pod is the proxy alone (Istio's gateway injection template)."""
-    containers = (((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}) \
-        .get("containers") or []
-    return any(image_name(c.get("image", "")) == PROXY_IMAGE for c in containers)
+def _is_mesh_config(obj: dict) -> bool:
+    meta = obj.get("metadata") or {}
+    return obj.get("kind") == "ConfigMap" and meta.get("namespace") == MESH_CONFIG[0] \
+        and meta.get("name") == MESH_CONFIG[1]
 
 
 def _gateway_secret(obj: dict) -> bool:
@@ -272,15 +285,14 @@ class Workloads:
             seen.add(key)
             if key in self.started:
                 self._observe(obj)
-            elif self._injected(key[0]) or _is_gateway(obj):
-                new.append(obj)
             else:
-                log.info("emulated kubelet: %s not started: namespace %s is not labelled "
-                            "%s=enabled (this emulation only runs pods with a sidecar)",
-                            source_of(obj), key[0], INJECTION_LABEL)
+                new.append(obj)
         if not services and not new:
             return
-        manifests = services + [manifest_from_object(spec_object(o), source_of(o)) for o in new]
+        # the injector's answer per namespace: the local mesh starts a sidecar where asked
+        namespaces = {o["metadata"].get("namespace", "") for o in new}
+        manifests = [manifest_from_object(self._namespace(n), f"Namespace/{n}") for n in namespaces]
+        manifests += services + [manifest_from_object(spec_object(o), source_of(o)) for o in new]
         pods = self.mesh.start_objects(manifests + self._mounted(new))
         for obj in new:
             meta = obj["metadata"]
@@ -325,9 +337,11 @@ class Workloads:
                         found.append(manifest_from_object(spec_object(obj), source_of(obj)))
         return found
 
-    def _injected(self, namespace: str) -> bool:
-        ns = self.api.get_object("", "namespaces", "", namespace) or {}
-        return ((ns.get("metadata") or {}).get("labels") or {}).get(INJECTION_LABEL) == "enabled"
+    def _namespace(self, name: str) -> dict:
+        ns = self.api.get_object("", "namespaces", "", name) or {}
+        labels = (ns.get("metadata") or {}).get("labels") or {}
+        return {"apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": name, "labels": dict(labels)}}
 
     def _observe(self, dep: dict) -> None:
         """Deployment status: the current generation observed, its pods ready."""
@@ -344,7 +358,7 @@ class Workloads:
         template = dep["spec"]["template"]
         spec = template.get("spec") or {}
         containers = [dict(c) for c in spec.get("containers") or []]
-        if not _is_gateway(dep):  # the injected sidecar; a gateway pod is the proxy
+        if pod.injected:  # the injected sidecar; a gateway pod is the proxy
             containers.append({"name": "istio-proxy",
                                "image": f"docker.io/istio/proxyv2:{self.istio.patch}"})
         now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

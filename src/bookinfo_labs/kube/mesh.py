@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable
 
+import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
@@ -52,6 +53,9 @@ log = logging.getLogger(__name__)
 LAB_BUILTIN_TYPES = (TYPES_BY_KIND["Secret"],)
 ISTIO_NAMESPACE = "istio-system"
 INGRESS_SERVICE = "istio-ingressgateway"
+MESH_CONFIGMAP = "istio"
+#: the demo profile's gateways, found in istio-system by their bare name
+_GATEWAYS = ("istio-ingressgateway", "istio-egressgateway")
 SIDECAR = "istio-proxy"
 
 
@@ -277,6 +281,23 @@ class KubeMesh(Mesh):
             raise MeshError(f"curl in pod {pod['metadata']['name']} exited {run.exit_code}: "
                             f"{exc}; stderr: {run.stderr_tail()}") from None
 
+    def set_outbound_traffic_policy(self, mode: str) -> str:
+        """Set ``outboundTrafficPolicy.mode`` in the mesh config istiod reads (the ``istio``
+        ConfigMap of istio-system; istioctl install writes the same field and would
+        overwrite an edit made here) and return the previous mode."""
+        path = f"/api/v1/namespaces/{ISTIO_NAMESPACE}/configmaps/{MESH_CONFIGMAP}"
+        try:
+            configmap = self.api.request("GET", path)
+        except KubeApiError as exc:
+            raise MeshError(f"cannot read the mesh config (ConfigMap {MESH_CONFIGMAP} in "
+                            f"{ISTIO_NAMESPACE}): {exc.message}") from None
+        mesh = yaml.safe_load((configmap.get("data") or {}).get("mesh") or "") or {}
+        previous = (mesh.get("outboundTrafficPolicy") or {}).get("mode") or "ALLOW_ANY"
+        mesh.setdefault("outboundTrafficPolicy", {})["mode"] = mode
+        self.api.request("PATCH", path, body={"data": {"mesh": yaml.safe_dump(mesh)}},
+                         content_type="application/merge-patch+json")
+        return previous
+
     def send_from_host(self, request: HttpRequest, count: int = 1) -> list[HttpResponse]:
         if self._host_dir is None:
             self._host_dir = make_run_dir()
@@ -302,7 +323,8 @@ class KubeMesh(Mesh):
                 kwargs["since_seconds"] = max(1, math.ceil(since_s))
             try:
                 text = self.core.read_namespaced_pod_log(pod["metadata"]["name"],
-                                                         self.namespace, **kwargs)
+                                                         _namespace_of(pod, self.namespace),
+                                                         **kwargs)
             except ApiException as exc:
                 raise MeshError(f"cannot read the logs of {workload}: "
                                 f"{api_error(exc).message}") from None
@@ -412,18 +434,22 @@ class KubeMesh(Mesh):
         return Istioctl(path, self.context) if path else None
 
     def _pods(self, workload: str) -> list[dict]:
-        """The live pods of a workload: a Deployment of that name, else label app=<name>."""
+        """The live pods of a workload: a Deployment of that name, else label app=<name>;
+        in the labs' namespace, or ``<namespace>/<workload>``, or istio-system's gateways."""
+        namespace, _, workload = workload.rpartition("/")
+        if not namespace:
+            namespace = ISTIO_NAMESPACE if workload in _GATEWAYS else self.namespace
         try:
-            dep = self.api.get(DEPLOYMENTS, self.namespace, workload)
+            dep = self.api.get(DEPLOYMENTS, namespace, workload)
             selector = selector_of(dep) if dep else f"app={workload}"
-            pods = self.api.list(PODS, self.namespace, selector)
+            pods = self.api.list(PODS, namespace, selector)
         except KubeApiError as exc:
             raise MeshError(f"cannot find the pods of {workload}: {exc.message}") from None
         live = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")
                 and (p.get("status") or {}).get("phase") == "Running"]
         if not live:
-            raise MeshError(f"no running pod for {workload} in namespace {self.namespace}: "
-                            f"deploy it first (or check `kubectl get pods -n {self.namespace}`)")
+            raise MeshError(f"no running pod for {workload} in namespace {namespace}: "
+                            f"deploy it first (or check `kubectl get pods -n {namespace}`)")
         return sorted(live, key=lambda p: (not _ready(p), p["metadata"].get("creationTimestamp", "")),
                       )
 
@@ -437,11 +463,11 @@ class KubeMesh(Mesh):
         if default:
             return default
         names = [c["name"] for c in spec.get("containers") or [] if c["name"] != SIDECAR]
-        return workload if workload in names else (names[0] if names else workload)
+        return workload if workload in names else (names[0] if names else SIDECAR)  # a gateway
 
     def _exec(self, pod: dict, container: str, command: list[str], timeout_s: float) -> ExecResult:
-        return self.executor.run(self.namespace, pod["metadata"]["name"], container, command,
-                                 timeout_s)
+        return self.executor.run(_namespace_of(pod, self.namespace), pod["metadata"]["name"],
+                                 container, command, timeout_s)
 
 
 def _capped(lines: list[str], limit: int) -> list[str]:
@@ -459,6 +485,10 @@ def _hosts_of(raw: dict) -> set[str]:
 def _ready(pod: dict) -> bool:
     conditions = (pod.get("status") or {}).get("conditions") or []
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def _namespace_of(pod: dict, default: str) -> str:
+    return (pod.get("metadata") or {}).get("namespace") or default
 
 
 def _visible_to_sidecars(t: Target) -> bool:

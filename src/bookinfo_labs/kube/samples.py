@@ -19,6 +19,8 @@ from .apply import SAMPLE_LABEL, Applier
 DEPLOYMENTS = ResourceType("apps", "v1", "Deployment", "deployments")
 PODS = ResourceType("", "v1", "Pod", "pods")
 NODES = ResourceType("", "v1", "Node", "nodes", namespaced=False)
+NAMESPACES = ResourceType("", "v1", "Namespace", "namespaces", namespaced=False)
+INJECTION_LABEL = "istio-injection"
 
 Progress = Callable[[str], None]
 NO_SIDECAR = "its pods have no istio-proxy sidecar"
@@ -73,29 +75,41 @@ class Samples:
         self.timeout_s = timeout_s
         self.poll_s = poll_s
 
-    def deployments(self, name: str) -> list[str]:
-        return sample_deployments(name, self.istio)
+    def deployments(self, name: str) -> list[tuple[str, str]]:
+        """(namespace, name) of the sample's Deployments: the labs' namespace unless the
+        sample names another (the external stand-in's)."""
+        return [((obj.get("metadata") or {}).get("namespace") or self.namespace,
+                 obj["metadata"]["name"])
+                for _, obj in sample_objects(name, self.istio) if obj.get("kind") == "Deployment"]
 
     def missing(self, name: str) -> list[str]:
-        """The sample's Deployments that do not exist in the namespace."""
-        return [d for d in self.deployments(name)
-                if self.api.get(DEPLOYMENTS, self.namespace, d) is None]
+        """The sample's Deployments that do not exist."""
+        return [d for ns, d in self.deployments(name) if self.api.get(DEPLOYMENTS, ns, d) is None]
 
     def not_ready(self, name: str) -> dict[str, str]:
-        """Deployment → why it is not serving yet (empty when the sample is ready)."""
+        """Deployment → why it is not serving yet (empty when the sample is ready). A pod
+        in a namespace labelled for injection must have its sidecar; elsewhere (the
+        external stand-in's namespace) it must not need one."""
         reasons = {}
-        for dep_name in self.deployments(name):
-            dep = self.api.get(DEPLOYMENTS, self.namespace, dep_name)
+        for namespace, dep_name in self.deployments(name):
+            dep = self.api.get(DEPLOYMENTS, namespace, dep_name)
             state = rollout_state(dep)
-            if state is None and not self._injected(dep):
-                state = (f"{NO_SIDECAR} (is namespace {self.namespace} labelled "
+            if state is None and self._wants_sidecar(namespace) and not self._injected(dep):
+                state = (f"{NO_SIDECAR} (is namespace {namespace} labelled "
                          "istio-injection=enabled?)")
             if state:
                 reasons[dep_name] = state
         return reasons
 
+    def _wants_sidecar(self, namespace: str) -> bool:
+        if namespace == self.namespace:
+            return True  # the labs' namespace is labelled when the cluster is provisioned
+        ns = self.api.get(NAMESPACES, None, namespace) or {}
+        return ((ns.get("metadata") or {}).get("labels") or {}).get(INJECTION_LABEL) == "enabled"
+
     def _injected(self, dep: dict) -> bool:
-        pods = self.api.list(PODS, self.namespace, selector_of(dep))
+        pods = self.api.list(PODS, dep["metadata"].get("namespace") or self.namespace,
+                             selector_of(dep))
         live = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
         return bool(live) and all(has_sidecar(p) for p in live)
 

@@ -47,9 +47,10 @@ from ..versions import IstioVersion
 from . import pilot
 from .analysis import analyze
 from .apps import find_app, image_name
-from .apps.base import TLS_CONTEXTS, AppContext, UpstreamResponse
+from .apps.base import TLS_CONTEXTS, AppContext, TcpApp, UpstreamResponse
 from .bootstrap import StatsMatcher, envoy_bootstrap
 from .config import ConfigStore
+from .dns import MeshDns
 from .envoyproc import EnvoyProcess, envoy_version, find_envoy
 from .fortio import run_load
 from .registry import Pod, Service, ServicePort, ServiceRegistry, pod_name
@@ -88,13 +89,23 @@ SUPPORTED_FIELDS: dict[str, tuple[str, ...]] = {
         "spec.http[].redirect", "spec.http[].directResponse", "spec.http[].rewrite",
         "spec.http[].headers", "spec.http[].route[].headers", "spec.http[].corsPolicy",
         "spec.http[].delegate",
+        "spec.tcp[].match[].port", "spec.tcp[].match[].gateways",
+        "spec.tcp[].match[].sourceLabels", "spec.tcp[].match[].sourceNamespace",
+        "spec.tcp[].route[].destination", "spec.tcp[].route[].weight",
         "spec.tls[].match[].sniHosts", "spec.tls[].match[].port", "spec.tls[].match[].gateways",
-        "spec.tls[].route[].destination",
+        "spec.tls[].route[].destination", "spec.tls[].route[].weight",
     ),
     "Gateway": (
         "spec.selector", "spec.servers[].port", "spec.servers[].hosts", "spec.servers[].name",
         "spec.servers[].tls.mode", "spec.servers[].tls.credentialName",
         "spec.servers[].tls.httpsRedirect",
+    ),
+    "ServiceEntry": (
+        "spec.hosts", "spec.ports", "spec.location", "spec.resolution",
+        "spec.endpoints[].address", "spec.endpoints[].ports",
+    ),
+    "Sidecar": (
+        "spec.workloadSelector", "spec.egress[].hosts", "spec.outboundTrafficPolicy.mode",
     ),
     # a gateway's credentials (credentialName), in the gateway's namespace
     "Secret": (),
@@ -107,11 +118,14 @@ SUPPORTED_FIELDS: dict[str, tuple[str, ...]] = {
 }
 _INDEX = re.compile(r"\[\d+\]")
 #: Gateway server protocols the control plane translates
-_GATEWAY_PROTOCOLS = {"HTTP", "HTTP2", "HTTPS", "TLS"}
+_GATEWAY_PROTOCOLS = {"HTTP", "HTTP2", "TCP", "HTTPS", "TLS"}
 #: the TLS modes it translates, per server protocol
 _GATEWAY_TLS_MODES = {"HTTPS": ("SIMPLE", "MUTUAL", "PASSTHROUGH"), "TLS": ("PASSTHROUGH",)}
 #: the Istio config kinds the control plane reads
-CONFIG_KINDS = ("VirtualService", "DestinationRule", "Gateway")
+CONFIG_KINDS = ("VirtualService", "DestinationRule", "Gateway", "ServiceEntry", "Sidecar")
+#: ServiceEntry resolutions the control plane translates (NONE needs iptables' original
+#: destination, which the local mesh has not)
+_RESOLUTIONS = {"DNS", "STATIC"}
 #: how long an apply may wait for every proxy's ACK
 ACK_TIMEOUT_S = 30.0
 #: the demo profile's gateways, as the local mesh installs them
@@ -119,6 +133,7 @@ GATEWAYS_FILE = MANIFESTS_ROOT / "istio" / "gateways.yaml"
 #: the image of a pod that is a proxy alone (a gateway)
 PROXY_IMAGE = "proxyv2"
 ISTIO_NAMESPACE = "istio-system"
+INJECTION_LABEL = "istio-injection"
 INGRESS_SERVICE = "istio-ingressgateway"
 
 
@@ -316,6 +331,7 @@ class LocalMesh(Mesh):
         self._owned: set[ResourceKey] = set()
         self._deployed: set[str] = set()
         self._runners: list[web.AppRunner] = []
+        self._tcp_servers: list[asyncio.Server] = []
         self._outbounds: list[EnvoyOutbound] = []
         self._sidecars: dict[str, Sidecar] = {}  # pod name -> its sidecar
         self._workdir = make_run_dir()  # removes those of killed runs first
@@ -326,6 +342,9 @@ class LocalMesh(Mesh):
         self._address_block = AddressBlock()
         self._block = self._address_block.base
         self._host_ports: list[HostPort] = []
+        self._outbound_policy = "ALLOW_ANY"  # meshConfig.outboundTrafficPolicy.mode
+        self._dns = MeshDns(self.registry, namespace, f"127.{self._block}.255.253").start()
+        self._injected: dict[str, bool] = {}  # namespace -> istio-injection=enabled
         self._push_lock = threading.Lock()
         self._closed = False
 
@@ -362,19 +381,23 @@ class LocalMesh(Mesh):
         mountable = {(m.kind, m.namespace or self.namespace, m.name): m for m in manifests
                      if m.kind in ("Secret", "ConfigMap")}
         for m in manifests:
-            if m.kind == "Service":
+            if m.kind == "Namespace":  # pods get a sidecar where the label asks for one
+                labels = m.raw["metadata"].get("labels") or {}
+                self._injected[m.name] = labels.get(INJECTION_LABEL) == "enabled"
+            elif m.kind == "Service":
                 self.registry.add_service(self._service(m))
         pods = [self._loop.run(self._start_pod(m, mountable)) for m in manifests
                 if m.kind == "Deployment" for _ in range(m.raw["spec"].get("replicas", 1))]
         with ThreadPoolExecutor(max_workers=8) as pool:  # Envoys start in parallel
-            list(pool.map(self._start_sidecar, pods))
+            list(pool.map(self._start_sidecar, [p for p in pods if p.gateway or p.injected]))
         self._push()  # the new endpoints reach every sidecar
         return pods
 
     def _service(self, m: Manifest) -> Service:
         spec = m.raw["spec"]
         ports = [ServicePort(p.get("name", ""), p["port"], int(p.get("targetPort", p["port"])),
-                             p.get("protocol", "TCP")) for p in spec.get("ports", [])]
+                             p.get("protocol", "TCP"), p.get("appProtocol"))
+                 for p in spec.get("ports", [])]
         return Service(m.name, m.namespace or self.namespace, ports,
                        dict(spec.get("selector") or {}), dict(m.raw["metadata"].get("labels") or {}),
                        spec.get("type", "ClusterIP"))
@@ -411,6 +434,7 @@ class LocalMesh(Mesh):
             ip=ip, outbound_ip=outbound_ip, app_ip=app_ip, gateway=gateway)
         if gateway:
             pod.host_ports = self._map_host_ports(pod)
+        pod.injected = not gateway and self._injected.get(pod.namespace, True)
         if app is not None:
             factory, options = app
             outbound = EnvoyOutbound(pod)
@@ -423,19 +447,39 @@ class LocalMesh(Mesh):
             application = factory(ctx)
             if inspect.isawaitable(application):
                 application = await application
+            if isinstance(application, TcpApp):  # a plain TCP server, no aiohttp
+                await self._serve_tcp(application, pod, container)
+                self.registry.pods.append(pod)
+                return pod
             # A reset from the sidecar (a timeout upstream) reaches the app as a disconnect.
             runner = web.AppRunner(application, access_log=None, handle_signals=False,
                                    handler_cancellation=True)
             await runner.setup()
             self._runners.append(runner)
+            # Behind a sidecar the app listens on the pod's own loopback; without one it is
+            # the pod's address, and also serves its Services' ports there (what kube-proxy
+            # does for a ClusterIP, which the local mesh has not).
+            numbers = [int(port["containerPort"]) for port in container.get("ports") or []]
+            if not pod.injected:
+                numbers += [p.port for s in self.registry.services.values()
+                            if s.namespace == pod.namespace and s.selector
+                            and pod.matches(s.selector) for p in s.ports if p.port not in numbers]
             tls = application.get(TLS_CONTEXTS, {})  # ports the app serves with TLS itself
-            for port in container.get("ports") or []:
-                number = int(port["containerPort"])
-                await web.TCPSite(runner, app_ip, pilot.listen_port(number),
-                                  ssl_context=tls.get(number)).start()
+            for number in numbers:
+                await web.TCPSite(runner, app_ip if pod.injected else ip,
+                                  pilot.listen_port(number), ssl_context=tls.get(number)).start()
                 pod.ports[number] = pilot.listen_port(number)
         self.registry.pods.append(pod)
         return pod
+
+    async def _serve_tcp(self, app: TcpApp, pod: Pod, container: dict) -> None:
+        """A plain TCP app listens on its own ports (else the container's) at the pod's
+        "localhost", behind the inbound listeners."""
+        numbers = app.ports or [int(p["containerPort"]) for p in container.get("ports") or []]
+        for number in numbers:
+            self._tcp_servers.append(await asyncio.start_server(
+                app.handle, pod.app_ip, pilot.listen_port(number)))
+            pod.ports[number] = pilot.listen_port(number)
 
     def _map_host_ports(self, pod: Pod) -> dict[int, int]:
         """The ports of the NodePort/LoadBalancer Services selecting a gateway pod, each
@@ -492,10 +536,13 @@ class LocalMesh(Mesh):
                     await outbound.close()
                 for runner in self._runners:
                     await runner.cleanup()
+                for server in self._tcp_servers:
+                    server.close()
 
             self._loop.run(_stop(), timeout_s=10)
         finally:
             self._loop.stop()
+            self._dns.stop()
             self._xds.stop()
             self._address_block.release()
             for held in self._host_ports:
@@ -505,7 +552,8 @@ class LocalMesh(Mesh):
     # -- the control plane -----------------------------------------------------------
     def mesh_view(self) -> pilot.MeshView:
         services = tuple(pilot.ServiceView(s.name, s.namespace, tuple(
-            pilot.ServicePortView(p.name, p.port, p.target_port) for p in s.ports),
+            pilot.ServicePortView(p.name, p.port, p.target_port, p.app_protocol or "")
+            for p in s.ports),
             dict(s.selector)) for s in self.registry.services.values())
         workloads = tuple(pilot.WorkloadView(p.name, p.namespace, p.ip, dict(p.labels),
                                              p.service_account) for p in self.registry.pods)
@@ -515,7 +563,19 @@ class LocalMesh(Mesh):
                         for kind in CONFIG_KINDS for e in self.store.of_kind(kind))
         secrets = tuple(pilot.SecretView(e.key.namespace, e.key.name, e.manifest.model.decoded())
                         for e in self.store.of_kind("Secret"))
-        return pilot.MeshView(self.istio, services, workloads, configs, secrets=secrets)
+        return pilot.MeshView(self.istio, services, workloads, configs,
+                              outbound_policy=self._outbound_policy, dns_server=self._dns.address,
+                              secrets=secrets)
+
+    def set_outbound_traffic_policy(self, mode: str) -> str:
+        """meshConfig.outboundTrafficPolicy.mode for the whole mesh; returns the previous
+        mode. Every sidecar has the new catch-all when this returns."""
+        if mode not in ("ALLOW_ANY", "REGISTRY_ONLY"):
+            raise MeshError(f"outboundTrafficPolicy.mode {mode!r}: choose ALLOW_ANY or "
+                            "REGISTRY_ONLY")
+        previous, self._outbound_policy = self._outbound_policy, mode
+        self._push()
+        return previous
 
     def _push(self) -> None:
         """Translate for every sidecar, hand it to the ADS server, wait for every ACK.
@@ -569,6 +629,22 @@ class LocalMesh(Mesh):
                     "lab with --mesh kube, or leave the field out", resource=m.describe(),
                     path=path, line=m.line)
 
+        if m.kind == "ServiceEntry":
+            spec = m.model.spec
+            if (spec.resolution or "NONE") not in _RESOLUTIONS:
+                raise ManifestError(
+                    m.source, f"the local mesh does not implement resolution "
+                    f"{spec.resolution or 'NONE'} (it implements DNS and STATIC; NONE sends to "
+                    "the connection's original destination, which needs iptables); run this "
+                    "lab with --mesh kube", resource=m.describe(), path="spec.resolution",
+                    line=m.line)
+            for i, port in enumerate(spec.ports):
+                if (port.protocol or "").upper() not in pilot.HTTP_PROTOCOLS:
+                    raise ManifestError(
+                        m.source, f"the local mesh does not implement ServiceEntry ports with "
+                        f"protocol {port.protocol or '(sniffed)'} yet (it implements HTTP); run "
+                        "this lab with --mesh kube", resource=m.describe(),
+                        path=f"spec.ports[{i}].protocol", line=m.line)
         if m.kind == "Gateway":
             for i, server in enumerate(m.model.spec.servers):
                 protocol = (server.port.protocol or "").upper()
@@ -638,8 +714,14 @@ class LocalMesh(Mesh):
         return self.istio.client
 
     def _pod(self, workload: str) -> Pod:
-        pods = self.registry.workload_pods(workload, self.namespace) or \
-            self.registry.workload_pods(workload, ISTIO_NAMESPACE)  # the gateways
+        """``workload`` in the labs' namespace (else istio-system's gateways), or
+        ``<namespace>/<workload>``."""
+        namespace, _, name = workload.rpartition("/")
+        if namespace:
+            pods = self.registry.workload_pods(name, namespace)
+        else:
+            pods = self.registry.workload_pods(workload, self.namespace) or \
+                self.registry.workload_pods(workload, ISTIO_NAMESPACE)  # the gateways
         if not pods:
             raise MeshError(f"no workload {workload!r} in namespace {self.namespace}; deploy it "
                             "first (Given the <sample> sample is running)")
@@ -648,23 +730,32 @@ class LocalMesh(Mesh):
     def send(self, client: str, request: HttpRequest, count: int = 1) -> list[HttpResponse]:
         pod = self._pod(client)
         return curlbatch.run_here(request, count, self._workdir / pod.name,
-                                  extra=self.curl_capture(pod))
+                                  extra=self.curl_capture(pod, request.resolve))
 
     def send_from_host(self, request: HttpRequest, count: int = 1) -> list[HttpResponse]:
         return curlbatch.run_here(request, count, self._workdir / "host")
 
-    def curl_capture(self, pod: Pod) -> list[str]:
+    def curl_capture(self, pod: Pod, resolve: Sequence[str] = ()) -> list[str]:
         """curl options that put a curl inside ``pod``: cluster DNS plus iptables capture.
         Every Service name and port the pod can resolve connects to its sidecar's outbound
-        listener for that port; other names do not resolve, as in a pod. The pod's own
-        address is the source."""
+        listener for that port, and so does a name the request resolves itself (curl's
+        ``--resolve host:port:address``: iptables captures whatever the address); other
+        names do not resolve, as in a pod. The pod's own address is the source."""
         capture = ["--noproxy", "*", "--interface", pod.ip]
-        for service in self.registry.services.values():
-            for name in service.dns_names(pod.namespace):
-                for port in service.ports:
-                    capture += ["--connect-to", f"{name}:{port.port}:{pod.outbound_ip}:"
-                                                f"{pilot.listen_port(port.port)}"]
+        targets = [(name, port.port) for service in self.registry.services.values()
+                   for name in service.dns_names(pod.namespace) for port in service.ports]
+        targets += [(host, int(port)) for host, port, _ in (r.split(":", 2) for r in resolve)]
+        for name, port in targets:
+            capture += ["--connect-to",
+                        f"{name}:{port}:{pod.outbound_ip}:{pilot.listen_port(port)}"]
         return capture
+
+    @staticmethod
+    def _proxy_of(pod: Pod) -> "Sidecar":
+        if pod.sidecar is None:
+            raise MeshError(f"pod {pod.name} has no sidecar: namespace {pod.namespace} is not "
+                            f"labelled {INJECTION_LABEL}=enabled")
+        return pod.sidecar
 
     def ingress_address(self, port_name: str = "http2") -> tuple[str, int]:
         """127.0.0.1 and the machine's port the ingress gateway's ``port_name`` is bound on
@@ -699,7 +790,7 @@ class LocalMesh(Mesh):
              container: str | None = None) -> list[str]:
         pod = self._pod(workload)
         if container == "istio-proxy" or pod.gateway:  # a gateway's log is its Envoy's
-            return pod.sidecar.access_log(since_s)
+            return self._proxy_of(pod).access_log(since_s)
         if container not in (None, pod.container):
             raise MeshError(f"{pod.name} has no container {container!r}; its containers are "
                             f"{pod.container} and istio-proxy")
@@ -708,13 +799,13 @@ class LocalMesh(Mesh):
     def proxy_stats(self, workload: str) -> dict[str, int]:
         """The sidecar's own stats: only those Istio's bootstrap (and the pod's
         proxyStatsMatcher) let it keep."""
-        return self._pod(workload).sidecar.process.stats()
+        return self._proxy_of(self._pod(workload)).process.stats()
 
     def proxy_config(self, workload: str, section: str) -> dict:
         """The sidecar's config dump for routes, clusters, listeners, endpoints or secrets."""
         if section not in SECTIONS:
             raise MeshError(f"proxy-config {section}: choose one of {', '.join(SECTIONS)}")
-        process = self._pod(workload).sidecar.process
+        process = self._proxy_of(self._pod(workload)).process
         if section == "endpoints":
             return process.config_dump(include_eds=True)
         return process.config_dump(SECTIONS[section])

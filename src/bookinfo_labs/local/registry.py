@@ -43,13 +43,9 @@ class ServicePort:
     name: str
     port: int
     target_port: int
-    protocol: str = "TCP"
-
-    @property
-    def app_protocol(self) -> str:
-        """Istio's protocol selection from the port name prefix (http, http2, grpc, tcp...)."""
-        prefix = self.name.split("-")[0].lower()
-        return prefix if prefix in {"http", "http2", "https", "grpc", "tcp", "tls"} else "tcp"
+    protocol: str = "TCP"  # the transport: TCP, UDP or SCTP
+    #: ``appProtocol``; with the name it gives Istio's protocol (pilot ServicePortView.protocol)
+    app_protocol: str | None = None
 
 
 @dataclass
@@ -105,6 +101,7 @@ class Pod:
     ports: dict[int, int] = field(default_factory=dict)
     sidecar: "Sidecar | None" = None  # its Envoy; a gateway pod is that Envoy alone
     gateway: bool = False
+    injected: bool = True  # has a sidecar (its namespace asks for injection)
     #: a gateway's container port -> the port of this machine's 127.0.0.1 it is also bound on
     host_ports: dict[int, int] = field(default_factory=dict)
     #: the pod's addresses on the loopback network: its own (endpoints, its sidecar's

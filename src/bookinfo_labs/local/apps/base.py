@@ -1,13 +1,15 @@
 """What a local sample app gets from the emulated pod it runs in.
 
-An app is an aiohttp ``web.Application`` built by a factory ``make(ctx: AppContext)``. It
-serves on its own loopback port; its outgoing calls go through ``ctx.outbound``, which
-hands them to the pod's sidecar exactly as iptables capture would: the app names
-``http://reviews:9080/...`` and never learns where the sidecar sends it.
+An app is an aiohttp ``web.Application`` built by a factory ``make(ctx: AppContext)``, or
+a ``TcpApp`` for a server that speaks plain TCP. It serves on its own loopback port; its
+outgoing calls go through ``ctx.outbound``, which hands them to the pod's sidecar exactly
+as iptables capture would: the app names ``http://reviews:9080/...`` and never learns
+where the sidecar sends it.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Mapping, Protocol, Sequence
 
@@ -63,4 +65,14 @@ class AppContext:
 TLS_CONTEXTS = web.AppKey("tls_contexts", dict)
 
 
-AppFactory = Callable[[AppContext], web.Application | Awaitable[web.Application]]
+@dataclass
+class TcpApp:
+    """A plain TCP server, for an image that speaks no HTTP: ``handle`` serves each
+    connection accepted on each of ``ports`` (none: the container's ports)."""
+
+    handle: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+    ports: Sequence[int] = ()
+
+
+App = web.Application | TcpApp
+AppFactory = Callable[[AppContext], App | Awaitable[App]]

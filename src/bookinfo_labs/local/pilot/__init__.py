@@ -12,14 +12,14 @@ from __future__ import annotations
 from . import gateways
 from .clusters import clusters, load_assignments
 from .listeners import listeners
-from .model import (ConfigView, MeshView, ProxyView, SecretView, ServicePortView, ServiceView,
-                    WorkloadView)
+from .model import (HTTP_PROTOCOLS, ConfigView, EndpointView, MeshView, ProxyView, SecretView,
+                    ServicePortView, ServiceView, WorkloadView)
 from .names import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET, TYPES, listen_port
 from .routes import route_configurations
 
-__all__ = ["CLUSTER", "ENDPOINT", "LISTENER", "ROUTE", "SECRET", "TYPES", "ConfigView",
-           "MeshView", "ProxyView", "SecretView", "ServicePortView", "ServiceView", "WorkloadView",
-           "generate", "listen_port"]
+__all__ = ["CLUSTER", "ENDPOINT", "HTTP_PROTOCOLS", "LISTENER", "ROUTE", "SECRET", "TYPES",
+           "ConfigView", "EndpointView", "MeshView", "ProxyView", "SecretView",
+           "ServicePortView", "ServiceView", "WorkloadView", "generate", "listen_port"]
 
 
 def generate(mesh: MeshView, proxy: ProxyView) -> dict[str, dict[str, dict]]:
@@ -27,10 +27,11 @@ def generate(mesh: MeshView, proxy: ProxyView) -> dict[str, dict[str, dict]]:
     cluster_map = clusters(mesh, proxy)
     eds = [name for name, c in cluster_map.items() if c.get("type") == "EDS"]
     if proxy.is_gateway:
-        return {CLUSTER: cluster_map, ENDPOINT: load_assignments(mesh, eds),
-                LISTENER: gateways.listeners(mesh, proxy),
-                ROUTE: gateways.route_configurations(mesh, proxy),
-                SECRET: gateways.secrets(mesh, proxy)}
+        out = {CLUSTER: cluster_map, ENDPOINT: load_assignments(mesh, eds),
+               LISTENER: gateways.listeners(mesh, proxy),
+               ROUTE: gateways.route_configurations(mesh, proxy)}
+        secrets = gateways.secrets(mesh, proxy)  # SDS: what TLS servers' credentials name
+        return {**out, SECRET: secrets} if secrets else out
     return {
         CLUSTER: cluster_map,
         ENDPOINT: load_assignments(mesh, eds),

@@ -13,9 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 from .model import ConfigView, MeshView, ProxyView, ServiceView, WorkloadView
-from .names import (MAX_UINT32, delimited, duration, inbound_cluster, listen_port,
-                    outbound_cluster)
+from .names import (BLACKHOLE_CLUSTER, MAX_UINT32, PASSTHROUGH_CLUSTER, delimited, duration,
+                    inbound_cluster, listen_port, outbound_cluster)
 from .routes import fqdn
+from .scope import visible_services
 
 HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 _POLICY_FIELDS = ("load_balancer", "connection_pool", "outlier_detection")
@@ -40,7 +41,7 @@ def subset_labels(mesh: MeshView, host: str, subset: str) -> dict[str, str] | No
 
 def clusters(mesh: MeshView, proxy: ProxyView) -> dict[str, dict]:
     out: dict[str, dict] = {}
-    for service in mesh.services:
+    for service in visible_services(mesh, proxy):
         rules = destination_rules_for(mesh, service.fqdn)
         subsets: dict[str, Any] = {}
         for dr in rules:
@@ -50,6 +51,7 @@ def clusters(mesh: MeshView, proxy: ProxyView) -> dict[str, dict]:
             out.update(_outbound(mesh, service, port.port, None, rules))
             for name, (subset, dr) in subsets.items():
                 out.update(_outbound(mesh, service, port.port, subset, rules, dr))
+    out.update(_special(mesh, proxy))
     for port in proxy.inbound_ports:
         name = inbound_cluster(port)
         out[name] = {
@@ -96,8 +98,8 @@ def _outbound(mesh: MeshView, service: ServiceView, port: int, subset, rules: li
     tcp = pool.tcp if pool is not None else None
     http = pool.http if pool is not None else None
     cluster: dict[str, Any] = {
-        "name": name, "alt_stat_name": delimited(name, mesh.istio), "type": "EDS",
-        "eds_cluster_config": {"service_name": name, "eds_config": ADS},
+        "name": name, "alt_stat_name": delimited(name, mesh.istio),
+        **_discovery(mesh, service, port, name),
         "connect_timeout": duration(tcp.connect_timeout.seconds)
         if tcp is not None and tcp.connect_timeout is not None else "10s",
         "lb_policy": _lb_policy(policy.get("load_balancer")),
@@ -122,6 +124,66 @@ def _outbound(mesh: MeshView, service: ServiceView, port: int, subset, rules: li
         istio["subset"] = subset.name
     cluster["metadata"] = {"filter_metadata": {"istio": istio}}
     return {name: cluster}
+
+
+def _discovery(mesh: MeshView, service: ServiceView, port: int, name: str) -> dict:
+    """How the cluster finds its endpoints (cluster.go convertResolution): a Service's and
+    a STATIC ServiceEntry's over EDS; a DNS ServiceEntry's by resolving each endpoint's
+    address (or the host itself) at the endpoint's port for this port's name."""
+    if service.resolution != "DNS":
+        return {"type": "EDS", "eds_cluster_config": {"service_name": name, "eds_config": ADS}}
+    service_port = next(p for p in service.ports if p.port == port)
+    targets = [(e.address, e.ports.get(service_port.name, service_port.target_port))
+               for e in service.endpoints] or [(service.fqdn, service_port.target_port)]
+    out = {"type": "STRICT_DNS", "dns_lookup_family": "V4_ONLY", "dns_refresh_rate": "60s",
+           "respect_dns_ttl": True,
+           "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
+               _endpoint(address, listen_port(target)) for address, target in targets]}]}}
+    resolver = _mesh_resolver(mesh)
+    if resolver is not None:
+        out["typed_dns_resolver_config"] = resolver
+    return out
+
+
+def _special(mesh: MeshView, proxy: ProxyView) -> dict[str, dict]:
+    """BlackHoleCluster on every proxy; PassthroughCluster on sidecars (cluster_builder.go).
+    Istio's PassthroughCluster sends to the connection's original destination, which
+    iptables kept; the local mesh has no iptables, so its PassthroughCluster resolves the
+    request's Host with the mesh's DNS and connects there (a dynamic forward proxy, as
+    Istio 1.31's ALLOW_ANY_DYNAMIC_DNS does), docs/facts.md#outbound-traffic-policy."""
+    out = {BLACKHOLE_CLUSTER: {"name": BLACKHOLE_CLUSTER, "type": "STATIC",
+                               "alt_stat_name": delimited(BLACKHOLE_CLUSTER, mesh.istio),
+                               "connect_timeout": "10s", "lb_policy": "ROUND_ROBIN"}}
+    if not proxy.is_gateway:
+        out[PASSTHROUGH_CLUSTER] = {
+            "name": PASSTHROUGH_CLUSTER, "alt_stat_name": delimited(PASSTHROUGH_CLUSTER, mesh.istio),
+            "connect_timeout": "10s", "lb_policy": "CLUSTER_PROVIDED",
+            "cluster_type": {"name": "envoy.clusters.dynamic_forward_proxy", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.clusters.dynamic_forward_proxy."
+                         "v3.ClusterConfig", "dns_cache_config": dns_cache(mesh)}}}
+    return out
+
+
+def dns_cache(mesh: MeshView) -> dict:
+    """The passthrough's DNS cache: the mesh's DNS server when it has one."""
+    cache: dict[str, Any] = {"name": "passthrough_dns_cache", "dns_lookup_family": "V4_ONLY"}
+    resolver = _mesh_resolver(mesh)
+    if resolver is not None:
+        cache["typed_dns_resolver_config"] = resolver
+    return cache
+
+
+def _mesh_resolver(mesh: MeshView) -> dict | None:
+    """Envoy's DNS resolver asking the mesh's DNS server (a pod's resolv.conf on a
+    cluster); None when the mesh has none (golden files: the machine's resolver)."""
+    if mesh.dns_server is None:
+        return None
+    address, port = mesh.dns_server
+    return {"name": "envoy.network.dns_resolver.cares", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.network.dns_resolver.cares.v3."
+                 "CaresDnsResolverConfig",
+        "resolvers": [{"socket_address": {"address": address, "port_value": port}}],
+        "use_resolvers_as_fallback": False}}
 
 
 def _lb_policy(lb) -> str:
@@ -196,9 +258,13 @@ def load_assignments(mesh: MeshView, names: list[str]) -> dict[str, dict]:
     out = {}
     for name in names:
         _, port, subset, host = name.split("|")
-        service = next((s for s in mesh.services if s.fqdn == host), None)
+        service = next((s for s in mesh.all_services if s.fqdn == host), None)
         endpoints = []
-        if service is not None:
+        if service is not None and service.from_service_entry:  # STATIC
+            service_port = next(p for p in service.ports if p.port == int(port))
+            endpoints = [_endpoint(e.address, listen_port(e.ports.get(
+                service_port.name, service_port.target_port))) for e in service.endpoints]
+        elif service is not None:
             target = next(p.target_port for p in service.ports if p.port == int(port))
             labels = dict(service.selector)
             if subset:

@@ -7,7 +7,9 @@ a port no Service names is used as it is), with route config ``http.8080``. Its 
 hosts come from the VirtualServices whose ``gateways`` name the Gateway: one per host in
 both the server's and the VirtualService's hosts, the routes of every such VirtualService
 for that host appended oldest first, catch-all routes moved last. With no virtual host,
-the port answers 404 from ``blackhole:<port>``. Sources: pilot/pkg/networking/core/
+the port answers 404 from ``blackhole:<port>``. A TCP server opens a listener whose
+tcp_proxy follows the first ``tcp`` rule of those VirtualServices for its port (tcp.py);
+without one there is no listener. Sources: pilot/pkg/networking/core/
 gateway.go (buildGatewayListeners, buildGatewayHTTPRouteConfig, collapseDuplicateRoutes),
 pilot/pkg/model/gateway.go (resolvePorts) (docs/facts.md#gateways).
 
@@ -32,10 +34,11 @@ import base64
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from .listeners import connection_manager, listener, tcp_proxy
+from .listeners import connection_manager, listener
 from .model import ConfigView, MeshView, ProxyView
 from .names import MAX_DIRECT_RESPONSE_BODY
-from .routes import _cluster_of, bound_gateways, gateway_key, is_catch_all, vs_routes
+from .routes import bound_gateways, gateway_key, is_catch_all, vs_routes
+from .tcp import route_filter
 
 _HTTP_PROTOCOLS = {"HTTP", "HTTP2", "GRPC", "GRPC-WEB"}
 _PASSTHROUGH = {"PASSTHROUGH", "AUTO_PASSTHROUGH"}
@@ -141,7 +144,7 @@ def servers(mesh: MeshView, proxy: ProxyView) -> list[GatewayServer]:
 def target_port(mesh: MeshView, proxy: ProxyView, number: int) -> int:
     """A server port as the gateway listens on it: the targetPort of that port of a Service
     selecting the gateway pod, else the number itself (gateway.go resolvePorts)."""
-    for service in mesh.services:
+    for service in mesh.services:  # the gateway's own Service, a Kubernetes one
         if service.selects(proxy.namespace, proxy.labels):
             for port in service.ports:
                 if port.port == number:
@@ -198,9 +201,9 @@ def bound_virtual_services(mesh: MeshView, gateway_key: str) -> Iterator[ConfigV
 
 def merged(mesh: MeshView, proxy: ProxyView) -> dict[int, list[GatewayServer]]:
     """The servers each port keeps, in order (mergeGateways): a TLS server repeating a host
-    another TLS server has on that port is skipped; on a plain-text port only HTTP servers
-    join; on a TLS port a second HTTPS server with the same route name is skipped.
-    Servers the local mesh does not translate (TCP) were refused at apply."""
+    another TLS server has on that port is skipped; on a plain-text port HTTP servers merge
+    with HTTP servers only (a TCP server keeps its port, see _tcp_listeners); on a TLS port
+    a second HTTPS server with the same route name is skipped."""
     ports: dict[int, list[GatewayServer]] = {}
     tls_hosts: dict[int, set[str]] = {}
     plain_text: dict[int, bool] = {}
@@ -213,9 +216,9 @@ def merged(mesh: MeshView, proxy: ProxyView) -> dict[int, list[GatewayServer]]:
             known.update(entry.server.hosts)
         if port not in ports:
             ports[port] = [entry]
-            plain_text[port] = entry.is_http
+            plain_text[port] = entry.server.tls is None or entry.is_http  # not IsTLSServer
         elif plain_text[port]:
-            if entry.is_http:  # canMergeProtocols: HTTP with HTTP only
+            if entry.is_http and ports[port][0].is_http:  # canMergeProtocols
                 ports[port].append(entry)
         elif not (entry.terminates_tls and
                   entry.route_name in {e.route_name for e in ports[port]}):
@@ -229,6 +232,8 @@ def listeners(mesh: MeshView, proxy: ProxyView) -> dict[str, dict]:
     out = {}
     for port, entries in sorted(merged(mesh, proxy).items()):
         name = f"0.0.0.0_{port}"
+        if entries[0].protocol == "TCP":
+            continue  # a TCP port: _tcp_listeners
         if entries[0].is_http:  # plain text: one connection manager for every server
             manager = connection_manager(
                 mesh, proxy, f"outbound_{name}", rds=f"http.{port}", server_name="istio-envoy",
@@ -244,6 +249,7 @@ def listeners(mesh: MeshView, proxy: ProxyView) -> dict[str, dict]:
         if any("filter_chain_match" in c or "transport_socket" in c for c in chains):
             built["listener_filters"] = [TLS_INSPECTOR]
         out[name] = built
+    out.update(_tcp_listeners(mesh, proxy, out))
     return out
 
 
@@ -264,7 +270,7 @@ def _tls_chains(mesh: MeshView, proxy: ProxyView, name: str,
                            "transport_socket_connect_timeout": HANDSHAKE_TIMEOUT})
         elif entry.passthrough:
             chains += _passthrough_chains(mesh, proxy, entry, sni_taken)
-        else:  # a plain HTTP server after a TLS one on this port: a chain matching anything
+        elif entry.is_http:  # a plain HTTP server after a TLS one: a chain matching anything
             chains.append({"filters": [connection_manager(
                 mesh, proxy, f"outbound_{name}", rds=entry.route_name, server_name="istio-envoy",
                 gateway=True)], "transport_socket_connect_timeout": HANDSHAKE_TIMEOUT})
@@ -314,10 +320,9 @@ def _passthrough_chains(mesh: MeshView, proxy: ProxyView, entry: GatewayServer,
                 if sni_taken & set(match.sni_hosts):
                     continue  # "duplicate SNI host names": istiod skips the rule
                 sni_taken.update(match.sni_hosts)
-                cluster = _cluster_of(mesh, vs, rule.route[0].destination,
-                                      entry.server.port.number)
                 chains.append({**_sni_match(list(match.sni_hosts)),
-                               "filters": [tcp_proxy(mesh, proxy, cluster)],
+                               "filters": [route_filter(mesh, proxy, vs, rule.route,
+                                                        entry.server.port.number)],
                                "transport_socket_connect_timeout": HANDSHAKE_TIMEOUT})
     return chains
 
@@ -444,3 +449,45 @@ def _collapse(vhosts: dict[str, dict], sources: dict[str, list]) -> list[dict]:
         else:
             out[key] = vhosts[host]
     return list(out.values())
+
+
+# -- TCP servers ------------------------------------------------------------------------
+
+def _tcp_listeners(mesh: MeshView, proxy: ProxyView, built: dict[str, dict]) -> dict[str, dict]:
+    """A listener with a tcp_proxy for each port whose first server (oldest Gateway first)
+    is TCP. istiod keeps one plain TCP server per port and skips any later server there
+    (model/gateway.go mergeGateways), so an HTTP listener ``built`` for such a port goes;
+    without a tcp route the port gets no listener at all."""
+    first: dict[int, GatewayServer] = {}
+    for entry in servers(mesh, proxy):
+        first.setdefault(entry.target_port, entry)
+    out = {}
+    for port, entry in sorted(first.items()):
+        if entry.protocol != "TCP":
+            continue
+        name = f"0.0.0.0_{port}"
+        built.pop(name, None)
+        proxy_filter = _tcp_filter(mesh, proxy, entry)
+        if proxy_filter is not None:
+            out[name] = listener(name, proxy.ip, port, "OUTBOUND", proxy_filter,
+                                 host_port=proxy.host_ports.get(port))
+    return out
+
+
+def _tcp_filter(mesh: MeshView, proxy: ProxyView, entry: GatewayServer) -> dict | None:
+    """A TCP server's tcp_proxy: the first ``tcp`` rule, among the VirtualServices bound to
+    its Gateway with a host the server has (oldest first), with no match or a match of the
+    server's port and Gateway (source labels play no part at a gateway); None without one
+    (gateway.go buildGatewayNetworkFiltersFromTCPRoutes, l4MultiMatch)."""
+    number = entry.server.port.number
+    for vs in bound_virtual_services(mesh, entry.key):
+        if not intersect(server_hosts(entry, vs.namespace), vs.spec.hosts):
+            continue
+        for rule in vs.spec.tcp:
+            if not rule.match or any(
+                    (not m.port or m.port == number)
+                    and (not m.gateways or entry.key in {gateway_key(g, vs.namespace)
+                                                         for g in m.gateways})
+                    for m in rule.match):
+                return route_filter(mesh, proxy, vs, rule.route, number)
+    return None

@@ -4,7 +4,8 @@ Without iptables (INTERCEPTION_MODE=NONE) a sidecar's listeners bind real socket
 outbound ones on the pod's outbound address, one per Service port (``0.0.0.0_9080``,
 routes from RDS ``9080``); the inbound ones on the pod's address, in front of the app
 (route config ``inbound|9080||`` inline). Each connection manager has Istio's stat
-prefix, filters and TEXT access log. Sources: pilot/pkg/networking/core/listener*.go
+prefix, filters and TEXT access log. A port of an opaque TCP protocol gets a tcp_proxy
+instead (tcp.py). Sources: pilot/pkg/networking/core/listener*.go
 (docs/facts.md#envoy-local-replies).
 """
 
@@ -12,12 +13,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import tcp
+from .clusters import dns_cache
 from .model import MeshView, ProxyView
-from .names import access_log_format, delimited, inbound_cluster, is_opaque, listen_port
+from .names import access_logs, delimited, inbound_cluster, listen_port
+from .scope import visible_services
 
 HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3." \
       "HttpConnectionManager"
-TCP_PROXY = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
 _FILTERS = [
     {"name": "envoy.filters.http.fault", "typed_config": {
         "@type": "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"}},
@@ -31,28 +34,18 @@ ADS = {"ads": {}, "initial_fetch_timeout": "0s", "resource_api_version": "V3"}
 
 def listeners(mesh: MeshView, proxy: ProxyView) -> dict[str, dict]:
     out = {}
-    for port in sorted({p.port for s in mesh.services for p in s.ports}):
+    for port in sorted({p.port for s in visible_services(mesh, proxy) for p in s.ports
+                        if p.is_http}):
         name = f"0.0.0.0_{port}"
         out[name] = listener(name, proxy.outbound_ip, port, "OUTBOUND", connection_manager(
             mesh, proxy, f"outbound_0.0.0.0_{port}", rds=str(port)))
     for port in proxy.inbound_ports:
         name = f"{proxy.ip}_{port}"
-        if _opaque(mesh, proxy, port):  # TLS or TCP: the app's bytes pass as they are
-            chain = tcp_proxy(mesh, proxy, inbound_cluster(port))
-        else:
-            chain = connection_manager(mesh, proxy, f"inbound_0.0.0.0_{port}",
-                                       route_config=_inbound_routes(mesh, port),
-                                       server_name="istio-envoy")
-        out[name] = listener(name, proxy.ip, port, "INBOUND", chain)
+        out[name] = listener(name, proxy.ip, port, "INBOUND", connection_manager(
+            mesh, proxy, f"inbound_0.0.0.0_{port}", route_config=_inbound_routes(mesh, port),
+            server_name="istio-envoy"))
+    out.update(_tcp_listeners(mesh, proxy))  # TCP ports: a tcp_proxy, not a connection manager
     return out
-
-
-def _opaque(mesh: MeshView, proxy: ProxyView, port: int) -> bool:
-    """A container port that a Service selecting the pod names as TLS or TCP
-    (``https``, ``tls``, ``tcp``, ``mongo``...): istiod gives it a TCP proxy inbound. An
-    unnamed port is sniffed on a cluster; the local mesh treats it as HTTP."""
-    return any(is_opaque(p.name) for s in mesh.services if s.selects(proxy.namespace, proxy.labels)
-               for p in s.ports if p.target_port == port)
 
 
 def listener(name: str, address: str, port: int, direction: str, manager: dict,
@@ -87,6 +80,12 @@ def connection_manager(mesh: MeshView, proxy: ProxyView, prefix: str, *, rds: st
         "server_header_transformation": "OVERWRITE",
         "http_filters": _FILTERS,
     }
+    if rds is not None and not gateway:  # the passthrough resolves the Host first
+        config["http_filters"] = _FILTERS[:-1] + [{
+            "name": "envoy.filters.http.dynamic_forward_proxy", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http."
+                         "dynamic_forward_proxy.v3.FilterConfig",
+                "dns_cache_config": dns_cache(mesh)}}, _FILTERS[-1]]
     if gateway:
         config.update({"xff_num_trusted_hops": 0, "forward_client_cert_details": "SANITIZE_SET",
                        "set_current_client_cert_details": {
@@ -98,26 +97,8 @@ def connection_manager(mesh: MeshView, proxy: ProxyView, prefix: str, *, rds: st
     if server_name:
         config["server_name"] = server_name
     if mesh.access_log:
-        config["access_log"] = access_log(mesh, proxy)
+        config["access_log"] = access_logs(mesh, proxy)
     return {"name": "envoy.filters.network.http_connection_manager", "typed_config": config}
-
-
-def access_log(mesh: MeshView, proxy: ProxyView) -> list[dict]:
-    """Istio's TEXT access log to the proxy's log file."""
-    return [{"name": "envoy.access_loggers.file", "typed_config": {
-        "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
-        "path": proxy.access_log_path,
-        "log_format": {"text_format_source": {"inline_string": access_log_format(mesh.istio)}},
-    }}]
-
-
-def tcp_proxy(mesh: MeshView, proxy: ProxyView, cluster: str) -> dict:
-    """Bytes to ``cluster`` as they come, its name as the stat prefix, with the access log
-    (networkfilter.go buildOutboundNetworkFiltersWithSingleDestination)."""
-    config: dict[str, Any] = {"@type": TCP_PROXY, "stat_prefix": cluster, "cluster": cluster}
-    if mesh.access_log:
-        config["access_log"] = access_log(mesh, proxy)
-    return {"name": "envoy.filters.network.tcp_proxy", "typed_config": config}
 
 
 def _inbound_routes(mesh: MeshView, port: int) -> dict:
@@ -132,3 +113,20 @@ def _inbound_routes(mesh: MeshView, port: int) -> dict:
             "name": "default", "match": {"prefix": "/"},
             "decorator": {"operation": f"{inbound_cluster(port)}/*"}, "route": route}]}]}
 
+
+def _tcp_listeners(mesh: MeshView, proxy: ProxyView) -> dict[str, dict]:
+    """The listeners of opaque TCP ports, a tcp_proxy each (tcp.py): outbound per TCP
+    Service port, inbound per TCP port of the pod."""
+    out = {}
+    for port, service in tcp.tcp_services(mesh, proxy).items():
+        name = f"0.0.0.0_{port}"
+        proxy_filter, metadata = tcp.outbound_filter(mesh, proxy, service, port)
+        out[name] = listener(name, proxy.outbound_ip, port, "OUTBOUND", proxy_filter)
+        if metadata:
+            out[name]["filter_chains"][0]["metadata"] = metadata
+    for port in proxy.inbound_ports:
+        if tcp.inbound_is_tcp(mesh, proxy, port):
+            name = f"{proxy.ip}_{port}"
+            out[name] = listener(name, proxy.ip, port, "INBOUND",
+                                 tcp.inbound_filter(mesh, proxy, port))
+    return out

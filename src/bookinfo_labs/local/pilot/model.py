@@ -13,21 +13,66 @@ from typing import Any, Mapping
 from ...versions import IstioVersion
 
 
+#: protocols a port carries as HTTP (Istio's protocol selection)
+HTTP_PROTOCOLS = frozenset({"HTTP", "HTTP2", "GRPC", "GRPC-WEB"})
+#: Istio's protocols by port name prefix or appProtocol (protocol.Parse)
+_PROTOCOLS = {"tcp": "TCP", "udp": "UDP", "grpc": "GRPC", "grpc-web": "GRPC-WEB", "http": "HTTP",
+              "http_proxy": "HTTP_PROXY", "http2": "HTTP2", "https": "HTTPS", "tls": "TLS",
+              "mongo": "MONGO", "redis": "REDIS", "mysql": "MYSQL"}
+#: Kubernetes' standard appProtocol names
+_KUBERNETES_APP_PROTOCOLS = {"kubernetes.io/h2c": "HTTP2", "kubernetes.io/ws": "HTTP",
+                             "kubernetes.io/wss": "HTTPS"}
+#: ports Istio takes for TCP when nothing names their protocol (SMTP, DNS, MySQL, MongoDB)
+_WELL_KNOWN_TCP = {25, 53, 3306, 27017}
+
+
 @dataclass(frozen=True)
 class ServicePortView:
     name: str
     port: int
     target_port: int
+    protocol: str = ""  # a ServiceEntry port's, a Service port's appProtocol; else the name
+
+    @property
+    def selected_protocol(self) -> str:
+        """Istio's protocol of the port (kube/conversion.go ConvertProtocol): the explicit
+        one, else the name's prefix before ``-`` (``tcp-other`` is TCP); "" when neither
+        says (Istio sniffs it), except on a well-known TCP port."""
+        if self.protocol in _KUBERNETES_APP_PROTOCOLS:
+            return _KUBERNETES_APP_PROTOCOLS[self.protocol]
+        name = (self.protocol or self.name).lower()
+        found = _PROTOCOLS.get("grpc-web" if name.startswith("grpc-web") else name.split("-")[0],
+                               "")
+        return found or ("TCP" if self.port in _WELL_KNOWN_TCP else "")
+
+    @property
+    def is_http(self) -> bool:
+        """HTTP by its protocol; a sniffed port is taken for HTTP by the local mesh."""
+        return self.selected_protocol in HTTP_PROTOCOLS | {""}
+
+
+@dataclass(frozen=True)
+class EndpointView:
+    """A ServiceEntry endpoint: an address (IP or DNS name) and per-port-name ports."""
+
+    address: str
+    ports: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class ServiceView:
-    """A Kubernetes Service as istiod's registry holds it."""
+    """A Kubernetes Service as istiod's registry holds it, or one host of a ServiceEntry
+    (``hostname`` set: its name is the host, its ``resolution`` and ``endpoints`` say
+    where traffic goes)."""
 
     name: str
     namespace: str
     ports: tuple[ServicePortView, ...]
     selector: Mapping[str, str]
+    hostname: str = ""
+    resolution: str = ""  # a ServiceEntry's: DNS or STATIC
+    endpoints: tuple[EndpointView, ...] = ()
+    config: "ConfigView | None" = None  # the ServiceEntry it comes from
 
     def selects(self, namespace: str, labels: Mapping[str, str]) -> bool:
         return namespace == self.namespace and bool(self.selector) and all(
@@ -35,7 +80,11 @@ class ServiceView:
 
     @property
     def fqdn(self) -> str:
-        return f"{self.name}.{self.namespace}.svc.cluster.local"
+        return self.hostname or f"{self.name}.{self.namespace}.svc.cluster.local"
+
+    @property
+    def from_service_entry(self) -> bool:
+        return bool(self.hostname)
 
 
 @dataclass(frozen=True)
@@ -74,7 +123,8 @@ class ConfigView:
         """``/apis/networking.istio.io/v1/namespaces/<ns>/virtual-service/<name>``: the
         metadata istiod puts on what it generated from this object."""
         slug = {"VirtualService": "virtual-service", "DestinationRule": "destination-rule",
-                "Gateway": "gateway"}[self.kind]
+                "Gateway": "gateway", "ServiceEntry": "service-entry",
+                "Sidecar": "sidecar"}[self.kind]
         return f"/apis/{self.api_version}/namespaces/{self.namespace}/{slug}/{self.name}"
 
 
@@ -87,6 +137,10 @@ class MeshView:
     workloads: tuple[WorkloadView, ...] = ()
     configs: tuple[ConfigView, ...] = ()  # Istio config objects, any order
     access_log: bool = True  # meshConfig.accessLogFile set (the demo profile's /dev/stdout)
+    #: meshConfig.outboundTrafficPolicy.mode: ALLOW_ANY (Istio's default) or REGISTRY_ONLY
+    outbound_policy: str = "ALLOW_ANY"
+    #: the mesh's DNS server (address, port): what a pod's resolv.conf names on a cluster
+    dns_server: tuple[str, int] | None = None
     secrets: tuple[SecretView, ...] = ()  # what gateways' credentialName may name
 
     def secret(self, namespace: str, name: str) -> SecretView | None:
@@ -95,6 +149,27 @@ class MeshView:
 
     def of_kind(self, kind: str) -> list[ConfigView]:
         return sorted((c for c in self.configs if c.kind == kind), key=lambda c: c.created)
+
+    @property
+    def all_services(self) -> tuple[ServiceView, ...]:
+        """The Kubernetes Services, then one entry per ServiceEntry host (oldest first; a
+        host a Service or an older ServiceEntry already has is left out)."""
+        out = list(self.services)
+        seen = {s.fqdn for s in out}
+        for se in self.of_kind("ServiceEntry"):
+            spec = se.spec
+            ports = tuple(ServicePortView(p.name, p.number, p.target_port or p.number,
+                                          p.protocol or "") for p in spec.ports)
+            endpoints = tuple(EndpointView(e.address, dict(e.ports or {}))
+                              for e in spec.endpoints if e.address)
+            for host in spec.hosts:
+                if host.lower() in seen:
+                    continue
+                seen.add(host.lower())
+                out.append(ServiceView(host.lower(), se.namespace, ports, {}, hostname=host.lower(),
+                                       resolution=spec.resolution or "NONE", endpoints=endpoints,
+                                       config=se))
+        return tuple(out)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,12 @@ Istio 1.23, Istio's TEXT access-log format.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ...versions import IstioVersion
+
+if TYPE_CHECKING:
+    from .model import MeshView, ProxyView
 
 LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
 ROUTE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
@@ -17,6 +22,11 @@ SECRET = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
 #: the order Envoy warms them in
 TYPES = (CLUSTER, ENDPOINT, LISTENER, ROUTE)
 
+#: the catch-all virtual hosts (and their routes) and the clusters they lead to
+ALLOW_ANY = "allow_any"
+BLOCK_ALL = "block_all"
+PASSTHROUGH_CLUSTER = "PassthroughCluster"
+BLACKHOLE_CLUSTER = "BlackHoleCluster"
 #: the direct-response body limit istiod sets on every route configuration (Envoy's is 4 KiB)
 MAX_DIRECT_RESPONSE_BODY = 1024 * 1024
 #: Envoy's and Istio's "no limit" for circuit-breaker thresholds
@@ -24,20 +34,6 @@ MAX_UINT32 = 4294967295
 #: ports below this need privileges to bind; the local mesh shifts them (see listen_port)
 _FIRST_UNPRIVILEGED = 1024
 _PRIVILEGED_SHIFT = 20000
-
-
-#: port name prefixes Istio reads as opaque bytes: TLS, TCP and the TCP-based protocols
-_OPAQUE_PORT_PREFIXES = ("https", "tls", "tcp", "mongo", "mysql", "redis")
-
-
-def is_opaque(port_name: str) -> bool:
-    """Does Istio carry a Service port of this name as bytes (a TCP proxy), not HTTP? The
-    name's ``<protocol>[-<suffix>]`` prefix says (pkg/config/protocol); unnamed or
-    unknown ports are sniffed."""
-    name = port_name.lower()
-    if name.startswith("grpc-web"):
-        return False
-    return name.split("-")[0] in _OPAQUE_PORT_PREFIXES
 
 
 def outbound_cluster(port: int, subset: str | None, fqdn: str) -> str:
@@ -77,6 +73,18 @@ def access_log_format(istio: IstioVersion) -> str:
             f'"%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%" {cluster} %UPSTREAM_LOCAL_ADDRESS% '
             "%DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_REMOTE_ADDRESS% %REQUESTED_SERVER_NAME% "
             "%ROUTE_NAME%\n")
+
+
+def access_logs(mesh: "MeshView", proxy: "ProxyView") -> list[dict]:
+    """meshConfig.accessLogFile's logger in Istio's TEXT format, as every HTTP connection
+    manager and every tcp_proxy carries it (accesslog.go); none when the file is unset."""
+    if not mesh.access_log:
+        return []
+    return [{"name": "envoy.access_loggers.file", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+        "path": proxy.access_log_path,
+        "log_format": {"text_format_source": {"inline_string": access_log_format(mesh.istio)}},
+    }}]
 
 
 def duration(seconds: float) -> str:

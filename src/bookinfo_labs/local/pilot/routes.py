@@ -15,7 +15,9 @@ from typing import Any
 from ...versions import IstioVersion
 from .delegate import http_rules
 from .model import ConfigView, MeshView, ProxyView, ServiceView
-from .names import MAX_DIRECT_RESPONSE_BODY, duration, outbound_cluster
+from .names import (ALLOW_ANY, BLOCK_ALL, MAX_DIRECT_RESPONSE_BODY, PASSTHROUGH_CLUSTER, duration,
+                    outbound_cluster)
+from .scope import outbound_policy, visible_services
 
 MESH_GATEWAY = "mesh"
 FAULT_FILTER = "envoy.filters.http.fault"
@@ -35,17 +37,36 @@ def fqdn(host: str, namespace: str) -> str:
 
 
 def route_configurations(mesh: MeshView, proxy: ProxyView) -> dict[str, dict]:
-    """``{"9080": RouteConfiguration, ...}``: one per port any Service exposes."""
-    ports = sorted({p.port for s in mesh.services for p in s.ports})
-    return {str(port): _route_configuration(mesh, proxy, port) for port in ports}
+    """``{"9080": RouteConfiguration, ...}``: one per HTTP port of what the sidecar sees."""
+    services = visible_services(mesh, proxy)
+    ports = sorted({p.port for s in services for p in s.ports if p.is_http})
+    return {str(port): _route_configuration(mesh, proxy, services, port) for port in ports}
 
 
-def _route_configuration(mesh: MeshView, proxy: ProxyView, port: int) -> dict:
+def _route_configuration(mesh: MeshView, proxy: ProxyView, services: list[ServiceView],
+                         port: int) -> dict:
     hosts = [_virtual_host(mesh, proxy, service, port)
-             for service in mesh.services if any(p.port == port for p in service.ports)]
-    return {"name": str(port), "virtual_hosts": sorted(hosts, key=lambda h: h["name"]),
+             for service in services if any(p.port == port and p.is_http for p in service.ports)]
+    hosts = sorted(hosts, key=lambda h: h["name"]) + [catch_all_host(outbound_policy(mesh, proxy))]
+    return {"name": str(port), "virtual_hosts": hosts,
             "validate_clusters": False, "ignore_port_in_host_matching": True,
             "max_direct_response_body_size_bytes": MAX_DIRECT_RESPONSE_BODY}
+
+
+def catch_all_host(policy: str) -> dict:
+    """The last virtual host of a sidecar's port, for a Host no Service or ServiceEntry
+    has (httproute.go buildCatchAllVirtualHost): ALLOW_ANY passes it through, to wherever
+    the name leads; REGISTRY_ONLY answers 502 itself."""
+    if policy == "REGISTRY_ONLY":
+        route: dict[str, Any] = {"name": BLOCK_ALL, "match": {"prefix": "/"},
+                                 "direct_response": {"status": 502}}
+        name = BLOCK_ALL
+    else:
+        route = {"name": ALLOW_ANY, "match": {"prefix": "/"},
+                 "route": {"cluster": PASSTHROUGH_CLUSTER, "timeout": "0s",
+                           "max_grpc_timeout": "0s"}}
+        name = ALLOW_ANY
+    return {"name": name, "domains": ["*"], "routes": [route], "include_request_attempt_count": True}
 
 
 def domains(service: ServiceView, proxy: ProxyView, istio: IstioVersion) -> list[str]:
@@ -55,6 +76,8 @@ def domains(service: ServiceView, proxy: ProxyView, istio: IstioVersion) -> list
     names = [service.fqdn]
     if istio.minor >= 27:
         names.append(service.fqdn + ".")
+    if service.from_service_entry:
+        return names
     if proxy.namespace == service.namespace:
         names.append(service.name)
     names += [f"{service.name}.{service.namespace}.svc", f"{service.name}.{service.namespace}"]
@@ -230,7 +253,7 @@ def _destination_port(mesh: MeshView, destination, host: str, port: int) -> int:
     (route.go GetDestinationCluster)."""
     if destination.port and destination.port.number:
         return destination.port.number
-    service = next((s for s in mesh.services if s.fqdn == host), None)
+    service = next((s for s in mesh.all_services if s.fqdn == host), None)
     if service is not None and len(service.ports) == 1:
         return service.ports[0].port
     return port
