@@ -100,9 +100,12 @@ def test_the_install_s_gateways_run_as_envoy_alone_on_their_node_ports(cluster, 
     assert gateways == ["egressgateway", "ingressgateway"]
     for pod in pods:
         assert [c["name"] for c in pod["spec"]["containers"]] == ["istio-proxy"]
-    host, port = kube.ingress_address()
     local = next(p for p in cluster.mesh.registry.pods if p.labels.get("istio") == "ingressgateway")
-    assert (host, port) == ("127.0.0.1", local.host_ports[8080])
+
+    def published():  # the kubelet writes the nodePorts once the gateway pod has started
+        assert kube.ingress_address() == ("127.0.0.1", local.host_ports[8080])
+
+    until(published, "the ingress gateway's http2 nodePort is where the local mesh bound it")
 
 
 def test_curl_in_the_client_pod_goes_through_its_sidecar(kube, cluster):
