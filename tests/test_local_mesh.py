@@ -2,6 +2,7 @@
 
 import json
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -396,3 +397,38 @@ def test_prometheus_names_and_labels_read_like_a_clusters(mesh):
     text = mesh.registry.workload_pods("curl", "default")[0].sidecar.process.stats_prometheus()
     assert 'envoy_cluster_upstream_rq_total{cluster_name="outbound|9080||ratings.default.svc.' \
            'cluster.local"}' in text
+
+
+def test_a_service_entry_without_ports_is_applied_and_warned_about(mesh, applied):
+    """Istio accepts it (validation.go ValidateServiceEntry asks for no port) and makes
+    nothing of it; the warning names the field and what to add."""
+    manifests = parse_text("""\
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ext}
+spec:
+  hosts: [ext.example.com]
+  resolution: DNS
+""", "ext.yaml")
+    applied(manifests)
+    [warning] = mesh.warnings_for(manifests)
+    assert warning.startswith('ext.yaml: ServiceEntry "ext": spec.ports: no ports')
+    assert "ext.example.com" in warning
+
+
+def test_a_shell_reaches_bookinfo_through_the_ingress_gateway(mesh, applied):
+    """What a learner types while the mesh runs: a plain curl from a shell, outside the
+    test process and every pod, to the gateway's port on 127.0.0.1."""
+    applied(load_file("bookinfo-gateway.yaml"))
+    host, port = mesh.ingress_address()
+    assert host == "127.0.0.1"
+
+    def page():
+        return subprocess.run(["sh", "-c", f"curl -s http://{host}:{port}/productpage"],
+                              capture_output=True, text=True, timeout=30).stdout
+
+    def check(body):
+        assert "<title>Simple Bookstore App</title>" in body, body[:200]
+
+    eventually(page, check, expected="the product page through the gateway", times=1,
+               timeout_s=10)

@@ -369,3 +369,17 @@ def test_without_envoy_the_run_stops_with_one_message_saying_how_to_get_it(proje
     text = result.stdout.str() + result.stderr.str()
     assert "bookinfo-labs:" in text and "/no/such/envoy" in text
     assert "never runs" not in text
+
+
+def test_a_scenario_needing_the_internet_is_skipped_with_its_reason_unless_asked_for(project):
+    project.feature("""
+        Feature: Outside
+          @needs-internet
+          Scenario: a public host
+            Then the scenario fails
+    """)
+    result = project.runpytest_subprocess("features", "--lab-report", "out", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*needs the public internet*--internet*"])
+    result = project.runpytest_subprocess("features", "--lab-report", "out", "--internet")
+    result.assert_outcomes(failed=1)

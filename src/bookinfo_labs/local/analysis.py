@@ -30,6 +30,11 @@ def analyze(manifests: list[Manifest], registry: ServiceRegistry, store: ConfigS
         elif m.kind == "Gateway":
             found += _selector(m, where, registry)
             found += _credentials(m, where, registry, store)
+        elif m.kind == "ServiceEntry" and not m.model.spec.ports:
+            hosts = ", ".join(m.model.spec.hosts)
+            found.append(f"{where}: spec.ports: no ports, so no sidecar or gateway gets a "
+                         f"listener, route or cluster for {hosts}; add the ports the host "
+                         "serves (number, name, protocol)")
     return found
 
 
