@@ -45,8 +45,8 @@ def logs_out_through_ingress(lab, user):
 
 @then("every static file the page links to is served through the ingress gateway")
 def static_files_served(lab):
-    page = lab.traffic.responses[0]
-    assert page.status == 200, f"the product page answered {page.status}"
+    lab.explain(explain.statuses_command, lab.client, lab.traffic)
+    page = lab.expect("the product page answers 200", _all_status(200)).responses[0]
     paths = linked_static_paths(page.body)
     assert paths, f"the product page links to no /static/ file: {page.body[:300]!r}"
     for path in paths:

@@ -181,34 +181,53 @@ class KubeMesh(Mesh):
     # -- configuration ---------------------------------------------------------------
     def apply(self, manifests: list[Manifest]) -> list[ResourceKey]:
         targets = [self.applier.target(m.raw, m.source) for m in manifests]
-        visible = [t for t in targets if _visible_to_sidecars(t)]
-        before = self._client_config() if visible else None
+        watched = self._watchers(targets)
+        before = {who: self._proxy_config(who) for who in watched}
         keys = self.applier.apply(targets)
         for t in targets:
             self._applied[t.key] = t
-        wanted = [t for t in visible if t.key in self.applier.changed]
-        if wanted and before is not None:
-            self._await_propagation(
-                f"{', '.join(t.describe() for t in wanted)} to reach it",
-                lambda config: config.digest != before.digest and all(
-                    diagnostics.has_config(config.refs, t.rtype.kind, t.namespace, t.name)
-                    for t in wanted))
+        for who, ts in watched.items():
+            wanted = [t for t in ts if t.key in self.applier.changed]
+            snapshot = before[who]
+            if wanted and snapshot is not None:
+                self._await_propagation(
+                    who, f"{', '.join(t.describe() for t in wanted)} to reach it",
+                    lambda config, wanted=wanted, snapshot=snapshot:
+                        config.digest != snapshot.digest and all(
+                            diagnostics.has_config(config.refs, t.rtype.kind, t.namespace, t.name)
+                            for t in wanted))
         return keys
 
     def delete(self, keys: Iterable[ResourceKey]) -> None:
         keys = list(keys)
-        before = (self._client_config()
-                  if any(k.kind in diagnostics.CONFIG_KINDS for k in keys) else None)
+        applied = [self._applied[k] for k in keys if k in self._applied]
+        watched = self._watchers(applied)
+        if any(k.kind in diagnostics.CONFIG_KINDS for k in keys if k not in self._applied):
+            watched.setdefault(self.client(), [])  # applied by an earlier run: the client's
+        before = {who: self._proxy_config(who) for who in watched}
         self.applier.delete(keys)
         for key in keys:
             self._applied.pop(key, None)
-        gone = [k for k in keys if before is not None
-                and diagnostics.has_config(before.refs, k.kind, k.namespace, k.name)]
-        if gone:
-            self._await_propagation(
-                f"{', '.join(str(k) for k in gone)} to leave it",
-                lambda config: not any(diagnostics.has_config(config.refs, k.kind, k.namespace,
-                                                              k.name) for k in gone))
+        for who, snapshot in before.items():
+            gone = [k for k in keys if snapshot is not None
+                    and diagnostics.has_config(snapshot.refs, k.kind, k.namespace, k.name)]
+            if gone:
+                self._await_propagation(
+                    who, f"{', '.join(str(k) for k in gone)} to leave it",
+                    lambda config, gone=gone: not any(
+                        diagnostics.has_config(config.refs, k.kind, k.namespace, k.name)
+                        for k in gone))
+
+    def _watchers(self, targets: list[Target]) -> dict[str, list[Target]]:
+        """Whose config shows each target: the client sidecar's for what is bound to the
+        mesh, the ingress gateway's for a VirtualService bound to Gateways only."""
+        out: dict[str, list[Target]] = {}
+        for t in targets:
+            if _visible_to_sidecars(t):
+                out.setdefault(self.client(), []).append(t)
+            elif _bound_to_gateways_only(t):
+                out.setdefault(INGRESS_SERVICE, []).append(t)
+        return out
 
     def owned_resources(self) -> set[ResourceKey]:
         session_types = set(self.applier.types.values())
@@ -228,8 +247,9 @@ class KubeMesh(Mesh):
                 if line.startswith(("Error", "Warning", "Info"))
                 and any(f" {n}." in line or f"/{n}" in line for n in names)]
 
-    def _await_propagation(self, what: str, arrived: Callable[[diagnostics.ProxyConfig], bool]) -> None:
-        """Wait until the client sidecar's config shows a change (apply or delete).
+    def _await_propagation(self, workload: str, what: str,
+                           arrived: Callable[[diagnostics.ProxyConfig], bool]) -> None:
+        """Wait until the proxy of ``workload`` shows a change (apply or delete).
 
         istiod pushes to each proxy in its own time: without this gate the first batch
         after an apply may still run on the old routes. The gate compares with a snapshot
@@ -239,20 +259,20 @@ class KubeMesh(Mesh):
         """
         deadline = time.monotonic() + self.propagation_timeout_s
         while True:
-            config = self._client_config()
+            config = self._proxy_config(workload)
             if config is None or arrived(config):
                 return
             if time.monotonic() > deadline:
-                log.warning("the %s sidecar's config did not change within %.0f s, waiting for "
-                            "%s; the behaviour checks decide", self.client(),
+                log.warning("the %s proxy's config did not change within %.0f s, waiting for "
+                            "%s; the behaviour checks decide", workload,
                             self.propagation_timeout_s, what)
                 return
             time.sleep(self.propagation_poll_s)
 
-    def _client_config(self) -> diagnostics.ProxyConfig | None:
-        """The client sidecar's routes and clusters (None when they cannot be read)."""
+    def _proxy_config(self, workload: str) -> diagnostics.ProxyConfig | None:
+        """A proxy's routes and clusters (None when they cannot be read)."""
         try:
-            pod = self._pod(self.client())
+            pod = self._pod(workload)
             dumps = []
             for command in (diagnostics.ROUTES_DUMP, diagnostics.CLUSTERS_DUMP):
                 run = self._exec(pod, SIDECAR, command, 30)
@@ -489,6 +509,15 @@ def _ready(pod: dict) -> bool:
 
 def _namespace_of(pod: dict, default: str) -> str:
     return (pod.get("metadata") or {}).get("namespace") or default
+
+
+def _bound_to_gateways_only(t: Target) -> bool:
+    """A VirtualService whose routes only gateways have (``gateways`` without ``mesh``)."""
+    if t.rtype.group != "networking.istio.io" or t.rtype.kind != "VirtualService":
+        return False
+    spec = t.body.get("spec") or {}
+    gateways = spec.get("gateways") or []
+    return bool(spec.get("hosts")) and bool(gateways) and "mesh" not in gateways
 
 
 def _visible_to_sidecars(t: Target) -> bool:
