@@ -200,11 +200,11 @@ class KubeMesh(Mesh):
 
     def delete(self, keys: Iterable[ResourceKey]) -> None:
         keys = list(keys)
-        applied = [self._applied[k] for k in keys if k in self._applied]
-        watched = self._watchers(applied)
-        if any(k.kind in diagnostics.CONFIG_KINDS for k in keys if k not in self._applied):
-            watched.setdefault(self.client(), [])  # applied by an earlier run: the client's
-        before = {who: self._proxy_config(who) for who in watched}
+        # Only the client's routes are waited on: a gateway drains a removed listener, and
+        # keeps the routes it had until then (RDS has no removal in Envoy's state of the
+        # world), so its config still names what was deleted for the drain's duration.
+        watched = self.client() if any(k.kind in diagnostics.CONFIG_KINDS for k in keys) else None
+        before = {watched: self._proxy_config(watched)} if watched else {}
         self.applier.delete(keys)
         for key in keys:
             self._applied.pop(key, None)
