@@ -383,3 +383,36 @@ def test_a_scenario_needing_the_internet_is_skipped_with_its_reason_unless_asked
     result.stdout.fnmatch_lines(["*needs the public internet*--internet*"])
     result = project.runpytest_subprocess("features", "--lab-report", "out", "--internet")
     result.assert_outcomes(failed=1)
+
+
+def test_a_sigterm_whose_interrupt_was_swallowed_still_stops_the_run_after_cleanup(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
+    """The SIGTERM handler raises KeyboardInterrupt in whatever the main thread runs; in a
+    finalizer (``__del__``) Python only prints it. The run still stops, interrupted, once
+    the scenario's teardown is done."""
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    pytester.makeini("[pytest]\nbdd_features_base_dir = features/\n")
+    pytester.makeconftest(textwrap.dedent('''
+        from pytest_bdd import given
+        from bookinfo_labs import plugin
+
+        pytest_plugins = ["bookinfo_labs.plugin", "steps.common"]
+
+        @given("a SIGTERM arrives while a finalizer runs")
+        def swallowed(request):
+            request.config.stash[plugin._SIGNAL_KEY] = "SIGTERM"  # what the handler records
+    '''))
+    pytester.mkdir("features")
+    pytester.path.joinpath("features", "test_features.py").write_text(
+        "from pytest_bdd import scenarios\nscenarios('.')\n")
+    pytester.path.joinpath("features", "lab.feature").write_text(textwrap.dedent("""
+        Feature: Stopping
+          Scenario: first
+            Given a SIGTERM arrives while a finalizer runs
+          Scenario: second
+            Given a SIGTERM arrives while a finalizer runs
+    """))
+    result = pytester.runpytest_subprocess("features", "--lab-report", "out")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*KeyboardInterrupt*"])
+    assert result.parseoutcomes().get("passed") == 1, result.outlines[-5:]  # "second" never ran

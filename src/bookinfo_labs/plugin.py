@@ -128,6 +128,17 @@ def _on_sigterm_stop_as_on_ctrl_c(config: pytest.Config) -> None:
     config.add_cleanup(lambda: signal.signal(signal.SIGTERM, previous))
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem):
+    """A SIGTERM whose KeyboardInterrupt was swallowed (raised while the main thread ran a
+    finalizer, ``__del__``, which Python cannot interrupt) still stops the run: once this
+    scenario's teardown has cleaned up."""
+    result = yield
+    if item.config.stash.get(_SIGNAL_KEY, None):
+        raise KeyboardInterrupt(item.config.stash[_SIGNAL_KEY])
+    return result
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     # Asking for a cluster explicitly connects at once, so a missing cluster is one clear
     # message before anything runs, not an error per scenario.
