@@ -172,9 +172,15 @@ def send_parallel(lab, count, url, parallel):
 
 @then(parsers.parse("some responses have status {status:d}"))
 def some_status(lab, status):
+    """Some, not all: re-sent while a batch has none (a breaker trips only when the batch's
+    connections overlap, which a loaded machine may not give every batch)."""
     lab.explain(explain.statuses_command, lab.client, lab.traffic)
-    seen = Counter(r.status for r in lab.traffic.responses)
-    assert seen[status] >= 1, f"statuses: {dict(seen)}"
+
+    def check(traffic):
+        seen = Counter(r.status for r in traffic.responses)
+        assert seen[status] >= 1, f"statuses: {dict(seen)}"
+
+    lab.expect(f"some responses have status {status}", check)
 
 
 @then(parsers.re(r'some responses have status (?P<status>\d+), body "(?P<body>[^"]*)" and header '
@@ -182,12 +188,17 @@ def some_status(lab, status):
 def some_status_body_header(lab, status, body, header):
     name, _, value = header.partition(":")
     lab.explain(explain.replies_command, lab.client, lab.traffic, name.strip(), body)
-    matching = [r for r in lab.traffic.responses if r.status == status]
-    assert matching, f"no {status}: statuses {dict(Counter(r.status for r in lab.traffic.responses))}"
-    for response in matching:
-        assert response.body == body, f"a {status} had body {response.body!r}, expected {body!r}"
-        assert response.header(name.strip()) == value.strip(), (
-            f"a {status} had headers {response.headers}, expected {name.strip()}: {value.strip()}")
+
+    def check(traffic):
+        matching = [r for r in traffic.responses if r.status == status]
+        assert matching, f"no {status}: statuses {dict(Counter(r.status for r in traffic.responses))}"
+        for response in matching:
+            assert response.body == body, f"a {status} had body {response.body!r}, expected {body!r}"
+            assert response.header(name.strip()) == value.strip(), (
+                f"a {status} had headers {response.headers}, expected {name.strip()}: "
+                f"{value.strip()}")
+
+    lab.expect(f"some responses are {status} {body!r} with {header}", check)
 
 
 # -- tagged requests: where did each request go, and how many times --------------------

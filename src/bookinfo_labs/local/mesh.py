@@ -284,7 +284,7 @@ class HostPort:
 
     def __init__(self, preferred: int) -> None:
         BLOCK_LOCKS.mkdir(parents=True, exist_ok=True)
-        for candidate in (preferred, *(_free_port() for _ in range(20))):
+        for candidate in (preferred, *_spare_ports(20)):
             handle = open(BLOCK_LOCKS / f"port-{candidate}.lock", "a")  # noqa: SIM115
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -311,10 +311,15 @@ def _bindable(port: int) -> bool:
     return True
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def _spare_ports(count: int) -> list[int]:
+    """Ports to try after the preferred one, below the kernel's ephemeral range: a port
+    from that range may be taken by any outgoing connection before the gateway binds it."""
+    try:
+        first = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        first = 32768
+    return [port for port in random.sample(range(10000, max(first, 10001)), count)
+            if _bindable(port)]
 
 
 class LocalMesh(Mesh):
