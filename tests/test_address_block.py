@@ -36,3 +36,21 @@ def test_a_block_another_process_holds_is_never_taken(monkeypatch, tmp_path):
     finally:
         holder.stdin.close()
         holder.wait(10)
+
+
+def test_two_meshes_wanting_one_gateway_port_get_two_and_never_an_ephemeral_one():
+    """The first gets the preferred port; the second a spare one below the kernel's
+    ephemeral range (an outgoing connection could take one from that range first)."""
+    from bookinfo_labs.local.mesh import HostPort
+
+    first = HostPort(8443)
+    try:
+        second = HostPort(8443)
+        try:
+            low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+            assert second.port != first.port
+            assert 10000 <= second.port < low
+        finally:
+            second.release()
+    finally:
+        first.release()
