@@ -51,6 +51,8 @@ GATEWAY_NAMESPACE = "istio-system"
 DEBOUNCE_S = 0.1
 DEBOUNCE_MAX_S = 10.0
 INJECTION_LABEL = "istio-injection"
+#: istiod's Deployment (namespace, name): the install's, run by the Istiod controller
+ISTIOD = ("istio-system", "istiod")
 #: the ConfigMap istiod reads its mesh config from (namespace, name)
 MESH_CONFIG = ("istio-system", "istio")
 NODE_NAME = "bookinfo-labs-emulated"
@@ -285,7 +287,7 @@ class Workloads:
             seen.add(key)
             if key in self.started:
                 self._observe(obj)
-            else:
+            elif key != ISTIOD:  # istiod's pod is the Istiod controller above
                 new.append(obj)
         if not services and not new:
             return

@@ -559,7 +559,7 @@ class LocalMesh(Mesh):
         services = tuple(pilot.ServiceView(s.name, s.namespace, tuple(
             pilot.ServicePortView(p.name, p.port, p.target_port, p.app_protocol or "")
             for p in s.ports),
-            dict(s.selector)) for s in self.registry.services.values())
+            dict(s.selector)) for s in list(self.registry.services.values()))
         workloads = tuple(pilot.WorkloadView(p.name, p.namespace, p.ip, dict(p.labels),
                                              p.service_account) for p in self.registry.pods)
         configs = tuple(pilot.ConfigView(e.key.kind, e.key.namespace, e.key.name, e.spec,
@@ -587,11 +587,14 @@ class LocalMesh(Mesh):
         Raises XdsRejected (with Envoy's reason) when a sidecar NACKs."""
         with self._push_lock:
             mesh = self.mesh_view()
+            # a copy: pods may start on another thread meanwhile (a controller's); their
+            # own push follows once their Envoys run
+            sidecars = dict(self._sidecars)
             versions = {name: self._xds.set_snapshot(sidecar.view.node_id,
                                                       pilot.generate(mesh, sidecar.view))
-                        for name, sidecar in self._sidecars.items()}
+                        for name, sidecar in sidecars.items()}
             for name, version in versions.items():
-                self._xds.wait_acked(self._sidecars[name].view.node_id, version, ACK_TIMEOUT_S)
+                self._xds.wait_acked(sidecars[name].view.node_id, version, ACK_TIMEOUT_S)
 
     # -- configuration ---------------------------------------------------------------
     def apply(self, manifests: list[Manifest]) -> list[ResourceKey]:
@@ -747,7 +750,7 @@ class LocalMesh(Mesh):
         ``--resolve host:port:address``: iptables captures whatever the address); other
         names do not resolve, as in a pod. The pod's own address is the source."""
         capture = ["--noproxy", "*", "--interface", pod.ip]
-        targets = [(name, port.port) for service in self.registry.services.values()
+        targets = [(name, port.port) for service in list(self.registry.services.values())
                    for name in service.dns_names(pod.namespace) for port in service.ports]
         targets += [(host, int(port)) for host, port, _ in (r.split(":", 2) for r in resolve)]
         for name, port in targets:
