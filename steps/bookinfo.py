@@ -16,27 +16,23 @@ def _user(text: str) -> str | None:
     return None if text in ("a user", "an anonymous user") else text
 
 
-# From the client pod, or "through the ingress gateway" from outside the mesh.
-_INGRESS = r"(?P<ingress> through the ingress gateway)?"
-
-
-@when(parsers.re(r"(?P<user>[a-z][\w.-]*) logs in" + _INGRESS))
-def logs_in(lab, user, ingress):
-    response = lab.login(user, through_ingress=bool(ingress))
+@when(parsers.re(r"(?P<user>[a-z][\w.-]*) logs in"))
+def logs_in(lab, user):
+    response = lab.login(user)
     assert response.status == 302 and "session=" in response.header("set-cookie", ""), (
         f"signing in as {user} failed: HTTP {response.status} {response.body[:200]!r}")
 
 
-@when(parsers.re(r"(?P<user>[a-z][\w.-]*) logs out" + _INGRESS))
-def logs_out(lab, user, ingress):
-    response = lab.logout(user, through_ingress=bool(ingress))
+@when(parsers.re(r"(?P<user>[a-z][\w.-]*) logs out"))
+def logs_out(lab, user):
+    response = lab.logout(user)
     assert response.status == 302, (
         f"signing out failed: HTTP {response.status} {response.body[:200]!r}")
 
 
-@when(parsers.re(_USER + r" opens the product page" + _INGRESS + r"(?: (?P<count>\d+) times)?"))
-def opens_product_page(lab, user, ingress, count):
-    lab.open_product_page(_user(user), int(count or 1), through_ingress=bool(ingress))
+@when(parsers.re(_USER + r" opens the product page(?: (?P<count>\d+) times)?"))
+def opens_product_page(lab, user, count):
+    lab.open_product_page(_user(user), int(count or 1))
 
 
 @then(parsers.re(r"every page is served by reviews (?P<version>v\d+)"))

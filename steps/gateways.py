@@ -11,6 +11,7 @@ from bookinfo_labs.checks.backends import linked_static_paths
 from bookinfo_labs.checks.splits import expect_split
 from bookinfo_labs.mesh import HttpRequest
 
+_USER = r"(?P<user>a user|an anonymous user|[a-z][\w.-]*)"
 _HOST = r'(?: with Host "(?P<host>[^"]+)")?'
 
 
@@ -19,6 +20,27 @@ _HOST = r'(?: with Host "(?P<host>[^"]+)")?'
 def send_through_ingress(lab, count, path, host):
     lab.send_through_ingress(HttpRequest(url=path, headers=(("Host", host),) if host else ()),
                              count)
+
+
+@when(parsers.re(_USER + r" opens the product page through the ingress gateway"
+                         r"(?: (?P<count>\d+) times)?"))
+def opens_product_page_through_ingress(lab, user, count):
+    user = None if user in ("a user", "an anonymous user") else user
+    lab.send_through_ingress(HttpRequest(url="/productpage", cookie_jar=lab.jar(user)),
+                             int(count or 1))
+
+
+@when(parsers.re(r"(?P<user>[a-z][\w.-]*) logs in through the ingress gateway"))
+def logs_in_through_ingress(lab, user):
+    response = lab.login(user, through_ingress=True)
+    assert response.status == 302 and "session=" in response.header("set-cookie", ""), (
+        f"signing in as {user} failed: HTTP {response.status} {response.body[:200]!r}")
+
+
+@when(parsers.re(r"(?P<user>[a-z][\w.-]*) logs out through the ingress gateway"))
+def logs_out_through_ingress(lab, user):
+    response = lab.logout(user, through_ingress=True)
+    assert response.status == 302, f"signing out failed: HTTP {response.status}"
 
 
 @then("every static file the page links to is served through the ingress gateway")

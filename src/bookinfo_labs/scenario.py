@@ -168,12 +168,9 @@ class Lab:
             return self.send_through_ingress(request).responses[0]
         return self.send(replace(request, url=PRODUCTPAGE + request.url)).responses[0]
 
-    def open_product_page(self, user: str | None, count: int,
-                          through_ingress: bool = False) -> Traffic:
-        request = HttpRequest(url="/productpage", cookie_jar=self.jar(user))
-        if through_ingress:
-            return self.send_through_ingress(request, count)
-        return self.send(replace(request, url=PRODUCTPAGE + request.url), count)
+    def open_product_page(self, user: str | None, count: int) -> Traffic:
+        return self.send(HttpRequest(url=f"{PRODUCTPAGE}/productpage",
+                                     cookie_jar=self.jar(user)), count)
 
     def send_through_ingress(self, request: HttpRequest, count: int = 1,
                              port_name: str = "http2", host: str | None = None,
