@@ -33,7 +33,13 @@ def server():
     loop = LoopThread("tcp-echo-test")
     listening = loop.run(asyncio.start_server(app.handle, "127.0.0.1", 0))
     yield listening.sockets[0].getsockname()[1], log
-    listening.close()
+
+    async def close() -> None:
+        listening.close()
+
+    # Closed on its own loop: asyncio's Server is not thread-safe, and a close from this
+    # thread racing a handler's exit on the loop wakes the waiters twice (TypeError).
+    loop.run(close())
     loop.stop()  # cancels the handlers of connections still open
 
 
