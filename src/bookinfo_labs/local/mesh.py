@@ -109,6 +109,10 @@ SUPPORTED_FIELDS: dict[str, tuple[str, ...]] = {
     ),
     # a gateway's credentials (credentialName), in the gateway's namespace
     "Secret": (),
+    "PeerAuthentication": ("spec.selector", "spec.mtls.mode", "spec.portLevelMtls"),
+    "AuthorizationPolicy": (),
+    "RequestAuthentication": (),
+    "EnvoyFilter": (),
     "DestinationRule": (
         "spec.host", "spec.subsets[].name", "spec.subsets[].labels",
         "spec.trafficPolicy.portLevelSettings[].port",
@@ -122,7 +126,9 @@ _GATEWAY_PROTOCOLS = {"HTTP", "HTTP2", "TCP", "HTTPS", "TLS"}
 #: the TLS modes it translates, per server protocol
 _GATEWAY_TLS_MODES = {"HTTPS": ("SIMPLE", "MUTUAL", "PASSTHROUGH"), "TLS": ("PASSTHROUGH",)}
 #: the Istio config kinds the control plane reads
-CONFIG_KINDS = ("VirtualService", "DestinationRule", "Gateway", "ServiceEntry", "Sidecar")
+CONFIG_KINDS = ("VirtualService", "DestinationRule", "Gateway", "ServiceEntry", "Sidecar",
+                "PeerAuthentication", "AuthorizationPolicy", "RequestAuthentication",
+                "EnvoyFilter")
 #: ServiceEntry resolutions the control plane translates (NONE needs iptables' original
 #: destination, which the local mesh has not)
 _RESOLUTIONS = {"DNS", "STATIC"}

@@ -9,7 +9,7 @@ fields), never silently dropped.
 
 from __future__ import annotations
 
-from . import gateways
+from . import envoyfilter, gateways
 from .clusters import clusters, load_assignments
 from .listeners import listeners
 from .model import (HTTP_PROTOCOLS, ConfigView, EndpointView, MeshView, ProxyView, SecretView,
@@ -23,7 +23,12 @@ __all__ = ["CLUSTER", "ENDPOINT", "HTTP_PROTOCOLS", "LISTENER", "ROUTE", "SECRET
 
 
 def generate(mesh: MeshView, proxy: ProxyView) -> dict[str, dict[str, dict]]:
-    """Every resource one proxy (a sidecar or a gateway) needs, by type URL then name."""
+    """Every resource one proxy (a sidecar or a gateway) needs, by type URL then name,
+    with the EnvoyFilters that select it applied last, as istiod does."""
+    return envoyfilter.apply(mesh, proxy, _translate(mesh, proxy))
+
+
+def _translate(mesh: MeshView, proxy: ProxyView) -> dict[str, dict[str, dict]]:
     cluster_map = clusters(mesh, proxy)
     eds = [name for name, c in cluster_map.items() if c.get("type") == "EDS"]
     if proxy.is_gateway:

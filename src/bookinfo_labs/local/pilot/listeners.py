@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import tcp
+from . import authz, jwt, tcp
 from .clusters import dns_cache
 from .model import MeshView, ProxyView
 from .names import access_logs, delimited, inbound_cluster, listen_port
@@ -80,6 +80,9 @@ def connection_manager(mesh: MeshView, proxy: ProxyView, prefix: str, *, rds: st
         "server_header_transformation": "OVERWRITE",
         "http_filters": _FILTERS,
     }
+    if route_config is not None or gateway:  # inbound and gateways: authn, then authz
+        config["http_filters"] = (jwt.http_filters(mesh, proxy) + authz.http_filters(mesh, proxy)
+                                  + config["http_filters"])
     if rds is not None and not gateway:  # the passthrough resolves the Host first
         config["http_filters"] = _FILTERS[:-1] + [{
             "name": "envoy.filters.http.dynamic_forward_proxy", "typed_config": {

@@ -124,7 +124,10 @@ class ConfigView:
         metadata istiod puts on what it generated from this object."""
         slug = {"VirtualService": "virtual-service", "DestinationRule": "destination-rule",
                 "Gateway": "gateway", "ServiceEntry": "service-entry",
-                "Sidecar": "sidecar"}[self.kind]
+                "Sidecar": "sidecar", "EnvoyFilter": "envoy-filter",
+                "PeerAuthentication": "peer-authentication",
+                "AuthorizationPolicy": "authorization-policy",
+                "RequestAuthentication": "request-authentication"}[self.kind]
         return f"/apis/{self.api_version}/namespaces/{self.namespace}/{slug}/{self.name}"
 
 

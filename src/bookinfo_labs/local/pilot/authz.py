@@ -1,0 +1,12 @@
+"""AuthorizationPolicy -> Envoy's RBAC filters, on inbound listeners and gateways
+(envoy-translation.md section 8.1)."""
+
+from __future__ import annotations
+
+from .model import MeshView, ProxyView
+
+
+def http_filters(mesh: MeshView, proxy: ProxyView) -> list[dict]:
+    """The ``envoy.filters.http.rbac`` filters of the policies selecting ``proxy``, in
+    Istio's order (DENY, then ALLOW); none yet."""
+    return []
