@@ -27,6 +27,7 @@ SAMPLE_FILES: dict[str, tuple[str, ...]] = {
     "fortio": ("clients/fortio.yaml",),
     "httpbin": ("httpbin/httpbin.yaml",),
     "tcp-echo": ("tcp-echo/tcp-echo-services.yaml",),
+    "ratelimit": ("ratelimit/ratelimit-config.yaml", "ratelimit/rate-limit-service.yaml"),
 }
 
 PYTHON_HTTPBIN_IMAGE = "docker.io/kong/httpbin"

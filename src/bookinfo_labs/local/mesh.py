@@ -47,7 +47,7 @@ from ..versions import IstioVersion
 from . import pilot
 from .analysis import analyze
 from .apps import find_app, image_name
-from .apps.base import TLS_CONTEXTS, AppContext, TcpApp, UpstreamResponse
+from .apps.base import TLS_CONTEXTS, AppContext, GrpcApp, TcpApp, UpstreamResponse
 from .bootstrap import StatsMatcher, envoy_bootstrap
 from .config import ConfigStore
 from .dns import MeshDns
@@ -112,7 +112,13 @@ SUPPORTED_FIELDS: dict[str, tuple[str, ...]] = {
     "PeerAuthentication": ("spec.selector", "spec.mtls.mode", "spec.portLevelMtls"),
     "AuthorizationPolicy": (),
     "RequestAuthentication": (),
-    "EnvoyFilter": (),
+    "EnvoyFilter": (
+        "spec.workloadSelector", "spec.priority", "spec.configPatches[].applyTo",
+        "spec.configPatches[].match.context", "spec.configPatches[].match.proxy.proxyVersion",
+        "spec.configPatches[].match.listener", "spec.configPatches[].match.routeConfiguration",
+        "spec.configPatches[].match.cluster", "spec.configPatches[].patch.operation",
+        "spec.configPatches[].patch.value",
+    ),
     "DestinationRule": (
         "spec.host", "spec.subsets[].name", "spec.subsets[].labels",
         "spec.trafficPolicy.portLevelSettings[].port",
@@ -343,6 +349,7 @@ class LocalMesh(Mesh):
         self._deployed: set[str] = set()
         self._runners: list[web.AppRunner] = []
         self._tcp_servers: list[asyncio.Server] = []
+        self._grpc_servers: list = []  # grpc.aio servers
         self._outbounds: list[EnvoyOutbound] = []
         self._sidecars: dict[str, Sidecar] = {}  # pod name -> its sidecar
         self._workdir = make_run_dir()  # removes those of killed runs first
@@ -458,7 +465,7 @@ class LocalMesh(Mesh):
             application = factory(ctx)
             if inspect.isawaitable(application):
                 application = await application
-            if isinstance(application, TcpApp):  # a plain TCP server, no aiohttp
+            if isinstance(application, (TcpApp, GrpcApp)):  # a TCP or gRPC server, no aiohttp
                 await self._serve_tcp(application, pod, container)
                 self.registry.pods.append(pod)
                 return pod
@@ -483,10 +490,21 @@ class LocalMesh(Mesh):
         self.registry.pods.append(pod)
         return pod
 
-    async def _serve_tcp(self, app: TcpApp, pod: Pod, container: dict) -> None:
-        """A plain TCP app listens on its own ports (else the container's) at the pod's
-        "localhost", behind the inbound listeners."""
+    async def _serve_tcp(self, app: TcpApp | GrpcApp, pod: Pod, container: dict) -> None:
+        """A plain TCP or gRPC app listens on its own ports (else the container's) at the
+        pod's "localhost", behind the inbound listeners."""
         numbers = app.ports or [int(p["containerPort"]) for p in container.get("ports") or []]
+        if isinstance(app, GrpcApp):
+            import grpc
+
+            server = grpc.aio.server()
+            app.add_services(server)
+            for number in numbers:
+                server.add_insecure_port(f"{pod.app_ip}:{pilot.listen_port(number)}")
+                pod.ports[number] = pilot.listen_port(number)
+            await server.start()
+            self._grpc_servers.append(server)
+            return
         for number in numbers:
             self._tcp_servers.append(await asyncio.start_server(
                 app.handle, pod.app_ip, pilot.listen_port(number)))
@@ -549,6 +567,8 @@ class LocalMesh(Mesh):
                     await runner.cleanup()
                 for server in self._tcp_servers:
                     server.close()
+                for grpc_server in self._grpc_servers:
+                    await grpc_server.stop(0)
 
             self._loop.run(_stop(), timeout_s=10)
         finally:
@@ -613,16 +633,39 @@ class LocalMesh(Mesh):
         try:
             self._push()
         except XdsRejected as exc:
+            patched_by = self._envoy_filters_behind(exc)
             self.store.restore(previous)
             self._push()  # the previous config serves again
             m = manifests[0]
             raise ManifestError(m.source, f"the sidecars rejected the config the control plane "
-                                f"made of it ({exc.reason}); the previous config is back",
-                                resource=", ".join(x.describe() for x in manifests),
+                                f"made of it ({exc.reason}){patched_by}; the previous config "
+                                "is back", resource=", ".join(x.describe() for x in manifests),
                                 line=m.line) from None
         keys = [key for key, _ in items]
         self._owned.update(keys)
         return keys
+
+    def _envoy_filters_behind(self, exc: XdsRejected) -> str:
+        """", patched by EnvoyFilter <file>: <ns>/<name>" for the EnvoyFilters that changed
+        a resource of the rejected type for that proxy (those whose resource Envoy's reason
+        names, when it names one); "" when none did."""
+        sidecar = next((s for s in self._sidecars.values() if s.view.node_id == exc.node_id), None)
+        if sidecar is None:
+            return ""
+        mesh = self.mesh_view()
+        touched = pilot.envoyfilter.trace(mesh, sidecar.view,
+                                          pilot.translate(mesh, sidecar.view)).touched
+        of_type = {name: filters for (type_url, name), filters in touched.items()
+                   if type_url == exc.type_url}
+        named = [f for name, filters in of_type.items() if name and name in exc.reason
+                 for f in filters]
+        filters = sorted(set(named) or {f for fs in of_type.values() for f in fs})
+        if not filters:
+            return ""
+        entries = [self.store.get(ResourceKey("EnvoyFilter", *f.split("/", 1))) for f in filters]
+        return ", patched by " + ", ".join(
+            f"EnvoyFilter {f} ({e.manifest.source})" if e is not None else f"EnvoyFilter {f}"
+            for f, e in zip(filters, entries))
 
     def check_supported(self, m: Manifest) -> None:
         """ManifestError unless the control plane translates the kind and every field set."""
@@ -643,6 +686,15 @@ class LocalMesh(Mesh):
                     "lab with --mesh kube, or leave the field out", resource=m.describe(),
                     path=path, line=m.line)
 
+        if m.kind == "EnvoyFilter":
+            for i, cp in enumerate(m.model.spec.config_patches):
+                if cp.apply_to in ("EXTENSION_CONFIG", "BOOTSTRAP"):
+                    raise ManifestError(
+                        m.source, f"the local mesh does not implement EnvoyFilter applyTo "
+                        f"{cp.apply_to} (it patches listeners, filter chains, filters, route "
+                        "configurations, virtual hosts, routes and clusters); run this lab with "
+                        "--mesh kube", resource=m.describe(),
+                        path=f"spec.configPatches[{i}].applyTo", line=m.line)
         if m.kind == "ServiceEntry":
             spec = m.model.spec
             if (spec.resolution or "NONE") not in _RESOLUTIONS:

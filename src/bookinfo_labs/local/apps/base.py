@@ -74,5 +74,15 @@ class TcpApp:
     ports: Sequence[int] = ()
 
 
-App = web.Application | TcpApp
+@dataclass
+class GrpcApp:
+    """A gRPC server (grpc.aio): ``add_services`` registers its servicers on the server the
+    local mesh starts on each of ``ports``."""
+
+    add_services: Callable[[object], None]
+    ports: Sequence[int] = ()
+
+
+App = web.Application | TcpApp | GrpcApp
 AppFactory = Callable[[AppContext], App | Awaitable[App]]
+

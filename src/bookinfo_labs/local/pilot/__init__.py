@@ -19,16 +19,18 @@ from .routes import route_configurations
 
 __all__ = ["CLUSTER", "ENDPOINT", "HTTP_PROTOCOLS", "LISTENER", "ROUTE", "SECRET", "TYPES",
            "ConfigView", "EndpointView", "MeshView", "ProxyView", "SecretView",
-           "ServicePortView", "ServiceView", "WorkloadView", "generate", "listen_port"]
+           "ServicePortView", "ServiceView", "WorkloadView", "envoyfilter", "generate", "listen_port",
+           "translate"]
 
 
 def generate(mesh: MeshView, proxy: ProxyView) -> dict[str, dict[str, dict]]:
     """Every resource one proxy (a sidecar or a gateway) needs, by type URL then name,
     with the EnvoyFilters that select it applied last, as istiod does."""
-    return envoyfilter.apply(mesh, proxy, _translate(mesh, proxy))
+    return envoyfilter.apply(mesh, proxy, translate(mesh, proxy))
 
 
-def _translate(mesh: MeshView, proxy: ProxyView) -> dict[str, dict[str, dict]]:
+def translate(mesh: MeshView, proxy: ProxyView) -> dict[str, dict[str, dict]]:
+    """What istiod generates before EnvoyFilters patch it."""
     cluster_map = clusters(mesh, proxy)
     eds = [name for name, c in cluster_map.items() if c.get("type") == "EDS"]
     if proxy.is_gateway:

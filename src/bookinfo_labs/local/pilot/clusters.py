@@ -61,6 +61,10 @@ def clusters(mesh: MeshView, proxy: ProxyView) -> dict[str, dict]:
             "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
                 _endpoint(proxy.app_ip, listen_port(port))]}]},
         }
+        if any(_is_h2(s, p.port) for s in mesh.services if s.selects(proxy.namespace, proxy.labels)
+               for p in s.ports if p.target_port == port):
+            out[name]["typed_extension_protocol_options"] = {HTTP_OPTIONS: _http_options(
+                None, None, h2=True)}
     return dict(sorted(out.items()))
 
 
@@ -106,7 +110,7 @@ def _outbound(mesh: MeshView, service: ServiceView, port: int, subset, rules: li
         "circuit_breakers": _thresholds(pool, mesh),
         "common_lb_config": {},
     }
-    options = _http_options(http, tcp)
+    options = _http_options(http, tcp, _is_h2(service, port))
     if options:
         cluster["typed_extension_protocol_options"] = {HTTP_OPTIONS: options}
     outlier = policy.get("outlier_detection")
@@ -213,7 +217,15 @@ def _thresholds(pool, mesh: MeshView) -> dict:
     }]}
 
 
-def _http_options(http, tcp) -> dict | None:
+def _is_h2(service: ServiceView, port: int) -> bool:
+    """A gRPC port: its clusters speak HTTP/2 (cluster_builder.go setH2Options), as a gRPC
+    client such as Envoy's rate limit filter needs. (istiod does the same for HTTP2 ports;
+    the local mesh keeps HTTP/1.1 there for now.)"""
+    return any(p.port == port and p.selected_protocol == "GRPC" for p in service.ports)
+
+
+def _http_options(http, tcp, h2: bool = False) -> dict | None:
+    protocol = {"http2_protocol_options": {}} if h2 else {"http_protocol_options": {}}
     common: dict[str, Any] = {}
     if http is not None and http.max_requests_per_connection:
         common["max_requests_per_connection"] = http.max_requests_per_connection
@@ -223,10 +235,12 @@ def _http_options(http, tcp) -> dict | None:
         common["idle_timeout"] = duration(idle.seconds)
     if tcp is not None and tcp.max_connection_duration is not None:
         common["max_connection_duration"] = duration(tcp.max_connection_duration.seconds)
-    if not common:
+    if not common and not h2:
         return None
-    return {"@type": f"type.googleapis.com/{HTTP_OPTIONS}", "common_http_protocol_options": common,
-            "explicit_http_config": {"http_protocol_options": {}}}
+    out: dict[str, Any] = {"@type": f"type.googleapis.com/{HTTP_OPTIONS}"}
+    if common:
+        out["common_http_protocol_options"] = common
+    return {**out, "explicit_http_config": protocol}
 
 
 def _outlier(od) -> dict:
