@@ -234,6 +234,12 @@ NO_INTERNET = ("needs the public internet (the labs' external hosts have hermeti
                "this one does not): run with --internet on a machine that has a route out")
 
 
+#: why a @local-mesh scenario is skipped on kube
+LOCAL_MESH_ONLY = ("checks what the local mesh's own control plane reports (a warning or an "
+                   "error istiod does not give: on a cluster the same config is accepted "
+                   "silently); its behaviour is checked on kube by the neighbouring scenarios")
+
+
 @pytest.hookimpl(tryfirst=True)  # before pytest's own -k deselection
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """``-k`` also matches a lab by its feature file's name (``-k "retries or mirroring"``)
@@ -244,6 +250,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("needs-internet") and not config.getoption("--internet"):
             item.add_marker(pytest.mark.skip(reason=NO_INTERNET))
+        if item.get_closest_marker("local-mesh") and config.getoption("--mesh") != "local":
+            item.add_marker(pytest.mark.skip(reason=LOCAL_MESH_ONLY))
         doc = getattr(getattr(item, "obj", None), "__doc__", None) or ""
         path, sep, scenario_name = doc.partition(".feature: ")
         if sep:

@@ -77,3 +77,26 @@ def cluster_limits(dump: dict, host: str, subset: str = "") -> dict[str, int]:
                     if k in thresholds}
     raise AssertionError(f"the sidecar has no cluster for {host}"
                          + (f" subset {subset}" if subset else ""))
+
+
+def http_filters(dump: dict, direction: str, port: int) -> list[list[str]]:
+    """The HTTP filter names of each connection manager serving ``port`` in the
+    ``direction`` (``INBOUND``/``OUTBOUND``) listeners of a listeners dump: a listener named
+    ``<address>_<port>``, or a chain of a virtual listener matching that destination port."""
+    found = []
+    for node in walk(dump):
+        listener = node.get("listener")
+        if not isinstance(listener, dict) or "filter_chains" not in listener:
+            continue
+        if listener.get("traffic_direction", "UNSPECIFIED") not in (direction, "UNSPECIFIED"):
+            continue
+        named = listener.get("name", "").rpartition("_")[2] == str(port)
+        for chain in listener.get("filter_chains") or []:
+            destination = (chain.get("filter_chain_match") or {}).get("destination_port")
+            if not named and destination != port:
+                continue
+            for f in chain.get("filters") or []:
+                config = f.get("typed_config") or {}
+                if "http_filters" in config:
+                    found.append([h.get("name", "") for h in config["http_filters"]])
+    return found

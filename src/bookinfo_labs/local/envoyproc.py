@@ -281,6 +281,9 @@ class EnvoyProcess:
         "--log-level", "warning",
         "--file-flush-interval-msec", "250",  # access logs flush every 10 s otherwise
         "--reject-unknown-dynamic-fields",  # a misspelt field over xDS is a NACK, not ignored
+        # pilot-agent's (pkg/envoy/proxy.go): a changed listener's old connections are told
+        # to close at once, so the next request meets the new filters
+        "--drain-time-s", "45", "--drain-strategy", "immediate",
     )
 
     def __init__(self, bootstrap: dict, work_dir: str | os.PathLike, *, name: str = "envoy",

@@ -762,7 +762,8 @@ class LocalMesh(Mesh):
 
     def warnings_for(self, manifests: list[Manifest]) -> list[str]:
         """What ``istioctl analyze`` reports for these manifests (see analysis.py)."""
-        return analyze(manifests, self.registry, self.store, self.mesh_view(), self.namespace)
+        return analyze(manifests, self.registry, self.store, self.mesh_view(), self.namespace,
+                       tuple(s.view for s in list(self._sidecars.values())))
 
     def delete(self, keys: Iterable[ResourceKey]) -> None:
         keys = list(keys)

@@ -1,0 +1,123 @@
+"""EnvoyFilter and rate limit steps: what a limit lets through, the proxy's own filters,
+and what the local mesh says about a patch.
+
+A limit is state: a token bucket in the proxy (local) or a count per fixed window in the
+rate limit service (global). A check is re-sent while it fails and must then hold
+several batches in a row (``lab.expect``), and every re-sent request spends the limit
+too; so the check reads all the requests since the limit took effect, in order. It
+relies on no refill meanwhile: Envoy's token bucket (1.32 on) refills continuously,
+``tokens_per_fill`` per ``fill_interval``, and the labs' buckets get one token back every
+15 s at the fastest (4 a minute), while a check's batches all come within a few seconds;
+a fixed window must not end meanwhile (``the current minute has at least N seconds
+left``).
+"""
+
+import time
+
+from pytest_bdd import given, parsers, then
+
+from bookinfo_labs import explain
+from bookinfo_labs.checks import eventually
+from bookinfo_labs.checks.eventually import EventuallyPolicy
+from bookinfo_labs.proxyconfig import http_filters
+
+#: how long one minute window lasts (envoyproxy/ratelimit: windows start at multiples of
+#: the unit since the Unix epoch, on the service's clock, which is this machine's or its
+#: kind nodes')
+_WINDOW_S = 60
+
+
+@given(parsers.re(r"the current minute has at least (?P<seconds>\d+) seconds left"),
+       converters={"seconds": int})
+def minute_has_time_left(lab, seconds):
+    """Waits for the next minute when this one is nearly over, so the scenario's batches
+    (well under a second each) all fall in one fixed window of the rate limit service."""
+    def check(left: float) -> None:
+        assert left >= seconds, f"{left:.1f} s left in this minute"
+
+    eventually(lambda: _WINDOW_S - time.time() % _WINDOW_S, check,
+               expected=f"at least {seconds} s left in the current minute",
+               policy=EventuallyPolicy(times=1, timeout_s=seconds + 5, interval_s=0.2))
+
+
+@then(parsers.re(r"the first (?P<allowed>\d+) (?:requests? )?gets? 200 and the rest "
+                 r"(?P<status>\d+)"), converters={"allowed": int, "status": int})
+def limit_lets_through(lab, allowed, status):
+    """The statuses of every request since the limit took effect, in order, are
+    ``allowed`` 200s and then only ``status``: re-sent batches keep spending the limit.
+
+    The limit has taken effect with the first batch that meets it (a batch must be larger
+    than the limit; before that, on a cluster, the config may still be on its way). The
+    very first answer may come from the config before: the client's sidecar sends it on a
+    connection it opened earlier, which the proxy's previous listener closes only after
+    answering (pilot-agent's --drain-strategy immediate), so it is left out when it is
+    not a 200 and 200s follow.
+    """
+    lab.explain(explain.statuses_command, lab.client, lab.traffic)
+    record: list[int] = []  # every status since the limit took effect
+
+    def check(traffic):
+        seen = [r.status for r in traffic.responses]
+        assert record or status in seen, f"nothing was limited yet: statuses in order {seen}"
+        record.extend(seen)
+        since = record[1:] if record[0] != 200 and 200 in record else record
+        expected = [200] * min(allowed, len(since)) + [status] * (len(since) - allowed)
+        assert since == expected, f"statuses since the limit took effect, in order: {since}"
+
+    lab.expect(f"{allowed} x 200, then only {status}", check)
+
+
+@then(parsers.re(r"the (?P<workload>[\w-]+) proxy runs \"(?P<first>[\w.]+)\" before "
+                 r"\"(?P<second>[\w.]+)\" on its (?P<direction>inbound|outbound) port "
+                 r"(?P<port>\d+)"), converters={"port": int})
+def proxy_runs_filter_before(lab, workload, first, second, direction, port):
+    """Every connection manager of the port has both filters, in this order."""
+    lab.explain(explain.proxy_config_command, workload, "listeners")
+
+    def check(chains):
+        assert chains, f"no connection manager on {direction} port {port}"
+        for names in chains:
+            assert first in names and second in names and \
+                names.index(first) < names.index(second), f"HTTP filters: {names}"
+
+    eventually(lambda: http_filters(lab.mesh.proxy_config(workload, "listeners"),
+                                    direction.upper(), port), check,
+               expected=f"{first} before {second}", policy=lab.policy)
+
+
+@then(parsers.re(r"the (?P<workload>[\w-]+) proxy has no \"(?P<name>[\w.]+)\" on its "
+                 r"(?P<direction>inbound|outbound) port (?P<port>\d+)"),
+      converters={"port": int})
+def proxy_lacks_filter(lab, workload, name, direction, port):
+    lab.explain(explain.proxy_config_command, workload, "listeners")
+
+    def check(chains):
+        assert chains, f"no connection manager on {direction} port {port}"
+        assert not any(name in names for names in chains), f"HTTP filters: {chains}"
+
+    eventually(lambda: http_filters(lab.mesh.proxy_config(workload, "listeners"),
+                                    direction.upper(), port), check,
+               expected=f"no {name}", policy=lab.policy)
+
+
+@then(parsers.re(r"applying it warned that patch (?P<index>\d+) of EnvoyFilter "
+                 r"(?P<name>[\w.-]+) matches nothing"), converters={"index": int})
+def warned_patch_matches_nothing(lab, index, name):
+    lab.explain(explain.analyze_command)
+    wanted = f"spec.configPatches[{index}]: matches nothing"
+    assert any(f"EnvoyFilter {name}" in w and wanted in w for w in lab.warnings) or any(
+        name in w and wanted in w for w in lab.warnings), (
+        f"expected a warning that {wanted!r} for {name}; warnings were: "
+        f"{lab.warnings or 'none'}")
+
+
+@then(parsers.re(r'the proxies rejected it, and the error names EnvoyFilter "(?P<name>[^"]+)"'))
+def proxies_rejected(lab, name):
+    """The apply failed with Envoy's reason (a NACK), naming the EnvoyFilter whose patch made
+    the rejected resource; the previous config is back."""
+    lab.explain(explain.validate_command, lab.error.source if lab.error else "")
+    assert lab.error is not None, "no error: the apply succeeded"
+    text = str(lab.error)
+    assert "rejected" in text and f"EnvoyFilter {name}" in text, f"the error was: {text}"
+    print(f"rejected as expected: {text}")
+
