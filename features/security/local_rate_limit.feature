@@ -9,9 +9,11 @@ Feature: Local rate limiting with Envoy's token bucket
   two replicas let twice as many through.
 
   A bucket is created full with its filter, when the EnvoyFilter is applied, and Envoy
-  refills it as time passes (one token every 15 s here): the checks ask that exactly 4
-  got through before the first 429 and that re-sent batches stay limited, never on a
-  refill. The survey's per-header limit is done with the filter's descriptors (a bucket
+  refills it as time passes (one token every 15 s here): the checks read every request
+  since the first batch, in order (4 got through, then only 429s), and are done within
+  seconds, never waiting for a refill. The first request after a change may still meet
+  the config before it, on a connection the client's sidecar opened earlier, which the
+  proxy then closes. The survey's per-header limit is done with the filter's descriptors (a bucket
   for `User-Agent: Bot`); a per-IP limit needs the client's IP in the config and a
   per-namespace one the peer's namespace, which the local rate limit filter cannot see
   (it has no mTLS identity), so they are not scenarios here.
@@ -21,21 +23,23 @@ Feature: Local rate limiting with Envoy's token bucket
 
   Scenario: Four requests a minute reach productpage; the fifth gets 429
     Given "local-rate-limit.yaml" is applied
+    And the productpage proxy runs "envoy.filters.http.local_ratelimit" before "envoy.filters.http.router" on its inbound port 9080
     When I send 5 requests to "http://productpage:9080/productpage"
     Then the first 4 get 200 and the rest 429
     And some responses have status 429, body "local_rate_limited" and header "x-local-rate-limit: true"
-    And the productpage proxy runs "envoy.filters.http.local_ratelimit" before "envoy.filters.http.router" on its inbound port 9080
 
   Scenario: The same bucket on productpage's routes instead of its listener
     # the filter carries only a stat prefix; the bucket is in typed_per_filter_config of
     # every route of the inbound virtual host inbound|http|9080
     Given "local-rate-limit-route.yaml" is applied
+    And the productpage proxy runs "envoy.filters.http.local_ratelimit" before "envoy.filters.http.router" on its inbound port 9080
     When I send 5 requests to "http://productpage:9080/productpage"
     Then the first 4 get 200 and the rest 429
     And some responses have status 429, body "local_rate_limited" and header "x-local-rate-limit: true"
 
   Scenario: Requests from bots have a bucket of their own
     Given "local-rate-limit-bots.yaml" is applied
+    And the productpage proxy runs "envoy.filters.http.local_ratelimit" before "envoy.filters.http.router" on its inbound port 9080
     When I send 4 requests to "http://productpage:9080/productpage" with header "User-Agent: Bot"
     Then the first 2 get 200 and the rest 429
     When I send 4 requests to "http://productpage:9080/productpage"
