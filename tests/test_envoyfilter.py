@@ -374,3 +374,67 @@ def test_golden_rate_limits(case):
     from udpa.type.v1 import typed_struct_pb2  # noqa: F401
     _parse_all(resources)
     _compare(GOLDEN / f"{case}.json", resources)
+
+
+# -- on a running local mesh: what it refuses, warns about and names on a NACK ------------
+
+@pytest.fixture(scope="module")
+def mesh():
+    from bookinfo_labs.local import LocalMesh
+    from bookinfo_labs.versions import get_version
+
+    mesh = LocalMesh.start(get_version("1.26"), gateways=False)
+    try:
+        mesh.deploy("bookinfo")
+        yield mesh
+    finally:
+        mesh.close()
+
+
+@pytest.mark.parametrize("patch, path, message", [
+    ("- applyTo: BOOTSTRAP\n  patch: {operation: MERGE, value: {}}",
+     "spec.configPatches[0].applyTo", "applyTo BOOTSTRAP"),
+    ("- applyTo: CLUSTER\n  match: {proxy: {metadata: {A: b}}}\n  patch: {operation: REMOVE}",
+     "spec.configPatches[0].match.proxy.metadata", "does not implement this field"),
+])
+def test_what_the_local_mesh_does_not_patch_is_refused(mesh, patch, path, message):
+    from bookinfo_labs.manifests import ManifestError, parse_text
+
+    with pytest.raises(ManifestError) as err:
+        mesh.apply(parse_text(envoy_filter(patch)))
+    assert err.value.path == path and message in str(err.value)
+
+
+def test_a_patch_that_matches_nothing_is_a_warning_of_the_local_mesh(mesh):
+    from bookinfo_labs.manifests import parse_text
+
+    manifests = parse_text(envoy_filter(http_filter_patch("INSERT_FIRST") + http_filter_patch(
+        "INSERT_FIRST", port=9999), selector="{app: productpage}"))
+    keys = mesh.apply(manifests)
+    try:
+        [warning] = mesh.warnings_for(manifests)
+        assert "spec.configPatches[1]: matches nothing" in warning
+        assert "not of istioctl analyze" in warning
+    finally:
+        mesh.delete(keys)
+
+
+def test_a_rejected_patch_names_its_envoy_filter_and_changes_nothing(mesh):
+    from bookinfo_labs.manifests import ManifestError, parse_text
+
+    bad = LUA_FREE_FILTER.replace("stat_prefix: x", "stat_prefix: x, token_bucket: {max_tokens: 1}")
+    before = mesh.proxy_config("productpage-v1", "listeners")
+    with pytest.raises(ManifestError) as err:
+        mesh.apply(parse_text(envoy_filter(http_filter_patch("INSERT_FIRST", value=bad),
+                                           name="no-interval"), "bad.yaml"))
+    assert "FillInterval: value is required" in str(err.value)
+    assert "patched by EnvoyFilter default/no-interval (bad.yaml)" in str(err.value)
+    assert mesh.owned_resources() == set()
+    assert http_filters_of(mesh.proxy_config("productpage-v1", "listeners")) == \
+        http_filters_of(before)
+
+
+def http_filters_of(dump: dict) -> list[list[str]]:
+    from bookinfo_labs.proxyconfig import http_filters
+
+    return http_filters(dump, "INBOUND", 9080)

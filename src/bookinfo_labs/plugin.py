@@ -235,9 +235,9 @@ NO_INTERNET = ("needs the public internet (the labs' external hosts have hermeti
 
 
 #: why a @local-mesh scenario is skipped on kube
-LOCAL_MESH_ONLY = ("checks what the local mesh's own control plane reports (a warning or an "
-                   "error istiod does not give: on a cluster the same config is accepted "
-                   "silently); its behaviour is checked on kube by the neighbouring scenarios")
+LOCAL_MESH_ONLY = ("checks a warning or an error of the local mesh's own control plane, which "
+                   "istiod does not give (on a cluster the config is accepted, and a proxy's "
+                   "NACK shows only in istioctl proxy-status)")
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest's own -k deselection
