@@ -1,5 +1,5 @@
 """EnvoyFilter: patches applied to a proxy's generated config after translation, as
-istiod applies them (envoy-translation.md section 10.3, docs/facts.md#envoyfilter).
+istiod applies them (docs/facts.md#envoyfilter).
 
 Which filters: those of the root namespace (istio-system), then those of the proxy's
 namespace, whose ``workloadSelector`` labels the proxy has; sorted by ``priority``, root
