@@ -10,15 +10,11 @@ from cryptography import x509
 
 from bookinfo_labs.certs import uri_sans
 from bookinfo_labs.local.identity import NodeAgent
-from bookinfo_labs.local.pilot import CLUSTER, ENDPOINT, LISTENER, ProxyView, WorkloadView, generate
+from bookinfo_labs.local.pilot import CLUSTER, ENDPOINT, LISTENER, WorkloadView, generate
 from bookinfo_labs.local.pilot.mtls import peer_mode
 
-from test_pilot import CLIENT, mesh_of
+from test_pilot import CLIENT, HTTPBIN, mesh_of
 
-HTTPBIN = ProxyView(pod="httpbin-5d8f7c9b6d-x2k4p", namespace="default",
-                    labels={"app": "httpbin", "version": "v1"}, ip="127.10.0.50",
-                    outbound_ip="127.11.0.50", app_ip="127.12.0.50", inbound_ports=(8080,),
-                    service_account="httpbin")
 HTTPBIN_CLUSTER = "outbound|8000||httpbin.default.svc.cluster.local"
 
 
