@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, NamedTuple
+from typing import TYPE_CHECKING, Callable, Iterable, NamedTuple
 
 from .loadgen import LoadResult
 from .manifests import Manifest
 from .versions import IstioVersion
+
+if TYPE_CHECKING:
+    from .samples import Placement
 
 
 class ResourceKey(NamedTuple):
@@ -133,8 +136,10 @@ class Mesh(abc.ABC):
 
     # -- lifecycle -------------------------------------------------------------------
     @abc.abstractmethod
-    def deploy(self, sample: str) -> None:
-        """Make a sample app (``bookinfo``, ``sleep``/``curl``, ``httpbin``...) ready to serve.
+    def deploy(self, sample: str, placement: "Placement | None" = None) -> None:
+        """Make a sample app (``bookinfo``, ``sleep``/``curl``, ``httpbin``...) ready to serve,
+        in the labs' namespace or where ``placement`` says (another namespace, with or
+        without sidecar injection).
 
         Idempotent: a sample that is already running is left as it is.
         """
@@ -160,13 +165,15 @@ class Mesh(abc.ABC):
         """Analysis findings (like ``istioctl analyze``) for manifests just applied."""
         return []
 
-    def diagnostics(self, manifests: list[Manifest], since_s: float | None = None) -> str:
+    def diagnostics(self, manifests: list[Manifest], since_s: float | None = None,
+                    client: str | None = None) -> str:
         """What to attach to a failed scenario, trimmed to what bears on the failure: the
         objects it applied (one line each: the YAML is in the files and the feature) and the
-        client sidecar's access log for the last requests (``since_s`` seconds back, at
-        most five lines). Backends add their own view (analysis, proxy config). Never raises.
+        sending sidecar's access log for the last requests (``since_s`` seconds back, at
+        most five lines; ``client``: the workload that sent them, else the client pod).
+        Backends add their own view (analysis, proxy config). Never raises.
         """
-        client = self.client()
+        client = client or self.client()
         return "\n".join([
             section("applied in this scenario", lambda: "\n".join(
                 f"{m.kind}/{m.name}  ({m.source}:{m.line})" for m in manifests)),

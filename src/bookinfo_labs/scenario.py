@@ -15,11 +15,13 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 from .explain import (apply_commands, delete_commands, ingress_commands, load_command,
-                      outbound_policy_command, send_command, tcp_ingress_commands)
+                      outbound_policy_command, placed_sample_commands, send_command,
+                      tcp_ingress_commands)
 from .loadgen import LoadResult
 from .checks import EventuallyPolicy, eventually
-from .manifests import Manifest, check_release, load_file, parse_text, webhook_warnings
-from .samples import sample_manifests
+from .manifests import (Manifest, check_release, load_file, manifest_from_object, parse_text,
+                        webhook_warnings)
+from .samples import Placement, sample_manifests
 from .mesh import HttpRequest, HttpResponse, Mesh, ResourceKey
 from .proxystats import StatsChange
 from .tcpclient import TcpReply, TcpRequest, send_lines
@@ -41,6 +43,8 @@ class Traffic:
     #: sent with this machine's curl from outside the mesh (to the ingress gateway), not
     #: from the client pod
     from_host: bool = False
+    #: the workload that sent it (``ns/name`` outside the labs' namespace); None: the client
+    sender: str | None = None
 
     @property
     def count(self) -> int:
@@ -92,13 +96,18 @@ class Lab:
         """With --explain, print the kubectl/curl equivalent of what the step does."""
         if not self._explain:
             return
-        lines = command(*args, namespace=self.mesh.namespace, **kwargs)
+        lines = command(*args, **{"namespace": self.mesh.namespace, **kwargs})
         for line in [lines] if isinstance(lines, str) else lines:
             self._say(line)
 
     # -- sample apps -----------------------------------------------------------------
-    def deploy(self, sample: str) -> None:
-        """Make a sample app and the in-mesh client ready (already running: nothing to do)."""
+    def deploy(self, sample: str, placement: Placement | None = None) -> None:
+        """Make a sample app and the in-mesh client ready (already running: nothing to do);
+        with a ``placement``, the sample alone, in its namespace."""
+        if placement is not None:
+            self._show(placed_sample_commands, sample, placement)
+            self.mesh.deploy(sample, placement)
+            return
         for name in (sample, self.client):
             self._show(apply_commands, sample_manifests(name, self.mesh.istio))
             self.mesh.deploy(name)
@@ -125,8 +134,16 @@ class Lab:
         self.warnings += warnings
         return keys
 
-    def apply_file(self, name: str) -> list[ResourceKey]:
-        return self.apply(load_file(name))
+    def apply_file(self, name: str, namespace: str | None = None) -> list[ResourceKey]:
+        """Apply a lab file; ``namespace``: as ``kubectl apply -n <namespace>`` (for the
+        objects that do not name their own)."""
+        manifests = load_file(name)
+        if namespace is None:
+            return self.apply(manifests)
+        self._show(apply_commands, manifests, namespace=namespace)
+        return self.apply([m if m.namespace else manifest_from_object(
+            {**m.raw, "metadata": {**m.raw["metadata"], "namespace": namespace}}, m.source, m.line)
+            for m in manifests], explained=True)
 
     def apply_text(self, text: str) -> list[ResourceKey]:
         return self.apply(parse_text(text))
@@ -147,8 +164,15 @@ class Lab:
         """The cookie jar that holds ``user``'s browser session in this scenario."""
         return f"{user}-{self._id}" if user else None
 
-    def send(self, request: HttpRequest, count: int = 1) -> Traffic:
-        return self._batch(lambda: self._send(request, count))
+    @property
+    def sender(self) -> str:
+        """The workload that sent the last batch (the client pod unless a step named one)."""
+        return (self.traffic.sender if self.traffic is not None else None) or self.client
+
+    def send(self, request: HttpRequest, count: int = 1, sender: str | None = None) -> Traffic:
+        """``count`` requests from the client pod, or from the ``sender`` workload
+        (``<namespace>/<workload>`` outside the labs' namespace)."""
+        return self._batch(lambda: self._send(request, count, sender))
 
     def login(self, user: str, through_ingress: bool = False) -> HttpResponse:
         """Sign in on the product page as a browser would (POST /login, session cookie kept),
@@ -239,11 +263,12 @@ class Lab:
         self._resend = send
         return send()
 
-    def _send(self, request: HttpRequest, count: int) -> Traffic:
-        self._show(send_command, self.client, request, count)
+    def _send(self, request: HttpRequest, count: int, sender: str | None = None) -> Traffic:
+        self._show(send_command, sender or self.client, request, count)
         started = time.monotonic()
-        responses = self.mesh.send(self.client, request, count)
-        self.traffic = Traffic(request, responses, finished_at=time.monotonic(), started_at=started)
+        responses = self.mesh.send(sender or self.client, request, count)
+        self.traffic = Traffic(request, responses, finished_at=time.monotonic(), started_at=started,
+                               sender=sender)
         return self.traffic
 
     def _counting_stats(self, send: Callable[[], Traffic]) -> Traffic:
@@ -303,7 +328,7 @@ class Lab:
         """What bears on a failure: what this scenario applied, the mesh's view of it, the
         proxy's log of the last batch (from a second before it started)."""
         since = None if self.traffic is None else time.monotonic() - self.traffic.started_at + 1
-        return self.mesh.diagnostics(self.manifests, since_s=since)
+        return self.mesh.diagnostics(self.manifests, since_s=since, client=self.sender)
 
     # -- the contract ----------------------------------------------------------------
     def set_outbound_traffic_policy(self, mode: str) -> None:

@@ -1,5 +1,5 @@
 """AuthorizationPolicy -> Envoy's RBAC filters, on inbound listeners and gateways
-(envoy-translation.md section 8.1)."""
+(Istio: pilot/pkg/security/authz)."""
 
 from __future__ import annotations
 

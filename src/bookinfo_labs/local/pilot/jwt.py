@@ -1,5 +1,5 @@
 """RequestAuthentication -> Envoy's ``jwt_authn`` filter, on inbound listeners and
-gateways (envoy-translation.md section 8.2)."""
+gateways gateways (Istio: pilot/pkg/security/authn)."""
 
 from __future__ import annotations
 
