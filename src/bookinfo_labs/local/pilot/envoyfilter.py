@@ -22,6 +22,7 @@ patches matched nothing, for the analysis and for naming the filter behind a NAC
 from __future__ import annotations
 
 import copy
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
@@ -627,6 +628,12 @@ def gateway_port_map(mesh: MeshView, proxy: ProxyView) -> dict[int, set[int]]:
     return out
 
 
+def _unshared(resources: dict[str, dict]) -> dict[str, dict]:
+    """A copy in which no two places share an object (the translation may put one
+    connection manager in several filter chains; a patch must change each once)."""
+    return json.loads(json.dumps(resources))
+
+
 def _apply(mesh: MeshView, proxy: ProxyView, resources: dict[str, dict[str, dict]],
            found_trace: Trace) -> dict[str, dict[str, dict]]:
     found = patches(mesh, proxy)
@@ -641,7 +648,7 @@ def _apply(mesh: MeshView, proxy: ProxyView, resources: dict[str, dict[str, dict
         return record
 
     if LISTENER in resources:
-        listeners = copy.deepcopy(resources[LISTENER])
+        listeners = _unshared(resources[LISTENER])
         contexts = {name: "GATEWAY" if proxy.is_gateway else
                     "SIDECAR_INBOUND" if lis.get("traffic_direction") == "INBOUND" else
                     "SIDECAR_OUTBOUND" for name, lis in listeners.items()}
@@ -649,13 +656,13 @@ def _apply(mesh: MeshView, proxy: ProxyView, resources: dict[str, dict[str, dict
         out[LISTENER] = _patch_listeners(listeners, found, contexts, passes, port_map,
                                          recorder(LISTENER))
     if ROUTE in resources:
-        routes = copy.deepcopy(resources[ROUTE])
+        routes = _unshared(resources[ROUTE])
         context = "GATEWAY" if proxy.is_gateway else "SIDECAR_OUTBOUND"
         for name, rc in routes.items():
             _patch_route_configuration(rc, found, context, port_map,
                                        lambda p, n=name: recorder(ROUTE)(p, n))
         out[ROUTE] = routes
     if CLUSTER in resources:
-        out[CLUSTER] = _patch_clusters(copy.deepcopy(resources[CLUSTER]), found,
+        out[CLUSTER] = _patch_clusters(_unshared(resources[CLUSTER]), found,
                                        proxy.is_gateway, recorder(CLUSTER))
     return out
