@@ -13,13 +13,17 @@ Feature: Local rate limiting with Envoy's token bucket
   since the first batch, in order (4 got through, then only 429s), and are done within
   seconds, never waiting for a refill. The first request after a change may still meet
   the config before it, on a connection the client's sidecar opened earlier, which the
-  proxy then closes. The survey's per-header limit is done with the filter's descriptors (a bucket
-  for `User-Agent: Bot`); a per-IP limit needs the client's IP in the config and a
-  per-namespace one the peer's namespace, which the local rate limit filter cannot see
-  (it has no mTLS identity), so they are not scenarios here.
+  proxy then closes. The survey's per-header and per-namespace limits are done with the
+  filter's descriptors: a bucket for `User-Agent: Bot`, and one for clients whose mTLS
+  identity is in namespace dev. A per-IP limit would need each client's address written
+  in the config, so it is not a scenario here.
 
   Background:
     Given the bookinfo sample is running
+
+  Scenario: An AuthorizationPolicy cannot count requests
+    When I try to apply "rate-limit-by-ip-authz.yaml"
+    Then applying it fails at "spec.rules[0].when[0].key" mentioning "unknown attribute: request.count"
 
   Scenario: Four requests a minute reach productpage; the fifth gets 429
     Given "local-rate-limit.yaml" is applied
@@ -41,6 +45,17 @@ Feature: Local rate limiting with Envoy's token bucket
     Given "local-rate-limit-bots.yaml" is applied
     And the productpage proxy runs "envoy.filters.http.local_ratelimit" before "envoy.filters.http.router" on its inbound port 9080
     When I send 4 requests to "http://productpage:9080/productpage" with header "User-Agent: Bot"
+    Then the first 2 get 200 and the rest 429
+    When I send 4 requests to "http://productpage:9080/productpage"
+    Then every response has status 200
+
+  Scenario: Requests from namespace dev have a bucket of their own
+    # the sidecar of productpage puts the client's identity (spiffe://cluster.local/ns/dev/...)
+    # in X-Forwarded-Client-Cert, which the filter's descriptor action reads
+    Given the sleep sample is running in namespace dev
+    And "local-rate-limit-namespaces.yaml" is applied
+    And the productpage proxy runs "envoy.filters.http.local_ratelimit" before "envoy.filters.http.router" on its inbound port 9080
+    When sleep in dev sends 4 requests to "http://productpage.default:9080/productpage"
     Then the first 2 get 200 and the rest 429
     When I send 4 requests to "http://productpage:9080/productpage"
     Then every response has status 200
