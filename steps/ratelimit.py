@@ -122,8 +122,9 @@ def warned_patch_matches_nothing(lab, index, name):
 def proxies_rejected(lab, name):
     """The apply failed with Envoy's reason (a NACK), naming the EnvoyFilter whose patch made
     the rejected resource; the previous config is back."""
-    lab.explain(explain.validate_command, lab.error.source if lab.error else "")
-    assert lab.error is not None, "no error: the apply succeeded"
+    applied = sorted({m.source for m in lab.manifests})
+    assert lab.error is not None, f"no error: the apply succeeded (applied so far: {applied})"
+    lab.explain(explain.validate_command, lab.error.source)
     text = str(lab.error)
     assert "rejected" in text and f"EnvoyFilter {name}" in text, f"the error was: {text}"
     print(f"rejected as expected: {text}")

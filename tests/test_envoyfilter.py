@@ -396,6 +396,8 @@ def mesh():
      "spec.configPatches[0].applyTo", "applyTo BOOTSTRAP"),
     ("- applyTo: CLUSTER\n  match: {proxy: {metadata: {A: b}}}\n  patch: {operation: REMOVE}",
      "spec.configPatches[0].match.proxy.metadata", "does not implement this field"),
+    ("- applyTo: LISTENER\n  match: {listener: {portName: http}}\n  patch: {operation: REMOVE}",
+     "spec.configPatches[0].match.listener.portName", "does not implement this field"),
 ])
 def test_what_the_local_mesh_does_not_patch_is_refused(mesh, patch, path, message):
     from bookinfo_labs.manifests import ManifestError, parse_text

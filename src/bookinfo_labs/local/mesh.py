@@ -120,7 +120,11 @@ SUPPORTED_FIELDS: dict[str, tuple[str, ...]] = {
     "EnvoyFilter": (
         "spec.workloadSelector", "spec.priority", "spec.configPatches[].applyTo",
         "spec.configPatches[].match.context", "spec.configPatches[].match.proxy.proxyVersion",
-        "spec.configPatches[].match.listener", "spec.configPatches[].match.routeConfiguration",
+        "spec.configPatches[].match.listener.name",
+        "spec.configPatches[].match.listener.portNumber",
+        "spec.configPatches[].match.listener.filterChain",
+        "spec.configPatches[].match.listener.listenerFilter",
+        "spec.configPatches[].match.routeConfiguration",
         "spec.configPatches[].match.cluster", "spec.configPatches[].patch.operation",
         "spec.configPatches[].patch.value",
     ),
