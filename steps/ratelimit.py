@@ -4,7 +4,7 @@ and what the local mesh says about a patch.
 A limit is state: a token bucket in the proxy (local) or a count per fixed window in the
 rate limit service (global). A check is re-sent while it fails and must then hold
 several batches in a row (``lab.expect``), and every re-sent request spends the limit
-too; so the check reads all the requests since the limit took effect, in order. It
+too; so the check reads all the requests since the When step's batch, in order. It
 relies on no refill meanwhile: Envoy's token bucket (1.32 on) refills continuously,
 ``tokens_per_fill`` per ``fill_interval``, and the labs' buckets get one token back every
 15 s at the fastest (4 a minute), while a check's batches all come within a few seconds;

@@ -84,6 +84,9 @@ def test_unlimited_and_unknown_domains_never_limit():
      "invalid rate limit unit 'fortnight'"),
     ("domain: d\ndescriptors: [{key: K}, {key: K}]", "duplicate descriptor composite key 'K'"),
     ("domain: d\ndescriptors: [{value: v}]", "descriptor has empty key"),
+    ("domain: d\ndescriptors: [{key: K, rate_limt: {}}]", "unknown key 'rate_limt'"),
+    ("domain: d\ndescriptors: [{key: K, rate_limit: {unit: second, requests_per_unit: 1, "
+     "replaces: [{name: x}]}}]", "'replaces' is not implemented"),
 ])
 def test_bad_config_is_refused_with_the_services_words(text, message):
     with pytest.raises(ConfigError, match=message):

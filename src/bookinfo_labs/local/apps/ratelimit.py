@@ -31,7 +31,14 @@ from .base import AppContext, AppFactory, GrpcApp, TcpApp
 #: seconds per unit (envoyproxy/ratelimit utils.UnitToDivider)
 UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800,
          "month": 2592000, "year": 31536000}
+#: the service's gRPC port unless GRPC_PORT says otherwise (its settings.go)
 GRPC_PORT = 8081
+#: the config keys the real service knows (config_impl.go validKeys) and those this one
+#: counts by; the others change what it counts and are refused rather than ignored
+_KNOWN_KEYS = {"domain", "key", "value", "descriptors", "rate_limit", "unit",
+               "requests_per_unit", "unlimited", "name", "replaces", "shadow_mode",
+               "detailed_metric", "value_to_metric", "share_threshold"}
+_NOT_IMPLEMENTED = {"replaces", "value_to_metric", "share_threshold"}
 
 
 class ConfigError(ValueError):
@@ -55,7 +62,22 @@ def parse_config(text: str, source: str) -> tuple[str, Node]:
         raise ConfigError(f"{source}: error loading config file: {exc}") from None
     if not isinstance(data, dict) or not data.get("domain"):
         raise ConfigError(f"{source}: config file cannot have empty domain")
+    _check_keys(data, source)
     return str(data["domain"]), _node({"descriptors": data.get("descriptors") or []}, source)
+
+
+def _check_keys(node, where: str) -> None:
+    if isinstance(node, list):
+        for item in node:
+            _check_keys(item, where)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if key not in _KNOWN_KEYS:
+                raise ConfigError(f"{where}: config error, unknown key '{key}'")
+            if key in _NOT_IMPLEMENTED:
+                raise ConfigError(f"{where}: '{key}' is not implemented by the local mesh's "
+                                  "rate limit service; run this lab with --mesh kube")
+            _check_keys(value, where)
 
 
 def _node(entry: dict, where: str) -> Node:
@@ -164,7 +186,7 @@ def ratelimit(ctx: AppContext) -> GrpcApp:
             return reply
 
     return GrpcApp(lambda server: rls_pb2_grpc.add_RateLimitServiceServicer_to_server(
-        Servicer(), server), ports=(GRPC_PORT,))
+        Servicer(), server), ports=(int(ctx.env.get("GRPC_PORT", GRPC_PORT)),))
 
 
 def redis(ctx: AppContext) -> TcpApp:
