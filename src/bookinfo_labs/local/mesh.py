@@ -110,8 +110,28 @@ SUPPORTED_FIELDS: dict[str, tuple[str, ...]] = {
     # a gateway's credentials (credentialName), in the gateway's namespace
     "Secret": (),
     "PeerAuthentication": ("spec.selector", "spec.mtls.mode", "spec.portLevelMtls"),
-    "AuthorizationPolicy": (),
-    "RequestAuthentication": (),
+    "AuthorizationPolicy": (
+        "spec.selector", "spec.action", "spec.rules[].from[].source.principals",
+        "spec.rules[].from[].source.notPrincipals", "spec.rules[].from[].source.namespaces",
+        "spec.rules[].from[].source.notNamespaces",
+        "spec.rules[].from[].source.requestPrincipals",
+        "spec.rules[].from[].source.notRequestPrincipals",
+        "spec.rules[].from[].source.serviceAccounts",
+        "spec.rules[].from[].source.notServiceAccounts",
+        "spec.rules[].from[].source.ipBlocks", "spec.rules[].from[].source.notIpBlocks",
+        "spec.rules[].from[].source.remoteIpBlocks",
+        "spec.rules[].from[].source.notRemoteIpBlocks", "spec.rules[].to[].operation",
+        "spec.rules[].when[].key", "spec.rules[].when[].values",
+        "spec.rules[].when[].notValues",
+    ),
+    # jwksUri is refused below: istiod fetches it, the local mesh has no internet
+    "RequestAuthentication": (
+        "spec.selector", "spec.jwtRules[].issuer", "spec.jwtRules[].audiences",
+        "spec.jwtRules[].jwks", "spec.jwtRules[].fromHeaders", "spec.jwtRules[].fromParams",
+        "spec.jwtRules[].fromCookies", "spec.jwtRules[].outputPayloadToHeader",
+        "spec.jwtRules[].forwardOriginalToken", "spec.jwtRules[].outputClaimToHeaders",
+        "spec.jwtRules[].jwksUri",
+    ),
     "EnvoyFilter": (),
     "DestinationRule": (
         "spec.host", "spec.subsets[].name", "spec.subsets[].labels",
@@ -643,6 +663,14 @@ class LocalMesh(Mesh):
                     "lab with --mesh kube, or leave the field out", resource=m.describe(),
                     path=path, line=m.line)
 
+        if m.kind == "RequestAuthentication":
+            for i, rule in enumerate(m.model.spec.jwt_rules):
+                if rule.jwks_uri:
+                    raise ManifestError(
+                        m.source, f"the local mesh cannot fetch jwksUri {rule.jwks_uri} (istiod "
+                        "fetches it; the local mesh runs offline): inline the key set instead, "
+                        "jwks: '<the JSON the URI serves>', or run this lab with --mesh kube",
+                        resource=m.describe(), path=f"spec.jwtRules[{i}].jwksUri", line=m.line)
         if m.kind == "ServiceEntry":
             spec = m.model.spec
             if (spec.resolution or "NONE") not in _RESOLUTIONS:

@@ -132,4 +132,6 @@ def _tcp_listeners(mesh: MeshView, proxy: ProxyView) -> dict[str, dict]:
             name = f"{proxy.ip}_{port}"
             out[name] = listener(name, proxy.ip, port, "INBOUND",
                                  tcp.inbound_filter(mesh, proxy, port))
+            # AuthorizationPolicy on a TCP chain: network RBAC before the tcp_proxy
+            out[name]["filter_chains"][0]["filters"][:0] = authz.network_filters(mesh, proxy)
     return out
