@@ -10,5 +10,6 @@ pytest_plugins = [
     "steps.gateways",
     "steps.egress",
     "steps.tls",
+    "steps.authz",
     "pytester",  # the plugin's own tests run throwaway pytest projects
 ]

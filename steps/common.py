@@ -42,6 +42,14 @@ def try_to_apply(lab, name):
         lab.error = exc
 
 
+@when("I try to apply:")
+def try_to_apply_inline(lab, docstring):
+    try:
+        lab.apply_text(docstring)
+    except ManifestError as exc:
+        lab.error = exc
+
+
 @then(parsers.re(r'applying it fails at "(?P<path>[^"]+)" mentioning "(?P<text>[^"]+)"'))
 def apply_failed(lab, path, text):
     applied = sorted({m.source for m in lab.manifests})

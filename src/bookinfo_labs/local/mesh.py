@@ -774,6 +774,9 @@ class LocalMesh(Mesh):
         return curlbatch.run_here(request, count, self._workdir / pod.name,
                                   extra=self.curl_capture(pod, request.resolve))
 
+    def pod_ip(self, workload: str) -> str:
+        return self._pod(workload).ip
+
     def send_from_host(self, request: HttpRequest, count: int = 1) -> list[HttpResponse]:
         return curlbatch.run_here(request, count, self._workdir / "host")
 

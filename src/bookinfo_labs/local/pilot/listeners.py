@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import yaml
+
 from . import authz, jwt, tcp
 from .clusters import dns_cache
 from .model import MeshView, ProxyView
@@ -90,7 +92,8 @@ def connection_manager(mesh: MeshView, proxy: ProxyView, prefix: str, *, rds: st
                          "dynamic_forward_proxy.v3.FilterConfig",
                 "dns_cache_config": dns_cache(mesh)}}, _FILTERS[-1]]
     if gateway:
-        config.update({"xff_num_trusted_hops": 0, "forward_client_cert_details": "SANITIZE_SET",
+        config.update({"xff_num_trusted_hops": trusted_proxies(proxy),
+                       "forward_client_cert_details": "SANITIZE_SET",
                        "set_current_client_cert_details": {
                            "subject": True, "cert": True, "dns": True, "uri": True}})
     if rds is not None:
@@ -102,6 +105,18 @@ def connection_manager(mesh: MeshView, proxy: ProxyView, prefix: str, *, rds: st
     if mesh.access_log:
         config["access_log"] = access_logs(mesh, proxy)
     return {"name": "envoy.filters.network.http_connection_manager", "typed_config": config}
+
+
+def trusted_proxies(proxy: ProxyView) -> int:
+    """A gateway's ``gatewayTopology.numTrustedProxies``, from its pod's annotation
+    ``proxy.istio.io/config`` (what the gateway's ProxyConfig is made of): how many proxies
+    in front of it append to X-Forwarded-For, so Envoy takes the client address (what
+    remoteIpBlocks matches) that many hops from the right (gateway.go
+    buildGatewayConnectionManager)."""
+    text = proxy.annotations.get("proxy.istio.io/config") or ""
+    config = yaml.safe_load(text) if text else None
+    topology = (config.get("gatewayTopology") if isinstance(config, dict) else None) or {}
+    return int(topology.get("numTrustedProxies") or 0)
 
 
 def _inbound_routes(mesh: MeshView, port: int) -> dict:
