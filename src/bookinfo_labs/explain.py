@@ -18,7 +18,7 @@ import yaml
 
 from .manifests import MANIFESTS_ROOT, Manifest
 from .mesh import HttpRequest, ResourceKey
-from .samples import sample_manifests
+from .samples import Placement, sample_manifests, sample_paths
 
 PROJECT_ROOT = MANIFESTS_ROOT.parent
 HEREDOC = "EOF"
@@ -70,6 +70,19 @@ def apply_commands(manifests: Iterable[Manifest], namespace: str = "default") ->
     return commands
 
 
+def placed_sample_commands(sample: str, placement: Placement,
+                           namespace: str = "default") -> list[str]:
+    """A sample in its own namespace: create and label the namespace, apply the files there
+    (the handout's ``kubectl create ns foo`` and ``kubectl apply -n foo``)."""
+    commands = [f"kubectl create namespace {placement.namespace}"]
+    if placement.sidecar:
+        commands.append(f"kubectl label namespace {placement.namespace} istio-injection=enabled")
+    root = MANIFESTS_ROOT.parent
+    return commands + [shlex.join(["kubectl", "apply", "-n", placement.namespace, "-f",
+                                   str(path.relative_to(root))])
+                       for path in sample_paths(sample)]
+
+
 def delete_commands(items: Iterable[Manifest | ResourceKey], namespace: str = "default") -> list[str]:
     """``kubectl delete -f <file>`` for manifests, ``kubectl delete <kind> <names>`` for keys."""
     items = list(items)
@@ -101,6 +114,10 @@ def _curl_words(request: HttpRequest, jar_dir: str = "/tmp") -> list[str]:
 
 
 def _exec_prefix(workload: str, container: str, namespace: str | None) -> list[str]:
+    """``kubectl exec`` into a workload; ``<namespace>/<name>`` names one elsewhere."""
+    elsewhere, _, name = workload.rpartition("/")
+    if elsewhere:
+        namespace, workload, container = elsewhere, name, container.rpartition("/")[2]
     return ["kubectl", "exec", *_ns_flag(namespace), f"deploy/{workload}", "-c", container, "--"]
 
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, NamedTuple
+from typing import TYPE_CHECKING, Callable, Iterable, NamedTuple
 
 from .loadgen import LoadResult
 from .manifests import Manifest
 from .versions import IstioVersion
+
+if TYPE_CHECKING:
+    from .samples import Placement
 
 
 class ResourceKey(NamedTuple):
@@ -133,8 +136,10 @@ class Mesh(abc.ABC):
 
     # -- lifecycle -------------------------------------------------------------------
     @abc.abstractmethod
-    def deploy(self, sample: str) -> None:
-        """Make a sample app (``bookinfo``, ``sleep``/``curl``, ``httpbin``...) ready to serve.
+    def deploy(self, sample: str, placement: "Placement | None" = None) -> None:
+        """Make a sample app (``bookinfo``, ``sleep``/``curl``, ``httpbin``...) ready to serve,
+        in the labs' namespace or where ``placement`` says (another namespace, with or
+        without sidecar injection).
 
         Idempotent: a sample that is already running is left as it is.
         """

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,15 +58,45 @@ def sample_paths(name: str, root: Path = MANIFESTS_ROOT) -> list[Path]:
     return paths
 
 
-def sample_objects(name: str, istio: IstioVersion, root: Path = MANIFESTS_ROOT) -> list[tuple[str, dict]]:
-    """(source, object) pairs of a sample, images set for the Istio release."""
+#: the label that asks Istio's injector for a sidecar in every pod of a namespace
+INJECTION_LABEL = "istio-injection"
+
+
+def sample_objects(name: str, istio: IstioVersion, root: Path = MANIFESTS_ROOT,
+                   placement: "Placement | None" = None) -> list[tuple[str, dict]]:
+    """(source, object) pairs of a sample, images set for the Istio release; with a
+    ``placement``, its Namespace first and every object without a namespace in it."""
     out = []
     for path in sample_paths(name, root):
         source = str(path.relative_to(root.parent))
         for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
             if doc:
                 out.append((source, for_version(doc, istio)))
+    if placement is not None:
+        out = [("(namespace)", placement.namespace_object())] + [
+            (source, placement.place(obj)) for source, obj in out]
     return out
+
+
+@dataclass(frozen=True)
+class Placement:
+    """A sample deployed into another namespace than the labs' (the security labs' foo,
+    bar and legacy): ``sidecar`` labels the namespace ``istio-injection=enabled``; without
+    it the namespace has no label, as ``kubectl create ns legacy`` leaves it."""
+
+    namespace: str
+    sidecar: bool = True
+
+    def namespace_object(self) -> dict:
+        metadata: dict[str, Any] = {"name": self.namespace}
+        if self.sidecar:
+            metadata["labels"] = {INJECTION_LABEL: "enabled"}
+        return {"apiVersion": "v1", "kind": "Namespace", "metadata": metadata}
+
+    def place(self, obj: dict) -> dict:
+        if obj.get("kind") == "Namespace" or (obj.get("metadata") or {}).get("namespace"):
+            return obj
+        return {**obj, "metadata": {**obj["metadata"], "namespace": self.namespace}}
 
 
 def for_version(obj: dict[str, Any], istio: IstioVersion) -> dict[str, Any]:
@@ -94,6 +125,8 @@ def _containers(obj: dict) -> list[dict]:
 
 
 
-def sample_manifests(name: str, istio: IstioVersion, root: Path = MANIFESTS_ROOT) -> list[Manifest]:
+def sample_manifests(name: str, istio: IstioVersion, root: Path = MANIFESTS_ROOT,
+                     placement: Placement | None = None) -> list[Manifest]:
     """A sample's objects for the Istio release, validated like any manifest."""
-    return [manifest_from_object(obj, source) for source, obj in sample_objects(name, istio, root)]
+    return [manifest_from_object(obj, source)
+            for source, obj in sample_objects(name, istio, root, placement)]

@@ -15,11 +15,12 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 from .explain import (apply_commands, delete_commands, ingress_commands, load_command,
-                      outbound_policy_command, send_command, tcp_ingress_commands)
+                      outbound_policy_command, placed_sample_commands, send_command,
+                      tcp_ingress_commands)
 from .loadgen import LoadResult
 from .checks import EventuallyPolicy, eventually
 from .manifests import Manifest, check_release, load_file, parse_text, webhook_warnings
-from .samples import sample_manifests
+from .samples import Placement, sample_manifests
 from .mesh import HttpRequest, HttpResponse, Mesh, ResourceKey
 from .proxystats import StatsChange
 from .tcpclient import TcpReply, TcpRequest, send_lines
@@ -41,6 +42,8 @@ class Traffic:
     #: sent with this machine's curl from outside the mesh (to the ingress gateway), not
     #: from the client pod
     from_host: bool = False
+    #: the workload that sent it (``ns/name`` outside the labs' namespace); None: the client
+    sender: str | None = None
 
     @property
     def count(self) -> int:
@@ -97,8 +100,13 @@ class Lab:
             self._say(line)
 
     # -- sample apps -----------------------------------------------------------------
-    def deploy(self, sample: str) -> None:
-        """Make a sample app and the in-mesh client ready (already running: nothing to do)."""
+    def deploy(self, sample: str, placement: Placement | None = None) -> None:
+        """Make a sample app and the in-mesh client ready (already running: nothing to do);
+        with a ``placement``, the sample alone, in its namespace."""
+        if placement is not None:
+            self._show(placed_sample_commands, sample, placement)
+            self.mesh.deploy(sample, placement)
+            return
         for name in (sample, self.client):
             self._show(apply_commands, sample_manifests(name, self.mesh.istio))
             self.mesh.deploy(name)
@@ -147,8 +155,10 @@ class Lab:
         """The cookie jar that holds ``user``'s browser session in this scenario."""
         return f"{user}-{self._id}" if user else None
 
-    def send(self, request: HttpRequest, count: int = 1) -> Traffic:
-        return self._batch(lambda: self._send(request, count))
+    def send(self, request: HttpRequest, count: int = 1, sender: str | None = None) -> Traffic:
+        """``count`` requests from the client pod, or from the ``sender`` workload
+        (``<namespace>/<workload>`` outside the labs' namespace)."""
+        return self._batch(lambda: self._send(request, count, sender))
 
     def login(self, user: str, through_ingress: bool = False) -> HttpResponse:
         """Sign in on the product page as a browser would (POST /login, session cookie kept),
@@ -239,11 +249,12 @@ class Lab:
         self._resend = send
         return send()
 
-    def _send(self, request: HttpRequest, count: int) -> Traffic:
-        self._show(send_command, self.client, request, count)
+    def _send(self, request: HttpRequest, count: int, sender: str | None = None) -> Traffic:
+        self._show(send_command, sender or self.client, request, count)
         started = time.monotonic()
-        responses = self.mesh.send(self.client, request, count)
-        self.traffic = Traffic(request, responses, finished_at=time.monotonic(), started_at=started)
+        responses = self.mesh.send(sender or self.client, request, count)
+        self.traffic = Traffic(request, responses, finished_at=time.monotonic(), started_at=started,
+                               sender=sender)
         return self.traffic
 
     def _counting_stats(self, send: Callable[[], Traffic]) -> Traffic:

@@ -32,6 +32,7 @@ from ..manifests import Manifest
 from ..mesh import HttpRequest, HttpResponse, Mesh, MeshError, ResourceKey
 from ..proxyconfig import SECTIONS
 from ..rundir import make_run_dir
+from ..samples import Placement
 from ..versions import IstioVersion
 from . import diagnostics
 from .api import (GATEWAY_API_TYPES, ISTIO_TYPES, TYPES_BY_KIND, KubeApi, KubeApiError,
@@ -163,8 +164,8 @@ class KubeMesh(Mesh):
                                 f"{', '.join(missing)}): {hint}")
 
     # -- lifecycle -------------------------------------------------------------------
-    def deploy(self, sample: str) -> None:
-        self.samples.deploy(sample, lambda msg: log.info("%s", msg))
+    def deploy(self, sample: str, placement: Placement | None = None) -> None:
+        self.samples.deploy(sample, lambda msg: log.info("%s", msg), placement)
 
     def close(self) -> None:
         if self._closed:

@@ -11,7 +11,7 @@ import time
 from typing import Callable
 
 from ..mesh import MeshError
-from ..samples import sample_objects
+from ..samples import Placement, sample_objects
 from ..versions import IstioVersion
 from .api import KubeApi, KubeApiError, ResourceType
 from .apply import SAMPLE_LABEL, Applier
@@ -75,30 +75,31 @@ class Samples:
         self.timeout_s = timeout_s
         self.poll_s = poll_s
 
-    def deployments(self, name: str) -> list[tuple[str, str]]:
+    def deployments(self, name: str, placement: Placement | None = None) -> list[tuple[str, str]]:
         """(namespace, name) of the sample's Deployments: the labs' namespace unless the
-        sample names another (the external stand-in's)."""
+        sample or the ``placement`` names another."""
         return [((obj.get("metadata") or {}).get("namespace") or self.namespace,
                  obj["metadata"]["name"])
-                for _, obj in sample_objects(name, self.istio) if obj.get("kind") == "Deployment"]
+                for _, obj in sample_objects(name, self.istio, placement=placement)
+                if obj.get("kind") == "Deployment"]
 
     def missing(self, name: str) -> list[str]:
         """The sample's Deployments that do not exist."""
         return [d for ns, d in self.deployments(name) if self.api.get(DEPLOYMENTS, ns, d) is None]
 
-    def not_ready(self, name: str) -> dict[str, str]:
+    def not_ready(self, name: str, placement: Placement | None = None) -> dict[str, str]:
         """Deployment → why it is not serving yet (empty when the sample is ready). A pod
         in a namespace labelled for injection must have its sidecar; elsewhere (the
         external stand-in's namespace) it must not need one."""
         reasons = {}
-        for namespace, dep_name in self.deployments(name):
+        for namespace, dep_name in self.deployments(name, placement):
             dep = self.api.get(DEPLOYMENTS, namespace, dep_name)
             state = rollout_state(dep)
             if state is None and self._wants_sidecar(namespace) and not self._injected(dep):
                 state = (f"{NO_SIDECAR} (is namespace {namespace} labelled "
                          "istio-injection=enabled?)")
             if state:
-                reasons[dep_name] = state
+                reasons[f"{namespace}/{dep_name}"] = state
         return reasons
 
     def _wants_sidecar(self, namespace: str) -> bool:
@@ -113,37 +114,39 @@ class Samples:
         live = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
         return bool(live) and all(has_sidecar(p) for p in live)
 
-    def deploy(self, name: str, progress: Progress | None = None) -> bool:
+    def deploy(self, name: str, progress: Progress | None = None,
+               placement: Placement | None = None) -> bool:
         """Make the sample serve; False when it already did (nothing was changed)."""
         say = progress or (lambda _msg: None)
-        reasons = self.not_ready(name)
+        reasons = self.not_ready(name, placement)
         if not reasons:
             say(f"{name}: already running")
             return False
         targets = [self.applier.target(obj, source, {SAMPLE_LABEL: name})
-                   for source, obj in sample_objects(name, self.istio)]
+                   for source, obj in sample_objects(name, self.istio, placement=placement)]
         say(f"{name}: applying {len(targets)} objects")
         self.applier.apply(targets, sample=name)
-        for dep_name, why in reasons.items():
+        for dep, why in reasons.items():
             if why.startswith(NO_SIDECAR):
-                say(f"{name}: restarting {dep_name} to inject the sidecar")
-                self._restart(dep_name)
-        self.wait(name, say)
+                say(f"{name}: restarting {dep} to inject the sidecar")
+                self._restart(*dep.split("/", 1))
+        self.wait(name, say, placement)
         return True
 
-    def _restart(self, dep_name: str) -> None:
+    def _restart(self, namespace: str, dep_name: str) -> None:
         patch = {"spec": {"template": {"metadata": {"annotations": {
             "kubectl.kubernetes.io/restartedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}}}}}
-        self.api.request("PATCH", DEPLOYMENTS.path(self.namespace, dep_name), body=patch,
+        self.api.request("PATCH", DEPLOYMENTS.path(namespace, dep_name), body=patch,
                          content_type="application/strategic-merge-patch+json")
 
-    def wait(self, name: str, progress: Progress | None = None) -> None:
+    def wait(self, name: str, progress: Progress | None = None,
+             placement: Placement | None = None) -> None:
         """Wait until every Deployment of the sample is rolled out with sidecars."""
         deadline = time.monotonic() + self.timeout_s
         last: dict[str, str] = {}
         while True:
             try:
-                reasons = self.not_ready(name)
+                reasons = self.not_ready(name, placement)
             except KubeApiError as exc:
                 reasons = {"(api)": exc.message}
             if not reasons:

@@ -42,7 +42,7 @@ from ..manifests import MANIFESTS_ROOT, Manifest, ManifestError, load_file
 from ..mesh import HttpRequest, HttpResponse, Mesh, MeshError, ResourceKey
 from ..proxyconfig import SECTIONS
 from ..rundir import make_run_dir
-from ..samples import sample_manifests
+from ..samples import Placement, sample_manifests
 from ..versions import IstioVersion
 from . import pilot
 from .analysis import analyze
@@ -51,6 +51,7 @@ from .apps.base import TLS_CONTEXTS, AppContext, TcpApp, UpstreamResponse
 from .bootstrap import StatsMatcher, envoy_bootstrap
 from .config import ConfigStore
 from .dns import MeshDns
+from .identity import NodeAgent
 from .envoyproc import EnvoyProcess, envoy_version, find_envoy
 from .fortio import run_load
 from .registry import Pod, Service, ServicePort, ServiceRegistry, pod_name
@@ -360,7 +361,7 @@ class LocalMesh(Mesh):
         self.registry = ServiceRegistry()
         self.store = ConfigStore()
         self._owned: set[ResourceKey] = set()
-        self._deployed: set[str] = set()
+        self._deployed: set[tuple[str, Placement | None]] = set()
         self._runners: list[web.AppRunner] = []
         self._tcp_servers: list[asyncio.Server] = []
         self._outbounds: list[EnvoyOutbound] = []
@@ -376,6 +377,7 @@ class LocalMesh(Mesh):
         self._outbound_policy = "ALLOW_ANY"  # meshConfig.outboundTrafficPolicy.mode
         self._dns = MeshDns(self.registry, namespace, f"127.{self._block}.255.253").start()
         self._injected: dict[str, bool] = {}  # namespace -> istio-injection=enabled
+        self._agent = NodeAgent()  # workload certificates, served over SDS
         self._push_lock = threading.Lock()
         self._closed = False
 
@@ -397,11 +399,12 @@ class LocalMesh(Mesh):
         return mesh
 
     # -- lifecycle -------------------------------------------------------------------
-    def deploy(self, sample: str) -> None:
-        if sample in self._deployed:
+    def deploy(self, sample: str, placement: Placement | None = None) -> None:
+        key = (sample, placement)
+        if key in self._deployed:
             return
-        self.start_objects(sample_manifests(sample, self.istio))
-        self._deployed.add(sample)
+        self.start_objects(sample_manifests(sample, self.istio, placement=placement))
+        self._deployed.add(key)
 
     def start_objects(self, manifests: Sequence[Manifest]) -> list[Pod]:
         """Services join the registry and each Deployment's replicas start as pods behind
@@ -587,7 +590,8 @@ class LocalMesh(Mesh):
             for p in s.ports),
             dict(s.selector)) for s in list(self.registry.services.values()))
         workloads = tuple(pilot.WorkloadView(p.name, p.namespace, p.ip, dict(p.labels),
-                                             p.service_account) for p in self.registry.pods)
+                                             p.service_account, p.injected or p.gateway)
+                          for p in self.registry.pods)
         configs = tuple(pilot.ConfigView(e.key.kind, e.key.namespace, e.key.name, e.spec,
                                          e.manifest.raw.get("apiVersion", "networking.istio.io/v1"),
                                          e.created)
@@ -617,10 +621,18 @@ class LocalMesh(Mesh):
             # own push follows once their Envoys run
             sidecars = dict(self._sidecars)
             versions = {name: self._xds.set_snapshot(sidecar.view.node_id,
-                                                      pilot.generate(mesh, sidecar.view))
+                                                      self._resources(mesh, sidecar.view))
                         for name, sidecar in sidecars.items()}
             for name, version in versions.items():
                 self._xds.wait_acked(sidecars[name].view.node_id, version, ACK_TIMEOUT_S)
+
+    def _resources(self, mesh: pilot.MeshView, proxy: pilot.ProxyView) -> dict[str, dict]:
+        """istiod's config for a proxy, plus what its node agent serves over SDS: the
+        workload certificate and the root its TLS contexts name."""
+        resources = pilot.generate(mesh, proxy)
+        secrets = {**resources.get(pilot.SECRET, {}),
+                   **self._agent.secrets(proxy.namespace, proxy.service_account)}
+        return {**resources, pilot.SECRET: secrets}
 
     # -- configuration ---------------------------------------------------------------
     def apply(self, manifests: list[Manifest]) -> list[ResourceKey]:
@@ -787,6 +799,8 @@ class LocalMesh(Mesh):
         ``--resolve host:port:address``: iptables captures whatever the address); other
         names do not resolve, as in a pod. The pod's own address is the source."""
         capture = ["--noproxy", "*", "--interface", pod.ip]
+        if not pod.injected:
+            return capture + self._kube_proxy(pod)
         targets = [(name, port.port) for service in list(self.registry.services.values())
                    for name in service.dns_names(pod.namespace) for port in service.ports]
         targets += [(host, int(port)) for host, port, _ in (r.split(":", 2) for r in resolve)]
@@ -794,6 +808,21 @@ class LocalMesh(Mesh):
             capture += ["--connect-to",
                         f"{name}:{port}:{pod.outbound_ip}:{pilot.listen_port(port)}"]
         return capture
+
+    def _kube_proxy(self, pod: Pod) -> list[str]:
+        """What a pod without a sidecar gets from cluster DNS and kube-proxy: a Service's
+        name and port lead straight to the targetPort of a pod behind it (its sidecar's
+        inbound listener, or the app itself where it has none), in plain text."""
+        out = []
+        for service in list(self.registry.services.values()):
+            backends = self.registry.endpoints(service)
+            if not backends:
+                continue
+            for port in service.ports:
+                for name in service.dns_names(pod.namespace):
+                    out += ["--connect-to", f"{name}:{port.port}:{backends[0].ip}:"
+                                            f"{pilot.listen_port(port.target_port)}"]
+        return out
 
     @staticmethod
     def _proxy_of(pod: Pod) -> "Sidecar":

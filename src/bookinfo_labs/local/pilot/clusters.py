@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import mtls
 from .model import ConfigView, MeshView, ProxyView, ServiceView, WorkloadView
 from .names import (BLACKHOLE_CLUSTER, MAX_UINT32, PASSTHROUGH_CLUSTER, delimited, duration,
                     inbound_cluster, listen_port, outbound_cluster)
@@ -19,7 +20,8 @@ from .routes import fqdn
 from .scope import visible_services
 
 HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
-_POLICY_FIELDS = ("load_balancer", "connection_pool", "outlier_detection")
+_POLICY_FIELDS = ("load_balancer", "connection_pool", "outlier_detection", "tls")
+_H2_PROTOCOLS = {"HTTP2", "GRPC", "GRPC-WEB"}
 _LB = {"LEAST_REQUEST": "LEAST_REQUEST", "LEAST_CONN": "LEAST_REQUEST",
        "ROUND_ROBIN": "ROUND_ROBIN", "RANDOM": "RANDOM"}
 ADS = {"ads": {}, "initial_fetch_timeout": "0s", "resource_api_version": "V3"}
@@ -123,7 +125,29 @@ def _outbound(mesh: MeshView, service: ServiceView, port: int, subset, rules: li
     if subset is not None:
         istio["subset"] = subset.name
     cluster["metadata"] = {"filter_metadata": {"istio": istio}}
+    cluster.update(_upstream_tls(mesh, service, port, subset, policy.get("tls")))
     return {name: cluster}
+
+
+def _upstream_tls(mesh: MeshView, service: ServiceView, port: int, subset, tls) -> dict:
+    """The cluster's TLS (cluster_tls.go): the DestinationRule's ``tls`` mode when it has
+    one (ISTIO_MUTUAL always, DISABLE never), else auto mTLS for a Service of the mesh that
+    its namespace or the mesh does not DISABLE: mTLS to the endpoints labelled
+    ``tlsMode: istio``, plain text to the others."""
+    mode = tls.mode if tls is not None else None
+    if mode == "DISABLE" or (mode is None and (
+            service.from_service_entry or mtls.service_mode(mesh, service) == "DISABLE")):
+        return {}
+    service_port = next(p for p in service.ports if p.port == port)
+    subset_name = subset.name if subset is not None else ""
+    accounts = sorted({mtls.spiffe_id(w.namespace, w.service_account)
+                       for w in _selected(mesh.workloads, service.namespace, dict(service.selector))
+                       if service.selector})
+    context = mtls.upstream_context(f"outbound_.{port}_.{subset_name}_.{service.fqdn}", accounts,
+                                    h2=service_port.selected_protocol in _H2_PROTOCOLS)
+    if mode == "ISTIO_MUTUAL":
+        return {"transport_socket": context}
+    return {"transport_socket_matches": mtls.auto_mtls_matches(context)}
 
 
 def _discovery(mesh: MeshView, service: ServiceView, port: int, name: str) -> dict:
@@ -248,8 +272,15 @@ def _outlier(od) -> dict:
     return out
 
 
-def _endpoint(ip: str, port: int) -> dict:
-    return {"endpoint": {"address": {"socket_address": {"address": ip, "port_value": port}}}}
+def _endpoint(ip: str, port: int, istio_tls: bool = False) -> dict:
+    """An endpoint; ``istio_tls``: it has a sidecar that takes mTLS (the label auto mTLS
+    matches on, endpoint_builder.go)."""
+    out: dict[str, Any] = {"endpoint": {"address": {"socket_address": {
+        "address": ip, "port_value": port}}}}
+    if istio_tls:
+        out["metadata"] = {"filter_metadata": {"envoy.transport_socket_match": {
+            "tlsMode": "istio"}}}
+    return out
 
 
 def load_assignments(mesh: MeshView, names: list[str]) -> dict[str, dict]:
@@ -269,7 +300,7 @@ def load_assignments(mesh: MeshView, names: list[str]) -> dict[str, dict]:
             labels = dict(service.selector)
             if subset:
                 labels.update(subset_labels(mesh, host, subset) or {})
-            endpoints = [_endpoint(w.ip, listen_port(target))
+            endpoints = [_endpoint(w.ip, listen_port(target), mtls.endpoint_mtls(mesh, w, target))
                          for w in _selected(mesh.workloads, service.namespace, labels)]
         out[name] = {"cluster_name": name, "endpoints": [{"lb_endpoints": endpoints}]}
     return out

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from . import authz, jwt, tcp
+from . import authz, jwt, mtls, tcp
 from .clusters import dns_cache
 from .model import MeshView, ProxyView
 from .names import access_logs, delimited, inbound_cluster, listen_port
@@ -43,7 +43,7 @@ def listeners(mesh: MeshView, proxy: ProxyView) -> dict[str, dict]:
             mesh, proxy, f"outbound_0.0.0.0_{port}", rds=str(port)))
     for port in proxy.inbound_ports:
         name = f"{proxy.ip}_{port}"
-        out[name] = listener(name, proxy.ip, port, "INBOUND", connection_manager(
+        out[name] = inbound_listener(mesh, proxy, port, connection_manager(
             mesh, proxy, f"inbound_0.0.0.0_{port}", route_config=_inbound_routes(mesh, port),
             server_name="istio-envoy"))
     out.update(_tcp_listeners(mesh, proxy))  # TCP ports: a tcp_proxy, not a connection manager
@@ -59,6 +59,20 @@ def listener(name: str, address: str, port: int, direction: str, manager: dict,
     if host_port is not None:  # never shared with another process binding it too
         out["additional_addresses"] = [{"address": _socket("127.0.0.1", host_port)}]
         out["enable_reuse_port"] = False
+    return out
+
+
+def inbound_listener(mesh: MeshView, proxy: ProxyView, port: int, network_filter: dict,
+                     tcp: bool = False) -> dict:
+    """A pod's listener for one of its ports: its filter chains follow the port's
+    PeerAuthentication mode, a TLS inspector telling mTLS from plain text."""
+    name = f"{proxy.ip}_{port}"
+    out = listener(name, proxy.ip, port, "INBOUND", network_filter)
+    mode = mtls.peer_mode(mesh, proxy.namespace, proxy.labels, port)
+    out["filter_chains"] = mtls.inbound_chains(
+        mode, {"name": f"0.0.0.0_{port}", "filters": [network_filter]}, tcp)
+    out["listener_filters"] = [mtls.TLS_INSPECTOR]
+    out["listener_filters_timeout"] = "0s"
     return out
 
 
@@ -91,6 +105,10 @@ def connection_manager(mesh: MeshView, proxy: ProxyView, prefix: str, *, rds: st
                 "@type": "type.googleapis.com/envoy.extensions.filters.http."
                          "dynamic_forward_proxy.v3.FilterConfig",
                 "dns_cache_config": dns_cache(mesh)}}, _FILTERS[-1]]
+    if route_config is not None and not gateway:  # inbound: the peer's identity to the app
+        config.update({"forward_client_cert_details": "APPEND_FORWARD",
+                       "set_current_client_cert_details": {"subject": True, "dns": True,
+                                                           "uri": True}})
     if gateway:
         config.update({"xff_num_trusted_hops": trusted_proxies(proxy),
                        "forward_client_cert_details": "SANITIZE_SET",
@@ -145,8 +163,8 @@ def _tcp_listeners(mesh: MeshView, proxy: ProxyView) -> dict[str, dict]:
     for port in proxy.inbound_ports:
         if tcp.inbound_is_tcp(mesh, proxy, port):
             name = f"{proxy.ip}_{port}"
-            out[name] = listener(name, proxy.ip, port, "INBOUND",
-                                 tcp.inbound_filter(mesh, proxy, port))
-            # AuthorizationPolicy on a TCP chain: network RBAC before the tcp_proxy
-            out[name]["filter_chains"][0]["filters"][:0] = authz.network_filters(mesh, proxy)
+            out[name] = inbound_listener(mesh, proxy, port, tcp.inbound_filter(mesh, proxy, port),
+                                         tcp=True)
+            for chain in out[name]["filter_chains"]:  # AuthorizationPolicy: before tcp_proxy
+                chain["filters"] = authz.network_filters(mesh, proxy) + chain["filters"]
     return out

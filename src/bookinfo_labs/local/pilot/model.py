@@ -96,6 +96,7 @@ class WorkloadView:
     ip: str
     labels: Mapping[str, str]
     service_account: str = "default"
+    sidecar: bool = True  # injected (a gateway is a proxy too): it speaks mTLS
 
 
 @dataclass(frozen=True)
