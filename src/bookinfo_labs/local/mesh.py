@@ -451,7 +451,11 @@ class LocalMesh(Mesh):
         files = mounted_files(m, template["spec"], container, mountable,
                               m.namespace or self.namespace)
         image = container["image"]
-        gateway = image_name(image) == PROXY_IMAGE
+        # the proxy image itself, or "auto" with the gateway injection template (how
+        # Istio's Helm gateway chart makes a pod that is Envoy alone)
+        gateway = image_name(image) == PROXY_IMAGE or (image == "auto" and (
+            template["metadata"].get("annotations") or {}).get(
+                "inject.istio.io/templates") == "gateway")
         try:
             app = None if gateway else find_app(image)
         except KeyError:
@@ -590,7 +594,7 @@ class LocalMesh(Mesh):
             for p in s.ports),
             dict(s.selector)) for s in list(self.registry.services.values()))
         workloads = tuple(pilot.WorkloadView(p.name, p.namespace, p.ip, dict(p.labels),
-                                             p.service_account, p.injected or p.gateway)
+                                             p.service_account, p.injected)
                           for p in self.registry.pods)
         configs = tuple(pilot.ConfigView(e.key.kind, e.key.namespace, e.key.name, e.spec,
                                          e.manifest.raw.get("apiVersion", "networking.istio.io/v1"),
