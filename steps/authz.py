@@ -40,12 +40,14 @@ def _inlined(uri: str, namespace: str) -> list[str]:
 _TOKENS = {"a valid token": {}, "an expired token": {"expired": True}}
 
 
-@when(parsers.re(r'I send (?P<count>\d+) requests to "(?P<url>[^"]+)" with '
+@when(parsers.re(r'(?:I send|(?P<sender>[\w-]+) in (?P<namespace>[\w-]+) sends) '
+                 r'(?P<count>\d+) requests to "(?P<url>[^"]+)" with '
                  r'(?P<which>a valid token|an expired token|a token in group "(?P<group>[^"]+)"'
                  r"|a token signed by another key)"), converters={"count": int})
-def send_with_token(lab, issuer, count, url, which, group):
-    """``curl -H "Authorization: Bearer $TOKEN"``, the token signed here: valid for an hour,
-    expired an hour ago, with a ``groups`` claim, or signed by a key the mesh never saw."""
+def send_with_token(lab, issuer, sender, namespace, count, url, which, group):
+    """``curl -H "Authorization: Bearer $TOKEN"`` from the client pod (or ``sleep in foo``),
+    the token signed here: valid for an hour, expired an hour ago, with a ``groups`` claim,
+    or signed by a key the mesh never saw."""
     if group is not None:
         token = issuer.token(groups=[group])
     elif which == "a token signed by another key":
@@ -53,7 +55,8 @@ def send_with_token(lab, issuer, count, url, which, group):
     else:
         token = issuer.token(**_TOKENS[which])
     lab.explain(_token_command, token)
-    lab.send(HttpRequest(url=url, headers=(("Authorization", f"Bearer {token}"),)), count)
+    lab.send(HttpRequest(url=url, headers=(("Authorization", f"Bearer {token}"),)), count,
+             sender=f"{namespace}/{sender}" if sender else None)
 
 
 def _token_command(token: str, namespace: str) -> list[str]:

@@ -175,8 +175,10 @@ Feature: Authorization policies
     Then every response has status 403
     And every response shows "RBAC: access denied"
 
-  Scenario: The namespaces rule lets every client of the namespace call ratings
+  Scenario: The namespaces rule lets every client of the namespace call ratings, and no other
     Given the bookinfo sample is running
+    And the sleep sample is running in namespace foo
+    And the sleep sample is running in namespace legacy without a sidecar
     And I apply:
       """
       apiVersion: security.istio.io/v1beta1
@@ -198,6 +200,12 @@ Feature: Authorization policies
       """
     When I send 2 requests to "http://ratings:9080/ratings/0"
     Then every response has status 200
+    When sleep in foo sends 2 requests to "http://ratings.default:9080/ratings/0"
+    Then every response has status 403
+    And every response shows "RBAC: access denied"
+    When sleep in legacy sends 2 requests to "http://ratings.default:9080/ratings/0"
+    Then every response has status 403
+    And every response shows "RBAC: access denied"
 
   Scenario: A rate limit written as an AuthorizationPolicy is refused: request.count is no attribute
     Given the httpbin sample is running

@@ -8,10 +8,10 @@ Feature: JWT authentication and authorization
   testing@secure.istio.io, like demo.jwt) and puts its key set inline in place of jwksUri.
 
   Background:
-    Given the httpbin sample is running
+    Given the httpbin and sleep samples are running in namespace foo
 
-  Scenario: Without any policy, sleep reaches httpbin
-    When I send 2 requests to "http://httpbin:8000/ip"
+  Scenario: Without any policy, sleep in foo reaches httpbin
+    When sleep in foo sends 2 requests to "http://httpbin.foo:8000/ip"
     Then every response has status 200
 
   Scenario: A request authentication refuses an invalid token but lets a request without one pass
@@ -21,6 +21,7 @@ Feature: JWT authentication and authorization
       kind: "RequestAuthentication"
       metadata:
         name: "jwt-example"
+        namespace: foo
       spec:
         selector:
           matchLabels:
@@ -29,12 +30,12 @@ Feature: JWT authentication and authorization
         - issuer: "testing@secure.istio.io"
           jwksUri: "https://raw.githubusercontent.com/istio/istio/release-1.5/security/tools/jwt/samples/jwks.json"
       """
-    When I send 2 requests to "http://httpbin:8000/headers" with header "Authorization: Bearer invalidToken"
+    When sleep in foo sends 2 requests to "http://httpbin.foo:8000/headers" with header "Authorization: Bearer invalidToken"
     Then every response has status 401
     And every response shows "Jwt is not in the form of Header.Payload.Signature"
-    When I send 2 requests to "http://httpbin:8000/headers"
+    When sleep in foo sends 2 requests to "http://httpbin.foo:8000/headers"
     Then every response has status 200
-    When I send 2 requests to "http://httpbin:8000/headers" with a valid token
+    When sleep in foo sends 2 requests to "http://httpbin.foo:8000/headers" with a valid token
     Then every response has status 200
 
   Scenario: An expired token, or one signed by another key, is refused
@@ -44,6 +45,7 @@ Feature: JWT authentication and authorization
       kind: "RequestAuthentication"
       metadata:
         name: "jwt-example"
+        namespace: foo
       spec:
         selector:
           matchLabels:
@@ -52,10 +54,10 @@ Feature: JWT authentication and authorization
         - issuer: "testing@secure.istio.io"
           jwksUri: "https://raw.githubusercontent.com/istio/istio/release-1.5/security/tools/jwt/samples/jwks.json"
       """
-    When I send 2 requests to "http://httpbin:8000/headers" with an expired token
+    When sleep in foo sends 2 requests to "http://httpbin.foo:8000/headers" with an expired token
     Then every response has status 401
     And every response shows "Jwt is expired"
-    When I send 2 requests to "http://httpbin:8000/headers" with a token signed by another key
+    When sleep in foo sends 2 requests to "http://httpbin.foo:8000/headers" with a token signed by another key
     Then every response has status 401
     And every response shows "Jwt verification fails"
 
@@ -66,6 +68,7 @@ Feature: JWT authentication and authorization
       kind: "RequestAuthentication"
       metadata:
         name: "jwt-example"
+        namespace: foo
       spec:
         selector:
           matchLabels:
@@ -80,6 +83,7 @@ Feature: JWT authentication and authorization
       kind: AuthorizationPolicy
       metadata:
         name: require-jwt
+        namespace: foo
       spec:
         selector:
           matchLabels:
@@ -90,12 +94,12 @@ Feature: JWT authentication and authorization
           - source:
              requestPrincipals: ["testing@secure.istio.io/testing@secure.istio.io"]
       """
-    When I send 2 requests to "http://httpbin:8000/headers" with a valid token
+    When sleep in foo sends 2 requests to "http://httpbin.foo:8000/headers" with a valid token
     Then every response has status 200
-    When I send 2 requests to "http://httpbin:8000/headers"
+    When sleep in foo sends 2 requests to "http://httpbin.foo:8000/headers"
     Then every response has status 403
     And every response shows "RBAC: access denied"
-    When I send 2 requests to "http://httpbin:8000/headers" with an expired token
+    When sleep in foo sends 2 requests to "http://httpbin.foo:8000/headers" with an expired token
     Then every response has status 401
     And every response shows "Jwt is expired"
 
@@ -106,6 +110,7 @@ Feature: JWT authentication and authorization
       kind: "RequestAuthentication"
       metadata:
         name: "jwt-example"
+        namespace: foo
       spec:
         selector:
           matchLabels:
@@ -120,6 +125,7 @@ Feature: JWT authentication and authorization
       kind: AuthorizationPolicy
       metadata:
         name: require-jwt
+        namespace: foo
       spec:
         selector:
           matchLabels:
@@ -133,12 +139,12 @@ Feature: JWT authentication and authorization
           - key: request.auth.claims[groups]
             values: ["group1"]
       """
-    When I send 2 requests to "http://httpbin:8000/headers" with a token in group "group1"
+    When sleep in foo sends 2 requests to "http://httpbin.foo:8000/headers" with a token in group "group1"
     Then every response has status 200
-    When I send 2 requests to "http://httpbin:8000/headers" with a token in group "group2"
+    When sleep in foo sends 2 requests to "http://httpbin.foo:8000/headers" with a token in group "group2"
     Then every response has status 403
     And every response shows "RBAC: access denied"
-    When I send 2 requests to "http://httpbin:8000/headers" with a valid token
+    When sleep in foo sends 2 requests to "http://httpbin.foo:8000/headers" with a valid token
     Then every response has status 403
 
   Scenario: A key set that is not JSON is refused, naming the field
@@ -148,6 +154,7 @@ Feature: JWT authentication and authorization
       kind: RequestAuthentication
       metadata:
         name: jwt-example
+        namespace: foo
       spec:
         selector:
           matchLabels:
@@ -157,5 +164,5 @@ Feature: JWT authentication and authorization
           jwks: "https://raw.githubusercontent.com/istio/istio/release-1.5/security/tools/jwt/samples/jwks.json"
       """
     Then applying it fails at "spec.jwtRules[0].jwks" mentioning "jwks parse error"
-    When I send 2 requests to "http://httpbin:8000/headers" with header "Authorization: Bearer invalidToken"
+    When sleep in foo sends 2 requests to "http://httpbin.foo:8000/headers" with header "Authorization: Bearer invalidToken"
     Then every response has status 200
