@@ -1,6 +1,6 @@
 """AuthorizationPolicy and RequestAuthentication: what the control plane makes of them
-(envoy-translation.md 8.1 and 8.2, docs/facts.md#authorization and #jwt), and the bad
-input refused before any proxy sees it."""
+(docs/facts.md#authorization, docs/facts.md#jwt), and the bad input refused before any
+proxy sees it."""
 
 from __future__ import annotations
 

@@ -679,6 +679,12 @@ class LocalMesh(Mesh):
                     "lab with --mesh kube, or leave the field out", resource=m.describe(),
                     path=path, line=m.line)
 
+        if m.kind == "AuthorizationPolicy" and "istio.io/dry-run" in (
+                m.raw["metadata"].get("annotations") or {}):
+            raise ManifestError(
+                m.source, "the local mesh does not implement dry-run policies (the annotation "
+                "istio.io/dry-run) yet; remove the annotation, or run this lab with --mesh kube",
+                resource=m.describe(), path="metadata.annotations", line=m.line)
         if m.kind == "RequestAuthentication":
             for i, rule in enumerate(m.model.spec.jwt_rules):
                 if rule.jwks_uri:

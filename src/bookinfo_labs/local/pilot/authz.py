@@ -1,5 +1,4 @@
-"""AuthorizationPolicy -> Envoy's RBAC filters, on inbound listeners and gateways
-(envoy-translation.md section 8.1).
+"""AuthorizationPolicy -> Envoy's RBAC filters, on inbound listeners and gateways.
 
 A policy selects a proxy by its namespace (the root namespace, istio-system, is every
 namespace) and ``selector.matchLabels``. The policies of one action make one filter, in
@@ -13,6 +12,7 @@ builder.go, authz/model/{model,generator}.go, authz/matcher/*.go
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import re
 from typing import Any, Callable
@@ -77,7 +77,7 @@ def _rules(mesh: MeshView, proxy: ProxyView, *, for_tcp: bool) -> list[dict]:
         built: dict[str, dict] = {}
         for policy in chosen:
             if not policy.spec.rules:
-                built[_key(policy, 0)] = _MATCH_NEVER
+                built[_key(policy, 0)] = copy.deepcopy(_MATCH_NEVER)
             for index, rule in enumerate(policy.spec.rules):
                 try:
                     built[_key(policy, index)] = _policy(policy, rule, for_tcp, action)

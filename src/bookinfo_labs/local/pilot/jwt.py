@@ -1,5 +1,5 @@
 """RequestAuthentication -> Envoy's ``jwt_authn`` filter, on inbound listeners and
-gateways (envoy-translation.md section 8.2).
+gateways.
 
 Every jwtRule of the RequestAuthentications selecting the proxy (sorted by issuer) is a
 provider ``origins-<i>``; one rule on ``/`` accepts a request with no token or with one

@@ -134,7 +134,11 @@ def trusted_proxies(proxy: ProxyView) -> int:
     text = proxy.annotations.get("proxy.istio.io/config") or ""
     config = yaml.safe_load(text) if text else None
     topology = (config.get("gatewayTopology") if isinstance(config, dict) else None) or {}
-    return int(topology.get("numTrustedProxies") or 0)
+    hops = topology.get("numTrustedProxies") if isinstance(topology, dict) else None
+    if hops is not None and (not isinstance(hops, int) or isinstance(hops, bool) or hops < 0):
+        raise ValueError(f"pod {proxy.pod}: proxy.istio.io/config gatewayTopology."
+                         f"numTrustedProxies must be a whole number, not {hops!r}")
+    return hops or 0
 
 
 def _inbound_routes(mesh: MeshView, port: int) -> dict:
