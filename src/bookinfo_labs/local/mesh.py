@@ -685,6 +685,15 @@ class LocalMesh(Mesh):
                 m.source, "the local mesh does not implement dry-run policies (the annotation "
                 "istio.io/dry-run) yet; remove the annotation, or run this lab with --mesh kube",
                 resource=m.describe(), path="metadata.annotations", line=m.line)
+        if m.kind == "AuthorizationPolicy":
+            for i, rule in enumerate(m.model.spec.rules):
+                for j, condition in enumerate(rule.when):
+                    if condition.key.startswith("experimental."):
+                        raise ManifestError(
+                            m.source, f"the local mesh does not implement the experimental "
+                            f"attribute {condition.key} yet; run this lab with --mesh kube",
+                            resource=m.describe(), path=f"spec.rules[{i}].when[{j}].key",
+                            line=m.line)
         if m.kind == "RequestAuthentication":
             for i, rule in enumerate(m.model.spec.jwt_rules):
                 if rule.jwks_uri:
