@@ -11,5 +11,6 @@ pytest_plugins = [
     "steps.egress",
     "steps.tls",
     "steps.authz",
+    "steps.mtls",
     "pytester",  # the plugin's own tests run throwaway pytest projects
 ]

@@ -38,7 +38,7 @@ def send_requests_with_method(lab, count, method, url):
 
 @then(parsers.parse("every response has status {status:d}"))
 def every_status(lab, status):
-    lab.explain(explain.statuses_command, lab.client, lab.traffic)
+    lab.explain(explain.statuses_command, lab.sender, lab.traffic)
     def check(traffic):
         seen = Counter(r.status for r in traffic.responses)
         assert set(seen) == {status}, f"statuses seen: {dict(seen)}"
@@ -48,7 +48,7 @@ def every_status(lab, status):
 
 @then(parsers.parse("every response has status {status:d} and an empty body"))
 def every_status_empty(lab, status):
-    lab.explain(explain.bodies_command, lab.client, lab.traffic)
+    lab.explain(explain.bodies_command, lab.sender, lab.traffic)
     def check(traffic):
         seen = Counter((r.status, r.body) for r in traffic.responses)
         assert set(seen) == {(status, "")}, f"(status, body) seen: {dict(seen)}"
@@ -58,7 +58,7 @@ def every_status_empty(lab, status):
 
 @then(parsers.re(r"every response is served by reviews (?P<version>v\d+)"))
 def every_response_from(lab, version):
-    lab.explain(explain.versions_command, lab.client, lab.traffic)
+    lab.explain(explain.versions_command, lab.sender, lab.traffic)
     def check(traffic):
         seen = Counter(reviews_version(r) for r in traffic.responses)
         assert set(seen) == {version}, f"reviews versions seen: {dict(seen)}"
@@ -69,7 +69,7 @@ def every_response_from(lab, version):
 @then(parsers.re(r"the reviews versions are split (?P<spec>v\d+ \d+% (?:and v\d+ \d+%)+)"))
 def versions_split(lab, spec):
     """Weighted routing, checked with an exact binomial band (false failure <= 1e-6)."""
-    lab.explain(explain.versions_command, lab.client, lab.traffic)
+    lab.explain(explain.versions_command, lab.sender, lab.traffic)
     expect_split(lab, f"reviews versions split {spec}",
                  lambda traffic: Counter(reviews_version(r) or "unknown" for r in traffic.responses),
                  parse_shares(spec))
@@ -120,7 +120,7 @@ def _echoed_header(response, name: str) -> str | None:
 @then(parsers.re(r'httpbin saw every request with header "(?P<header>[^"]+)"'))
 def echoed_header(lab, header):
     name, value = _header(header)
-    lab.explain(explain.bodies_command, lab.client, lab.traffic)
+    lab.explain(explain.bodies_command, lab.sender, lab.traffic)
     def check(traffic):
         seen = Counter(_echoed_header(r, name) for r in traffic.responses)
         assert set(seen) == {value}, f"httpbin saw {name} (None: absent): {dict(seen)}"
@@ -130,7 +130,7 @@ def echoed_header(lab, header):
 
 @then(parsers.re(r'httpbin saw no request with header "(?P<name>[^":]+)"'))
 def echoed_no_header(lab, name):
-    lab.explain(explain.bodies_command, lab.client, lab.traffic)
+    lab.explain(explain.bodies_command, lab.sender, lab.traffic)
     def check(traffic):
         seen = Counter(_echoed_header(r, name) for r in traffic.responses)
         assert set(seen) == {None} and all(_echo(r) for r in traffic.responses), (
@@ -142,7 +142,7 @@ def echoed_no_header(lab, name):
 @then(parsers.re(r'httpbin saw every request at path "(?P<path>[^"]+)"'))
 def echoed_path(lab, path):
     """The path of the URL /anything echoes: the one the request arrived with."""
-    lab.explain(explain.bodies_command, lab.client, lab.traffic)
+    lab.explain(explain.bodies_command, lab.sender, lab.traffic)
     def check(traffic):
         seen = Counter(urlsplit(_echo(r).get("url", "")).path or None for r in traffic.responses)
         assert set(seen) == {path}, f"paths httpbin saw (None: no echo): {dict(seen)}"

@@ -38,6 +38,12 @@ EGRESS = ProxyView(pod="istio-egressgateway-5d8f7c9b6d-x2k4p", namespace="istio-
                    ip="127.10.0.102", outbound_ip="127.11.0.102", app_ip="127.12.0.102",
                    access_log_path="/tmp/egress/istio-proxy.log", kind="router")
 
+#: a server: httpbin's pod, its port 8080 behind its sidecar's inbound listener
+HTTPBIN = ProxyView(pod="httpbin-5d8f7c9b6d-x2k4p", namespace="default",
+                    labels={"app": "httpbin", "version": "v1"}, ip="127.10.0.50",
+                    outbound_ip="127.11.0.50", app_ip="127.12.0.50", inbound_ports=(8080,),
+                    service_account="httpbin", access_log_path="/tmp/httpbin/istio-proxy.log")
+
 
 def mesh_of(*files_or_yaml: str, version: str = "1.26",
             samples: tuple[str, ...] = ("bookinfo", "httpbin", "curl"),
@@ -257,6 +263,22 @@ spec:
   outboundTrafficPolicy: {mode: REGISTRY_ONLY}
 """
 
+PEER_AUTHENTICATION = """\
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: istio-system}
+spec:
+  mtls: {mode: STRICT}
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: httpbin, namespace: default}
+spec:
+  selector: {matchLabels: {app: httpbin}}
+  portLevelMtls:
+    8080: {mode: PERMISSIVE}
+"""
+
 #: case -> (proxy, the mesh's config files or YAML, MeshView options)
 EDGE_CASES = {
     "ingress-bookinfo": (INGRESS, ("destination-rule-all.yaml", "bookinfo-gateway.yaml"), {}),
@@ -265,6 +287,7 @@ EDGE_CASES = {
     "egress-sidecar": (CLIENT, (EGRESS_CONFIG,), {"dns_server": ("127.10.255.253", 15053)}),
     "registry-only": (CLIENT, (), {"outbound_policy": "REGISTRY_ONLY"}),
     "sidecar-scope": (CLIENT, (SCOPE,), {}),
+    "peer-authentication-server": (HTTPBIN, (PEER_AUTHENTICATION,), {}),
 }
 
 

@@ -505,10 +505,16 @@ TCP_DR = ("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: 
 
 
 def tcp_proxy(out: dict, listener: str) -> dict:
-    [chain] = out[LISTENER][listener]["filter_chains"]
-    [proxy] = chain["filters"]
-    assert proxy["name"] == "envoy.filters.network.tcp_proxy"
-    return {k: v for k, v in proxy["typed_config"].items() if k not in ("@type", "access_log")}
+    """The listener's tcp_proxy: the same on each of its filter chains (an inbound
+    listener has an mTLS chain and a plain-text one)."""
+    proxies = []
+    for chain in out[LISTENER][listener]["filter_chains"]:
+        [proxy] = chain["filters"]
+        assert proxy["name"] == "envoy.filters.network.tcp_proxy"
+        proxies.append({k: v for k, v in proxy["typed_config"].items()
+                        if k not in ("@type", "access_log")})
+    assert all(p == proxies[0] for p in proxies), proxies
+    return proxies[0]
 
 
 def test_a_tcp_port_gets_a_tcp_proxy_to_its_service():

@@ -295,6 +295,6 @@ def test_a_sidecar_carries_a_tls_port_of_its_pod_as_bytes():
                       labels={"run": "my-nginx"}, ip="127.10.0.50", outbound_ip="127.11.0.50",
                       app_ip="127.12.0.50", inbound_ports=(443,))
     out = generated(proxy=nginx)
-    [chain] = out[LISTENER]["127.10.0.50_443"]["filter_chains"]
-    assert chain["filters"][0]["typed_config"]["cluster"] == "inbound|443||"
+    chains = out[LISTENER]["127.10.0.50_443"]["filter_chains"]  # mTLS, then plain bytes
+    assert [c["filters"][0]["typed_config"]["cluster"] for c in chains] == ["inbound|443||"] * 2
     assert SECRET not in generated(proxy=CLIENT)  # sidecars get no SDS from the gateways' config

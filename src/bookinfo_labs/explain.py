@@ -212,9 +212,11 @@ def stats_command(workload: str, namespace: str = "default", grep: str | None = 
 
 
 def proxy_config_command(workload: str, section: str, namespace: str = "default") -> str:
-    """``istioctl proxy-config routes|clusters ... -o json``: the sidecar's own config."""
+    """``istioctl proxy-config routes|clusters ... -o json``: the sidecar's own config
+    (``<namespace>/<workload>`` names one outside the labs' namespace)."""
+    elsewhere, _, workload = workload.rpartition("/")
     return shlex.join(["istioctl", "proxy-config", section, f"deploy/{workload}",
-                       *_ns_flag(namespace), "-o", "json"])
+                       *_ns_flag(elsewhere or namespace), "-o", "json"])
 
 
 # -- scenarios and Then steps: what a learner runs to see what a check looks at ---------

@@ -165,13 +165,15 @@ class Mesh(abc.ABC):
         """Analysis findings (like ``istioctl analyze``) for manifests just applied."""
         return []
 
-    def diagnostics(self, manifests: list[Manifest], since_s: float | None = None) -> str:
+    def diagnostics(self, manifests: list[Manifest], since_s: float | None = None,
+                    client: str | None = None) -> str:
         """What to attach to a failed scenario, trimmed to what bears on the failure: the
         objects it applied (one line each: the YAML is in the files and the feature) and the
-        client sidecar's access log for the last requests (``since_s`` seconds back, at
-        most five lines). Backends add their own view (analysis, proxy config). Never raises.
+        sending sidecar's access log for the last requests (``since_s`` seconds back, at
+        most five lines; ``client``: the workload that sent them, else the client pod).
+        Backends add their own view (analysis, proxy config). Never raises.
         """
-        client = self.client()
+        client = client or self.client()
         return "\n".join([
             section("applied in this scenario", lambda: "\n".join(
                 f"{m.kind}/{m.name}  ({m.source}:{m.line})" for m in manifests)),

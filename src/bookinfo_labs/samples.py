@@ -12,7 +12,7 @@ import copy
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -65,7 +65,8 @@ INJECTION_LABEL = "istio-injection"
 def sample_objects(name: str, istio: IstioVersion, root: Path = MANIFESTS_ROOT,
                    placement: "Placement | None" = None) -> list[tuple[str, dict]]:
     """(source, object) pairs of a sample, images set for the Istio release; with a
-    ``placement``, its Namespace first and every object without a namespace in it."""
+    ``placement``, every object without a namespace in its namespace (which the caller
+    creates: ``Placement.namespace_object``)."""
     out = []
     for path in sample_paths(name, root):
         source = str(path.relative_to(root.parent))
@@ -73,8 +74,7 @@ def sample_objects(name: str, istio: IstioVersion, root: Path = MANIFESTS_ROOT,
             if doc:
                 out.append((source, for_version(doc, istio)))
     if placement is not None:
-        out = [("(namespace)", placement.namespace_object())] + [
-            (source, placement.place(obj)) for source, obj in out]
+        out = [(source, placement.place(obj)) for source, obj in out]
     return out
 
 
@@ -86,6 +86,9 @@ class Placement:
 
     namespace: str
     sidecar: bool = True
+
+    #: the owner the kube backend labels a placement's Namespace with (samples share it)
+    OWNER: ClassVar[str] = "namespaces"
 
     def namespace_object(self) -> dict:
         metadata: dict[str, Any] = {"name": self.namespace}

@@ -19,7 +19,8 @@ from .explain import (apply_commands, delete_commands, ingress_commands, load_co
                       tcp_ingress_commands)
 from .loadgen import LoadResult
 from .checks import EventuallyPolicy, eventually
-from .manifests import Manifest, check_release, load_file, parse_text, webhook_warnings
+from .manifests import (Manifest, check_release, load_file, manifest_from_object, parse_text,
+                        webhook_warnings)
 from .samples import Placement, sample_manifests
 from .mesh import HttpRequest, HttpResponse, Mesh, ResourceKey
 from .proxystats import StatsChange
@@ -95,7 +96,7 @@ class Lab:
         """With --explain, print the kubectl/curl equivalent of what the step does."""
         if not self._explain:
             return
-        lines = command(*args, namespace=self.mesh.namespace, **kwargs)
+        lines = command(*args, **{"namespace": self.mesh.namespace, **kwargs})
         for line in [lines] if isinstance(lines, str) else lines:
             self._say(line)
 
@@ -133,8 +134,16 @@ class Lab:
         self.warnings += warnings
         return keys
 
-    def apply_file(self, name: str) -> list[ResourceKey]:
-        return self.apply(load_file(name))
+    def apply_file(self, name: str, namespace: str | None = None) -> list[ResourceKey]:
+        """Apply a lab file; ``namespace``: as ``kubectl apply -n <namespace>`` (for the
+        objects that do not name their own)."""
+        manifests = load_file(name)
+        if namespace is None:
+            return self.apply(manifests)
+        self._show(apply_commands, manifests, namespace=namespace)
+        return self.apply([m if m.namespace else manifest_from_object(
+            {**m.raw, "metadata": {**m.raw["metadata"], "namespace": namespace}}, m.source, m.line)
+            for m in manifests], explained=True)
 
     def apply_text(self, text: str) -> list[ResourceKey]:
         return self.apply(parse_text(text))
@@ -154,6 +163,11 @@ class Lab:
     def jar(self, user: str | None) -> str | None:
         """The cookie jar that holds ``user``'s browser session in this scenario."""
         return f"{user}-{self._id}" if user else None
+
+    @property
+    def sender(self) -> str:
+        """The workload that sent the last batch (the client pod unless a step named one)."""
+        return (self.traffic.sender if self.traffic is not None else None) or self.client
 
     def send(self, request: HttpRequest, count: int = 1, sender: str | None = None) -> Traffic:
         """``count`` requests from the client pod, or from the ``sender`` workload
@@ -314,7 +328,7 @@ class Lab:
         """What bears on a failure: what this scenario applied, the mesh's view of it, the
         proxy's log of the last batch (from a second before it started)."""
         since = None if self.traffic is None else time.monotonic() - self.traffic.started_at + 1
-        return self.mesh.diagnostics(self.manifests, since_s=since)
+        return self.mesh.diagnostics(self.manifests, since_s=since, client=self.sender)
 
     # -- the contract ----------------------------------------------------------------
     def set_outbound_traffic_policy(self, mode: str) -> None:

@@ -414,12 +414,13 @@ class KubeMesh(Mesh):
         return host_ip, int(port["nodePort"])
 
     # -- diagnostics -----------------------------------------------------------------
-    def diagnostics(self, manifests: list[Manifest], since_s: float | None = None) -> str:
+    def diagnostics(self, manifests: list[Manifest], since_s: float | None = None,
+                    client: str | None = None) -> str:
         """The common part (what was applied, the last requests), then the cluster's view
         of it, trimmed: istioctl analyze's findings about the applied objects, the client
         sidecar's routes and clusters for the applied hosts, recent warning events."""
         istioctl = self._istioctl()
-        client_name = self.client()
+        client_name = client or self.client()
         names = {m.name for m in manifests}
         hosts = {h for m in manifests for h in _hosts_of(m.raw)}
 
@@ -445,7 +446,7 @@ class KubeMesh(Mesh):
             return "\n".join(diagnostics.event_lines(warnings, limit=10))
 
         return "\n".join([
-            super().diagnostics(manifests, since_s),
+            super().diagnostics(manifests, since_s, client_name),
             diagnostics.section(f"istioctl analyze -n {self.namespace}, about these objects",
                                 analyze),
             diagnostics.section(f"routes of the {client_name} sidecar",

@@ -122,6 +122,10 @@ class Samples:
         if not reasons:
             say(f"{name}: already running")
             return False
+        if placement is not None:  # the namespace first, shared by the samples placed in it
+            self.applier.apply([self.applier.target(
+                placement.namespace_object(), "(namespace)", {SAMPLE_LABEL: Placement.OWNER})],
+                sample=Placement.OWNER)
         targets = [self.applier.target(obj, source, {SAMPLE_LABEL: name})
                    for source, obj in sample_objects(name, self.istio, placement=placement)]
         say(f"{name}: applying {len(targets)} objects")

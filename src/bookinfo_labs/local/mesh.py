@@ -38,7 +38,7 @@ from aiohttp import web
 from .. import curlbatch
 from ..istio import iter_set_fields
 from ..loadgen import LoadResult
-from ..manifests import MANIFESTS_ROOT, Manifest, ManifestError, load_file
+from ..manifests import MANIFESTS_ROOT, Manifest, ManifestError, load_file, manifest_from_object
 from ..mesh import HttpRequest, HttpResponse, Mesh, MeshError, ResourceKey
 from ..proxyconfig import SECTIONS
 from ..rundir import make_run_dir
@@ -70,7 +70,11 @@ _TRAFFIC_POLICY = (
     "outlierDetection.consecutiveErrors", "outlierDetection.interval",
     "outlierDetection.baseEjectionTime", "outlierDetection.maxEjectionPercent",
     "outlierDetection.minHealthPercent",
+    "tls.mode",  # ISTIO_MUTUAL or DISABLE (_MESH_TLS_MODES)
 )
+#: DestinationRule tls modes the control plane translates (SIMPLE and MUTUAL originate TLS
+#: with the user's certificates, which it does not do yet)
+_MESH_TLS_MODES = ("ISTIO_MUTUAL", "DISABLE")
 _POLICY_PLACES = ("spec.trafficPolicy", "spec.trafficPolicy.portLevelSettings[]",
                   "spec.subsets[].trafficPolicy", "spec.subsets[].trafficPolicy.portLevelSettings[]")
 SUPPORTED_FIELDS: dict[str, tuple[str, ...]] = {
@@ -403,7 +407,9 @@ class LocalMesh(Mesh):
         key = (sample, placement)
         if key in self._deployed:
             return
-        self.start_objects(sample_manifests(sample, self.istio, placement=placement))
+        namespace = [] if placement is None else [
+            manifest_from_object(placement.namespace_object(), "(namespace)")]
+        self.start_objects(namespace + sample_manifests(sample, self.istio, placement=placement))
         self._deployed.add(key)
 
     def start_objects(self, manifests: Sequence[Manifest]) -> list[Pod]:
@@ -679,13 +685,13 @@ class LocalMesh(Mesh):
                     "lab with --mesh kube, or leave the field out", resource=m.describe(),
                     path=path, line=m.line)
 
-        if m.kind == "AuthorizationPolicy" and "istio.io/dry-run" in (
-                m.raw["metadata"].get("annotations") or {}):
-            raise ManifestError(
-                m.source, "the local mesh does not implement dry-run policies (the annotation "
-                "istio.io/dry-run) yet; remove the annotation, or run this lab with --mesh kube",
-                resource=m.describe(), path="metadata.annotations", line=m.line)
         if m.kind == "AuthorizationPolicy":
+            if "istio.io/dry-run" in (m.raw["metadata"].get("annotations") or {}):
+                raise ManifestError(
+                    m.source, "the local mesh does not implement dry-run policies (the "
+                    "annotation istio.io/dry-run) yet; remove the annotation, or run this lab "
+                    "with --mesh kube", resource=m.describe(), path="metadata.annotations",
+                    line=m.line)
             for i, rule in enumerate(m.model.spec.rules):
                 for j, condition in enumerate(rule.when):
                     if condition.key.startswith("experimental."):
@@ -702,6 +708,13 @@ class LocalMesh(Mesh):
                         "fetches it; the local mesh runs offline): inline the key set instead, "
                         "jwks: '<the JSON the URI serves>', or run this lab with --mesh kube",
                         resource=m.describe(), path=f"spec.jwtRules[{i}].jwksUri", line=m.line)
+        if m.kind == "DestinationRule":
+            for path, value in iter_set_fields(m.model):
+                if path.endswith("tls.mode") and value not in _MESH_TLS_MODES:
+                    raise ManifestError(
+                        m.source, f"the local mesh does not implement tls mode {value} yet (it "
+                        f"implements {' and '.join(_MESH_TLS_MODES)}); run this lab with "
+                        "--mesh kube", resource=m.describe(), path=path, line=m.line)
         if m.kind == "ServiceEntry":
             spec = m.model.spec
             if (spec.resolution or "NONE") not in _RESOLUTIONS:

@@ -1,5 +1,5 @@
 """EnvoyFilter: patches applied to a proxy's generated config after translation, as
-istiod applies them (envoy-translation.md section 10.3)."""
+istiod applies them istiod applies them (Istio: pilot/pkg/networking/core/envoyfilter)."""
 
 from __future__ import annotations
 

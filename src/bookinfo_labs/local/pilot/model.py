@@ -96,7 +96,9 @@ class WorkloadView:
     ip: str
     labels: Mapping[str, str]
     service_account: str = "default"
-    sidecar: bool = True  # injected (a gateway is a proxy too): it speaks mTLS
+    #: injected: its pod carries the injector's ``security.istio.io/tlsMode: istio`` label,
+    #: so clients speak mTLS to it (gateways' pods have no such label: plain text)
+    sidecar: bool = True
 
 
 @dataclass(frozen=True)
