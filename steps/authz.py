@@ -1,12 +1,14 @@
 """Authentication and authorization steps: the scenario's own JWT issuer, tokens in
-requests, policies naming a pod's address."""
+requests, policies naming a pod's address, connections a TCP policy closes."""
 
 import shlex
+from collections import Counter
 
 import pytest
 import yaml
-from pytest_bdd import given, parsers, when
+from pytest_bdd import given, parsers, then, when
 
+from bookinfo_labs import explain
 from bookinfo_labs.mesh import HttpRequest
 from bookinfo_labs.tokens import Issuer, claims_of, forged
 
@@ -78,3 +80,15 @@ def _pod_ip_command(variable: str, workload: str, namespace: str) -> str:
     flag = f" -n {namespace}" if namespace != "default" else ""
     return (f"{variable}=$(kubectl get pod{flag} -l app={workload} "
             "-o jsonpath='{.items[0].status.podIP}')")
+
+
+@then("every connection is closed without a reply")
+def closed_without_reply(lab):
+    """A TCP chain's RBAC filter denies by closing the connection: no line comes back."""
+    lab.explain(explain.tcp_replies_command, lab.traffic)
+
+    def check(traffic):
+        seen = Counter(r.first_word or f"({r.error})" for r in traffic.responses)
+        assert set(seen) == {"(closed without a reply)"}, f"what the connections got: {dict(seen)}"
+
+    lab.expect("every connection is closed without a reply", check)

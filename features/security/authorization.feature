@@ -254,3 +254,45 @@ Feature: Authorization policies
     And every response shows "RBAC: access denied"
     When I send 3 requests to "http://httpbin:8000/headers"
     Then every response has status 200
+
+  Scenario: On a TCP port a denial closes the connection, and an ALLOW rule on HTTP fields allows nothing
+    # a TCP connection has no method: istiod leaves such an ALLOW rule out of the TCP
+    # filter chain, so the policy allows no connection
+    Given the tcp-echo sample is running
+    And I apply "tcp-echo-all-v1.yaml"
+    And I apply:
+      """
+      apiVersion: security.istio.io/v1
+      kind: AuthorizationPolicy
+      metadata:
+        name: tcp-echo-get
+      spec:
+        selector:
+          matchLabels:
+            app: tcp-echo
+        action: ALLOW
+        rules:
+        - to:
+          - operation:
+              methods: ["GET"]
+      """
+    When I send the date to the ingress gateway's TCP port 3 times
+    Then every connection is closed without a reply
+    When I apply:
+      """
+      apiVersion: security.istio.io/v1
+      kind: AuthorizationPolicy
+      metadata:
+        name: tcp-echo-from-gateway
+      spec:
+        selector:
+          matchLabels:
+            app: tcp-echo
+        action: ALLOW
+        rules:
+        - from:
+          - source:
+              principals: ["cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account"]
+      """
+    And I send the date to the ingress gateway's TCP port 3 times
+    Then every reply starts with "one"
