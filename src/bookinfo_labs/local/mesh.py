@@ -407,6 +407,14 @@ class LocalMesh(Mesh):
         key = (sample, placement)
         if key in self._deployed:
             return
+        replaced = [k for k in self._deployed if k[0] == sample and k[1] is not None
+                    and placement is not None and k[1].namespace == placement.namespace]
+        for old in replaced:  # the namespace's injection changed: new pods, as a rollout
+            self.stop_pods([p for p in self.registry.pods if p.namespace == placement.namespace
+                             and any(p.deployment == m.name for m in sample_manifests(
+                                 sample, self.istio, placement=placement)
+                                     if m.kind == "Deployment")])
+            self._deployed.discard(old)
         namespace = [] if placement is None else [
             manifest_from_object(placement.namespace_object(), "(namespace)")]
         self.start_objects(namespace + sample_manifests(sample, self.istio, placement=placement))
@@ -432,6 +440,31 @@ class LocalMesh(Mesh):
             list(pool.map(self._start_sidecar, [p for p in pods if p.gateway or p.injected]))
         self._push()  # the new endpoints reach every sidecar
         return pods
+
+    def stop_pods(self, pods: list[Pod]) -> None:
+        """Take pods out of the registry (so out of every endpoint list), then stop their
+        sidecars and apps: what a rollout does to the old ReplicaSet's pods."""
+        gone = {id(p) for p in pods}
+        self.registry.pods = [p for p in self.registry.pods if id(p) not in gone]
+        self._push()
+
+        async def stop(pod: Pod) -> None:
+            for item in pod.runtime:
+                if isinstance(item, web.AppRunner):
+                    self._runners.remove(item)
+                    await item.cleanup()
+                elif isinstance(item, EnvoyOutbound):
+                    self._outbounds.remove(item)
+                    await item.close()
+                else:
+                    self._tcp_servers.remove(item)
+                    item.close()
+
+        for pod in pods:
+            sidecar = self._sidecars.pop(pod.name, None)
+            if sidecar is not None:
+                sidecar.process.stop()
+            self._loop.run(stop(pod))
 
     def _service(self, m: Manifest) -> Service:
         spec = m.raw["spec"]
@@ -483,6 +516,7 @@ class LocalMesh(Mesh):
             factory, options = app
             outbound = EnvoyOutbound(pod)
             self._outbounds.append(outbound)
+            pod.runtime.append(outbound)
             ctx = AppContext(pod_name=pod.name, labels=pod.labels, env={**env, "HOSTNAME": pod.name},
                              outbound=outbound, istio=self.istio, log=pod.log.append,
                              options=options,
@@ -500,6 +534,7 @@ class LocalMesh(Mesh):
                                    handler_cancellation=True)
             await runner.setup()
             self._runners.append(runner)
+            pod.runtime.append(runner)
             # Behind a sidecar the app listens on the pod's own loopback; without one it is
             # the pod's address, and also serves its Services' ports there (what kube-proxy
             # does for a ClusterIP, which the local mesh has not).
@@ -521,8 +556,9 @@ class LocalMesh(Mesh):
         "localhost", behind the inbound listeners."""
         numbers = app.ports or [int(p["containerPort"]) for p in container.get("ports") or []]
         for number in numbers:
-            self._tcp_servers.append(await asyncio.start_server(
-                app.handle, pod.app_ip, pilot.listen_port(number)))
+            server = await asyncio.start_server(app.handle, pod.app_ip, pilot.listen_port(number))
+            self._tcp_servers.append(server)
+            pod.runtime.append(server)
             pod.ports[number] = pilot.listen_port(number)
 
     def _map_host_ports(self, pod: Pod) -> dict[int, int]:
