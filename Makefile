@@ -27,7 +27,7 @@ labs: deps
 
 # The runs go side by side, each printing its output when it ends; make fails if any
 # fails. The kube ones mostly wait (polls, gates, delays), so the catalogue goes through
-# the emulated cluster in two halves at once: the gateway labs, and the others.
+# the emulated cluster in two halves at once: the gateway and security labs, and the others.
 test: deps
 	@$(MAKE) --no-print-directory -j3 --output-sync=target test-local test-kube-emulated-edge \
 		test-kube-emulated-mesh
@@ -36,7 +36,7 @@ test-local:
 	$(PYTEST) -q
 
 test-kube-emulated-edge:
-	$(KUBE_EMULATED) --lab-report reports/kube-emulated/edge features/gateways -q
+	$(KUBE_EMULATED) --lab-report reports/kube-emulated/edge features/gateways features/security -q
 
 test-kube-emulated-mesh:
 	$(KUBE_EMULATED) --lab-report reports/kube-emulated/mesh features/traffic features/resilience -q

@@ -11,6 +11,7 @@ pytest_plugins = [
     "steps.egress",
     "steps.tls",
     "steps.ratelimit",
+    "steps.authz",
     "steps.mtls",
     "pytester",  # the plugin's own tests run throwaway pytest projects
 ]

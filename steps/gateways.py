@@ -65,7 +65,7 @@ def _all_status(status: int):
 
 @then(parsers.re(r'every response shows "(?P<text>[^"]+)"'))
 def every_response_shows(lab, text):
-    lab.explain(explain.statuses_command, lab.client, lab.traffic)
+    lab.explain(explain.statuses_command, lab.sender, lab.traffic)
 
     def check(traffic):
         missing = Counter(r.status for r in traffic.responses if text not in r.body)

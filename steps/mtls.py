@@ -23,6 +23,15 @@ def samples_in_namespace(lab, samples, namespace, bare):
         lab.deploy(sample, Placement(namespace, sidecar=not bare))
 
 
+@when(parsers.re(r"I redeploy the (?P<samples>[\w-]+(?: and [\w-]+)*) samples? in namespace "
+                 r"(?P<namespace>[\w-]+) with(?P<bare>out)? a sidecar"))
+def redeploy_in_namespace(lab, samples, namespace, bare):
+    """The handout's re-apply with ``istioctl kube-inject``: new pods, with (or without)
+    a sidecar; the Background's deploy puts the namespace back as it wants it."""
+    for sample in samples.split(" and "):
+        lab.deploy(sample, Placement(namespace, sidecar=not bare))
+
+
 @given(parsers.re(r'I apply "(?P<name>[^"]+)" in namespace (?P<namespace>[\w-]+)'))
 @when(parsers.re(r'I apply "(?P<name>[^"]+)" in namespace (?P<namespace>[\w-]+)'))
 def apply_in_namespace(lab, name, namespace):

@@ -30,6 +30,12 @@ def send_requests_with_header(lab, count, url, header):
     lab.send(HttpRequest(url=url, headers=(_header(header),)), count)
 
 
+@when(parsers.re(r'I send (?P<count>\d+) (?P<method>POST|PUT|DELETE|PATCH) requests to '
+                 r'"(?P<url>[^"]+)"'), converters={"count": int})
+def send_requests_with_method(lab, count, method, url):
+    lab.send(HttpRequest(url=url, method=method), count)
+
+
 @then(parsers.parse("every response has status {status:d}"))
 def every_status(lab, status):
     lab.explain(explain.statuses_command, lab.sender, lab.traffic)

@@ -178,6 +178,21 @@ def test_a_field_the_local_mesh_does_not_implement_is_refused_by_name(mesh):
     assert "does not implement" in str(err.value)
 
 
+def test_a_jwks_uri_is_refused_offline_and_nothing_is_applied(mesh):
+    """istiod would fetch the key set; the local mesh has no internet and says to inline it."""
+    before = mesh.owned_resources()
+    text = ("apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: a}\n"
+            "spec: {}\n---\napiVersion: security.istio.io/v1\nkind: RequestAuthentication\n"
+            "metadata: {name: jwt-example}\nspec:\n  jwtRules:\n  - issuer: testing@secure.istio.io\n"
+            "    jwksUri: https://raw.githubusercontent.com/istio/istio/release-1.5/security/"
+            "tools/jwt/samples/jwks.json\n")
+    with pytest.raises(ManifestError) as err:
+        mesh.apply(parse_text(text, "jwtra.yaml"))
+    assert err.value.path == "spec.jwtRules[0].jwksUri"
+    assert "jwks:" in str(err.value) and "jwtra.yaml" in str(err.value)
+    assert mesh.owned_resources() == before
+
+
 def test_failure_diagnostics_name_what_was_applied_and_the_last_requests(mesh, applied):
     manifests = load_file("virtual-service-reviews-v3.yaml")
     applied(manifests)

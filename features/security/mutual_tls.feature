@@ -8,8 +8,9 @@ Feature: Mutual TLS between namespaces, and the PeerAuthentication that enforces
   reaches httpbin in foo and bar. The mesh-wide STRICT policy (PeerAuthentication "default"
   in istio-system, the root namespace) makes the servers take mutual TLS only: the server's
   sidecar resets legacy's plain-text connection, and its curl prints 000 and exits with
-  code 56. The policies are mesh-wide: each scenario deletes the one it applied, also when
-  it fails, so the mesh is back to no PeerAuthentication.
+  code 56, until legacy's pods are redeployed with sidecars. The policies are mesh-wide:
+  each scenario deletes the one it applied, also when it fails, so the mesh is back to no
+  PeerAuthentication; and each starts with legacy's pods without a sidecar again.
 
   Background:
     Given the httpbin and sleep samples are running in namespace foo
@@ -52,6 +53,14 @@ Feature: Mutual TLS between namespaces, and the PeerAuthentication that enforces
       | bar    | bar | 200       | 0         |
       | legacy | foo | 000       | 56        |
       | legacy | bar | 000       | 56        |
+
+  Scenario: With sidecars in legacy too, everyone talks mutual TLS again
+    Given I apply "mtlsstrict.yaml" in namespace istio-system
+    When I redeploy the httpbin and sleep samples in namespace legacy with a sidecar
+    And sleep in legacy sends 1 request to "http://httpbin.foo:8000/ip"
+    Then curl prints 200 and exits with 0
+    When sleep in legacy sends 1 request to "http://httpbin.bar:8000/ip"
+    Then curl prints 200 and exits with 0
 
   Scenario: The identity a server sees comes from the client's certificate
     When sleep in foo sends 2 requests to "http://httpbin.bar:8000/headers"

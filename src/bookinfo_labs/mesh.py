@@ -191,6 +191,11 @@ class Mesh(abc.ABC):
     def send(self, client: str, request: HttpRequest, count: int = 1) -> list[HttpResponse]:
         """Send ``request`` ``count`` times, in order, from inside ``client``: one batch, one exec."""
 
+    def pod_ip(self, workload: str) -> str:
+        """The IP address of ``workload``'s (first) pod: ``kubectl get pod -l app=<workload>
+        -o jsonpath='{.items[0].status.podIP}'``, what a peer's sidecar sees as the source."""
+        raise MeshError(f"the {self.name} mesh cannot tell pod addresses")
+
     @abc.abstractmethod
     def set_outbound_traffic_policy(self, mode: str) -> str:
         """Set the mesh-wide ``meshConfig.outboundTrafficPolicy.mode`` (``ALLOW_ANY`` or

@@ -239,6 +239,7 @@ class Workloads:
         self.mesh = mesh
         self.istio = istio
         self.started: dict[tuple[str, str], list[Pod]] = {}  # (namespace, deployment) -> pods
+        self._templates: dict[tuple[str, str], dict] = {}  # the pod template they run
         self._services: set[tuple[str, str]] = set()
         self._queue: queue.Queue[dict | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="emulated-kubelet", daemon=True)
@@ -285,6 +286,8 @@ class Workloads:
             if obj["kind"] != "Deployment" or key in seen:
                 continue
             seen.add(key)
+            if key in self.started and self._templates.get(key) != obj["spec"]["template"]:
+                self._roll_out(key)  # a changed pod template (kubectl rollout restart)
             if key in self.started:
                 self._observe(obj)
             elif key != ISTIOD:  # istiod's pod is the Istiod controller above
@@ -301,11 +304,20 @@ class Workloads:
             mine = [p for p in pods if p.deployment == meta["name"]
                     and p.namespace == meta.get("namespace")]
             self.started[(meta.get("namespace", ""), meta["name"])] = mine
+            self._templates[(meta.get("namespace", ""), meta["name"])] = obj["spec"]["template"]
             for pod in mine:
                 self.api.create(self._pod_object(obj, pod))
                 if pod.host_ports:
                     self._publish_node_ports(pod)
             self._observe(obj)
+
+    def _roll_out(self, key: tuple[str, str]) -> None:
+        """The old pods go (out of the endpoints, their processes stopped, their objects
+        deleted); the Deployment then starts anew, with what its namespace asks now."""
+        old = self.started.pop(key)
+        self.mesh.stop_pods(old)
+        for pod in old:
+            self.api.remove("", "pods", pod.namespace, pod.name)
 
     def _publish_node_ports(self, pod: Pod) -> None:
         """Each NodePort Service port selecting ``pod`` gets the machine's port its

@@ -7,6 +7,7 @@ an AuthorizationPolicy with ``spec: {}`` is the "allow nothing" policy of the la
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -329,9 +330,28 @@ class JWTRule(IstioModel):
             fail("cookie name must be non-empty string", "fromCookies")
         if self.jwks_uri and not re.match(r"https?://[^/\s]+", self.jwks_uri):
             fail(f"invalid jwksUri {show(self.jwks_uri)}: use an http(s) URL", "jwksUri")
+        if self.jwks is not None:
+            _check_jwks(self.jwks)
         if self.timeout is not None and self.timeout.seconds < 0.001:
             fail("duration must be greater than 1ms", "timeout")
         return self
+
+
+def _check_jwks(text: str) -> None:
+    """istio's validateJwtRule parses ``jwks`` as a JSON Web Key Set (``jwks parse
+    error``): a JSON object with a ``keys`` list of keys, each naming its ``kty``."""
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        fail(f"jwks parse error: not JSON ({exc}); give the JSON Web Key Set itself, e.g. "
+             "jwks: '{\"keys\": [{\"kty\": \"RSA\", ...}]}'", "jwks")
+    keys = document.get("keys") if isinstance(document, dict) else None
+    if not isinstance(keys, list) or not keys:
+        fail("jwks parse error: a JSON Web Key Set is an object with a non-empty \"keys\" "
+             "list", "jwks")
+    for index, key in enumerate(keys):
+        if not isinstance(key, dict) or not isinstance(key.get("kty"), str):
+            fail(f"jwks parse error: key {index} has no \"kty\" (RSA, EC, oct, OKP)", "jwks")
 
 
 class RequestAuthenticationSpec(IstioModel):

@@ -319,6 +319,12 @@ class KubeMesh(Mesh):
                          content_type="application/merge-patch+json")
         return previous
 
+    def pod_ip(self, workload: str) -> str:
+        address = (self._pod(workload).get("status") or {}).get("podIP")
+        if not address:
+            raise MeshError(f"the pod of {workload} has no IP address yet")
+        return address
+
     def send_from_host(self, request: HttpRequest, count: int = 1) -> list[HttpResponse]:
         if self._host_dir is None:
             self._host_dir = make_run_dir()

@@ -8,7 +8,7 @@ idempotent: a sample whose Deployments are rolled out with a sidecar is left alo
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import Callable, Iterable
 
 from ..mesh import MeshError
 from ..samples import Placement, sample_objects
@@ -24,6 +24,7 @@ INJECTION_LABEL = "istio-injection"
 
 Progress = Callable[[str], None]
 NO_SIDECAR = "its pods have no istio-proxy sidecar"
+EXTRA_SIDECAR = "its pods have an istio-proxy sidecar"
 
 
 def rollout_state(dep: dict | None) -> str | None:
@@ -95,24 +96,30 @@ class Samples:
         for namespace, dep_name in self.deployments(name, placement):
             dep = self.api.get(DEPLOYMENTS, namespace, dep_name)
             state = rollout_state(dep)
-            if state is None and self._wants_sidecar(namespace) and not self._injected(dep):
+            wanted = self._wants_sidecar(namespace, placement)
+            if state is None and wanted and not self._injected(dep):
                 state = (f"{NO_SIDECAR} (is namespace {namespace} labelled "
                          "istio-injection=enabled?)")
+            elif state is None and not wanted and self._injected(dep, any):
+                state = f"{EXTRA_SIDECAR} (namespace {namespace} is not labelled for injection)"
             if state:
                 reasons[f"{namespace}/{dep_name}"] = state
         return reasons
 
-    def _wants_sidecar(self, namespace: str) -> bool:
+    def _wants_sidecar(self, namespace: str, placement: Placement | None = None) -> bool:
+        if placement is not None and placement.namespace == namespace:
+            return placement.sidecar
         if namespace == self.namespace:
             return True  # the labs' namespace is labelled when the cluster is provisioned
         ns = self.api.get(NAMESPACES, None, namespace) or {}
         return ((ns.get("metadata") or {}).get("labels") or {}).get(INJECTION_LABEL) == "enabled"
 
-    def _injected(self, dep: dict) -> bool:
+    def _injected(self, dep: dict, every: Callable[[Iterable[bool]], bool] = all) -> bool:
+        """Whether its live pods have a sidecar: ``all`` of them, or with ``any``, one."""
         pods = self.api.list(PODS, dep["metadata"].get("namespace") or self.namespace,
                              selector_of(dep))
         live = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
-        return bool(live) and all(has_sidecar(p) for p in live)
+        return bool(live) and every(has_sidecar(p) for p in live)
 
     def deploy(self, name: str, progress: Progress | None = None,
                placement: Placement | None = None) -> bool:
@@ -131,8 +138,8 @@ class Samples:
         say(f"{name}: applying {len(targets)} objects")
         self.applier.apply(targets, sample=name)
         for dep, why in reasons.items():
-            if why.startswith(NO_SIDECAR):
-                say(f"{name}: restarting {dep} to inject the sidecar")
+            if why.startswith((NO_SIDECAR, EXTRA_SIDECAR)):
+                say(f"{name}: restarting {dep}: {why}")
                 self._restart(*dep.split("/", 1))
         self.wait(name, say, placement)
         return True

@@ -115,8 +115,28 @@ SUPPORTED_FIELDS: dict[str, tuple[str, ...]] = {
     # a gateway's credentials (credentialName), in the gateway's namespace
     "Secret": (),
     "PeerAuthentication": ("spec.selector", "spec.mtls.mode", "spec.portLevelMtls"),
-    "AuthorizationPolicy": (),
-    "RequestAuthentication": (),
+    "AuthorizationPolicy": (
+        "spec.selector", "spec.action", "spec.rules[].from[].source.principals",
+        "spec.rules[].from[].source.notPrincipals", "spec.rules[].from[].source.namespaces",
+        "spec.rules[].from[].source.notNamespaces",
+        "spec.rules[].from[].source.requestPrincipals",
+        "spec.rules[].from[].source.notRequestPrincipals",
+        "spec.rules[].from[].source.serviceAccounts",
+        "spec.rules[].from[].source.notServiceAccounts",
+        "spec.rules[].from[].source.ipBlocks", "spec.rules[].from[].source.notIpBlocks",
+        "spec.rules[].from[].source.remoteIpBlocks",
+        "spec.rules[].from[].source.notRemoteIpBlocks", "spec.rules[].to[].operation",
+        "spec.rules[].when[].key", "spec.rules[].when[].values",
+        "spec.rules[].when[].notValues",
+    ),
+    # jwksUri is refused below: istiod fetches it, the local mesh has no internet
+    "RequestAuthentication": (
+        "spec.selector", "spec.jwtRules[].issuer", "spec.jwtRules[].audiences",
+        "spec.jwtRules[].jwks", "spec.jwtRules[].fromHeaders", "spec.jwtRules[].fromParams",
+        "spec.jwtRules[].fromCookies", "spec.jwtRules[].outputPayloadToHeader",
+        "spec.jwtRules[].forwardOriginalToken", "spec.jwtRules[].outputClaimToHeaders",
+        "spec.jwtRules[].jwksUri",
+    ),
     "EnvoyFilter": (
         "spec.workloadSelector", "spec.priority", "spec.configPatches[].applyTo",
         "spec.configPatches[].match.context", "spec.configPatches[].match.proxy.proxyVersion",
@@ -398,6 +418,14 @@ class LocalMesh(Mesh):
         key = (sample, placement)
         if key in self._deployed:
             return
+        replaced = [k for k in self._deployed if k[0] == sample and k[1] is not None
+                    and placement is not None and k[1].namespace == placement.namespace]
+        for old in replaced:  # the namespace's injection changed: new pods, as a rollout
+            self.stop_pods([p for p in self.registry.pods if p.namespace == placement.namespace
+                             and any(p.deployment == m.name for m in sample_manifests(
+                                 sample, self.istio, placement=placement)
+                                     if m.kind == "Deployment")])
+            self._deployed.discard(old)
         namespace = [] if placement is None else [
             manifest_from_object(placement.namespace_object(), "(namespace)")]
         self.start_objects(namespace + sample_manifests(sample, self.istio, placement=placement))
@@ -424,6 +452,31 @@ class LocalMesh(Mesh):
         self._push()  # the new endpoints reach every sidecar
         return pods
 
+    def stop_pods(self, pods: list[Pod]) -> None:
+        """Take pods out of the registry (so out of every endpoint list), then stop their
+        sidecars and apps: what a rollout does to the old ReplicaSet's pods."""
+        gone = {id(p) for p in pods}
+        self.registry.pods = [p for p in self.registry.pods if id(p) not in gone]
+        self._push()
+
+        async def stop(pod: Pod) -> None:
+            for item in pod.runtime:
+                if isinstance(item, web.AppRunner):
+                    self._runners.remove(item)
+                    await item.cleanup()
+                elif isinstance(item, EnvoyOutbound):
+                    self._outbounds.remove(item)
+                    await item.close()
+                else:
+                    self._tcp_servers.remove(item)
+                    item.close()
+
+        for pod in pods:
+            sidecar = self._sidecars.pop(pod.name, None)
+            if sidecar is not None:
+                sidecar.process.stop()
+            self._loop.run(stop(pod))
+
     def _service(self, m: Manifest) -> Service:
         spec = m.raw["spec"]
         ports = [ServicePort(p.get("name", ""), p["port"], int(p.get("targetPort", p["port"])),
@@ -448,7 +501,11 @@ class LocalMesh(Mesh):
         files = mounted_files(m, template["spec"], container, mountable,
                               m.namespace or self.namespace)
         image = container["image"]
-        gateway = image_name(image) == PROXY_IMAGE
+        # the proxy image itself, or "auto" with the gateway injection template (how
+        # Istio's Helm gateway chart makes a pod that is Envoy alone)
+        gateway = image_name(image) == PROXY_IMAGE or (image == "auto" and (
+            template["metadata"].get("annotations") or {}).get(
+                "inject.istio.io/templates") == "gateway")
         try:
             app = None if gateway else find_app(image)
         except KeyError:
@@ -470,6 +527,7 @@ class LocalMesh(Mesh):
             factory, options = app
             outbound = EnvoyOutbound(pod)
             self._outbounds.append(outbound)
+            pod.runtime.append(outbound)
             ctx = AppContext(pod_name=pod.name, labels=pod.labels, env={**env, "HOSTNAME": pod.name},
                              outbound=outbound, istio=self.istio, log=pod.log.append,
                              options=options,
@@ -487,6 +545,7 @@ class LocalMesh(Mesh):
                                    handler_cancellation=True)
             await runner.setup()
             self._runners.append(runner)
+            pod.runtime.append(runner)
             # Behind a sidecar the app listens on the pod's own loopback; without one it is
             # the pod's address, and also serves its Services' ports there (what kube-proxy
             # does for a ClusterIP, which the local mesh has not).
@@ -519,8 +578,9 @@ class LocalMesh(Mesh):
             self._grpc_servers.append(server)
             return
         for number in numbers:
-            self._tcp_servers.append(await asyncio.start_server(
-                app.handle, pod.app_ip, pilot.listen_port(number)))
+            server = await asyncio.start_server(app.handle, pod.app_ip, pilot.listen_port(number))
+            self._tcp_servers.append(server)
+            pod.runtime.append(server)
             pod.ports[number] = pilot.listen_port(number)
 
     def _map_host_ports(self, pod: Pod) -> dict[int, int]:
@@ -717,6 +777,29 @@ class LocalMesh(Mesh):
                         "configurations, virtual hosts, routes and clusters); run this lab with "
                         "--mesh kube", resource=m.describe(),
                         path=f"spec.configPatches[{i}].applyTo", line=m.line)
+        if m.kind == "AuthorizationPolicy":
+            if "istio.io/dry-run" in (m.raw["metadata"].get("annotations") or {}):
+                raise ManifestError(
+                    m.source, "the local mesh does not implement dry-run policies (the "
+                    "annotation istio.io/dry-run) yet; remove the annotation, or run this lab "
+                    "with --mesh kube", resource=m.describe(), path="metadata.annotations",
+                    line=m.line)
+            for i, rule in enumerate(m.model.spec.rules):
+                for j, condition in enumerate(rule.when):
+                    if condition.key.startswith("experimental."):
+                        raise ManifestError(
+                            m.source, f"the local mesh does not implement the experimental "
+                            f"attribute {condition.key} yet; run this lab with --mesh kube",
+                            resource=m.describe(), path=f"spec.rules[{i}].when[{j}].key",
+                            line=m.line)
+        if m.kind == "RequestAuthentication":
+            for i, rule in enumerate(m.model.spec.jwt_rules):
+                if rule.jwks_uri:
+                    raise ManifestError(
+                        m.source, f"the local mesh cannot fetch jwksUri {rule.jwks_uri} (istiod "
+                        "fetches it; the local mesh runs offline): inline the key set instead, "
+                        "jwks: '<the JSON the URI serves>', or run this lab with --mesh kube",
+                        resource=m.describe(), path=f"spec.jwtRules[{i}].jwksUri", line=m.line)
         if m.kind == "DestinationRule":
             for path, value in iter_set_fields(m.model):
                 if path.endswith("tls.mode") and value not in _MESH_TLS_MODES:
@@ -827,6 +910,9 @@ class LocalMesh(Mesh):
         pod = self._pod(client)
         return curlbatch.run_here(request, count, self._workdir / pod.name,
                                   extra=self.curl_capture(pod, request.resolve))
+
+    def pod_ip(self, workload: str) -> str:
+        return self._pod(workload).ip
 
     def send_from_host(self, request: HttpRequest, count: int = 1) -> list[HttpResponse]:
         return curlbatch.run_here(request, count, self._workdir / "host")

@@ -112,6 +112,8 @@ class Pod:
     outbound_ip: str = "127.0.0.1"
     app_ip: str = "127.0.0.1"
     log: PodLog = field(default_factory=PodLog)
+    #: what the local mesh runs for it (its app's server and HTTP client), to stop with it
+    runtime: list = field(default_factory=list)
 
     def matches(self, selector: Mapping[str, str]) -> bool:
         return all(self.labels.get(k) == v for k, v in selector.items())

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import yaml
+
 from . import authz, jwt, mtls, tcp
 from .clusters import dns_cache
 from .model import MeshView, ProxyView
@@ -108,7 +110,8 @@ def connection_manager(mesh: MeshView, proxy: ProxyView, prefix: str, *, rds: st
                        "set_current_client_cert_details": {"subject": True, "dns": True,
                                                            "uri": True}})
     if gateway:
-        config.update({"xff_num_trusted_hops": 0, "forward_client_cert_details": "SANITIZE_SET",
+        config.update({"xff_num_trusted_hops": trusted_proxies(proxy),
+                       "forward_client_cert_details": "SANITIZE_SET",
                        "set_current_client_cert_details": {
                            "subject": True, "cert": True, "dns": True, "uri": True}})
     if rds is not None:
@@ -120,6 +123,22 @@ def connection_manager(mesh: MeshView, proxy: ProxyView, prefix: str, *, rds: st
     if mesh.access_log:
         config["access_log"] = access_logs(mesh, proxy)
     return {"name": "envoy.filters.network.http_connection_manager", "typed_config": config}
+
+
+def trusted_proxies(proxy: ProxyView) -> int:
+    """A gateway's ``gatewayTopology.numTrustedProxies``, from its pod's annotation
+    ``proxy.istio.io/config`` (what the gateway's ProxyConfig is made of): how many proxies
+    in front of it append to X-Forwarded-For, so Envoy takes the client address (what
+    remoteIpBlocks matches) that many hops from the right (gateway.go
+    buildGatewayConnectionManager)."""
+    text = proxy.annotations.get("proxy.istio.io/config") or ""
+    config = yaml.safe_load(text) if text else None
+    topology = (config.get("gatewayTopology") if isinstance(config, dict) else None) or {}
+    hops = topology.get("numTrustedProxies") if isinstance(topology, dict) else None
+    if hops is not None and (not isinstance(hops, int) or isinstance(hops, bool) or hops < 0):
+        raise ValueError(f"pod {proxy.pod}: proxy.istio.io/config gatewayTopology."
+                         f"numTrustedProxies must be a whole number, not {hops!r}")
+    return hops or 0
 
 
 def _inbound_routes(mesh: MeshView, port: int) -> dict:
@@ -150,4 +169,6 @@ def _tcp_listeners(mesh: MeshView, proxy: ProxyView) -> dict[str, dict]:
             name = f"{proxy.ip}_{port}"
             out[name] = inbound_listener(mesh, proxy, port, tcp.inbound_filter(mesh, proxy, port),
                                          tcp=True)
+            for chain in out[name]["filter_chains"]:  # AuthorizationPolicy: before tcp_proxy
+                chain["filters"] = authz.network_filters(mesh, proxy) + chain["filters"]
     return out
