@@ -81,11 +81,13 @@ def cluster_limits(dump: dict, host: str, subset: str = "") -> dict[str, int]:
 
 def http_filters(dump: dict, direction: str, port: int) -> list[list[str]]:
     """The HTTP filter names of each connection manager serving ``port`` in the
-    ``direction`` (``INBOUND``/``OUTBOUND``) listeners of a listeners dump: a listener named
-    ``<address>_<port>``, or a chain of a virtual listener matching that destination port."""
+    ``direction`` (``INBOUND``/``OUTBOUND``) active listeners of a listeners dump: a
+    listener named ``<address>_<port>``, or a chain of a virtual listener matching that
+    destination port. A listener a change replaced is left out: it drains its
+    connections for a while (its ``draining_state``), serving no new ones."""
     found = []
     for node in walk(dump):
-        listener = node.get("listener")
+        listener = (node.get("active_state") or {}).get("listener")
         if not isinstance(listener, dict) or "filter_chains" not in listener:
             continue
         if listener.get("traffic_direction", "UNSPECIFIED") not in (direction, "UNSPECIFIED"):
