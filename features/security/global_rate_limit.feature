@@ -12,7 +12,8 @@ Feature: Global rate limiting with a rate limit service
   A window starts at each minute of the clock and counts from zero: a scenario sends its
   batches within a few seconds, after making sure the minute has time left, and each
   scenario spends a descriptor of its own (/productpage, api), so none inherits another's
-  count. On the local mesh the service counts in its own memory, not in Redis (the
+  count (a second run within the same minute on one cluster would: its Redis keeps
+  counting). On the local mesh the service counts in its own memory, not in Redis (the
   sample's redis pod runs a stand-in that answers PING only).
 
   Background:
@@ -42,6 +43,7 @@ Feature: Global rate limiting with a rate limit service
     Then every response has status 429
 
   Scenario: Without its rate limit service the gateway turns every request away
+    # the filter asks a subset of the service that no pod belongs to: every call fails
     Given "ratelimit-unavailable.yaml" is applied
     And "filter-ratelimit-svc.yaml" is applied
     When I send 3 requests to "/productpage" through the ingress gateway
