@@ -86,6 +86,18 @@ def _pem_key(key: rsa.RSAPrivateKey) -> bytes:
                              serialization.NoEncryption())
 
 
+def _builder(subject: x509.Name, issuer: x509.Name, public_key,
+             validity: datetime.timedelta) -> x509.CertificateBuilder:
+    """What every certificate here shares: names, key, a random serial, valid from five
+    minutes ago (clock skew) for ``validity``."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return (x509.CertificateBuilder()
+            .subject_name(subject).issuer_name(issuer)
+            .public_key(public_key).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + validity))
+
+
 class CertificateAuthority:
     """A root certificate and its key (``openssl req -x509 -subj '/O=<org>/CN=<cn>'``); it
     signs server and client certificates."""
@@ -94,13 +106,8 @@ class CertificateAuthority:
                  name: str | None = None, validity: datetime.timedelta = VALIDITY):
         self._key = _key()
         self.subject = _name(common_name, organization, organization_first=True)
-        now = datetime.datetime.now(datetime.timezone.utc)
         public = self._key.public_key()
-        cert = (x509.CertificateBuilder()
-                .subject_name(self.subject).issuer_name(self.subject)
-                .public_key(public).serial_number(x509.random_serial_number())
-                .not_valid_before(now - datetime.timedelta(minutes=5))
-                .not_valid_after(now + validity)
+        cert = (_builder(self.subject, self.subject, public, validity)
                 .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
                 .add_extension(x509.KeyUsage(
                     digital_signature=True, key_cert_sign=True, crl_sign=True,
@@ -123,14 +130,9 @@ class CertificateAuthority:
         the library refuses): for a server, or with ``client`` for a client (extendedKeyUsage
         clientAuth)."""
         key = _key()
-        now = datetime.datetime.now(datetime.timezone.utc)
         usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
-        cert = (x509.CertificateBuilder()
-                .subject_name(_name(common_name, organization, organization_first=False))
-                .issuer_name(self.subject)
-                .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                .not_valid_before(now - datetime.timedelta(minutes=5))
-                .not_valid_after(now + validity)
+        cert = (_builder(_name(common_name, organization, organization_first=False),
+                         self.subject, key.public_key(), validity)
                 .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                 .add_extension(x509.SubjectAlternativeName([x509.DNSName(common_name)]),
                                critical=False)
@@ -146,12 +148,7 @@ class CertificateAuthority:
         pilot-agent generates (ECC_SIGNATURE_ALGORITHM is RSA by default; EC is faster to
         make and the handshake does not care)."""
         key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.timezone.utc)
-        cert = (x509.CertificateBuilder()
-                .subject_name(x509.Name([])).issuer_name(self.subject)
-                .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                .not_valid_before(now - datetime.timedelta(minutes=5))
-                .not_valid_after(now + validity)
+        cert = (_builder(x509.Name([]), self.subject, key.public_key(), validity)
                 .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                 .add_extension(x509.KeyUsage(
                     digital_signature=True, key_encipherment=True, key_cert_sign=False,
