@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The local mesh sends traffic with the real curl (and later TLS with openssl). Install
+# The local mesh sends traffic with the real curl and openssl, its Prometheus is Debian's
+# prometheus server, and the lab report's page is checked in headless chromium. Install
 # them with the system package manager when they are missing.
 set -euo pipefail
 
 # `ensure-tools.sh bench` also installs hey, the load generator of `make bench`.
-tools=(curl openssl)
+tools=(curl openssl prometheus chromium)
 [ "${1:-}" = bench ] && tools+=(hey)
 missing=()
 for tool in "${tools[@]}"; do

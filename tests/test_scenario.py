@@ -42,7 +42,7 @@ class RecordingMesh(Mesh):
     def owned_resources(self): return set()
     def client(self): return "curl"
     def load(self, client, url, **kwargs): raise NotImplementedError
-    def set_outbound_traffic_policy(self, mode): raise NotImplementedError
+    def set_mesh_config(self, changes): raise NotImplementedError
 
     def send(self, client, request, count=1):
         self.upstream_log += [f'"GET {request.url}" 503'] * count

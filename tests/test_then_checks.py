@@ -54,7 +54,7 @@ class ScriptedMesh(Mesh):
     def proxy_stats(self, workload): return {}
     def send_from_host(self, request, count=1): raise NotImplementedError
     def ingress_address(self, port_name="http2"): raise NotImplementedError
-    def set_outbound_traffic_policy(self, mode): raise NotImplementedError
+    def set_mesh_config(self, changes): raise NotImplementedError
 
     def send(self, client, request, count=1):
         entry = self.script[min(self.batches, len(self.script) - 1)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterable, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, NamedTuple
 
 from .loadgen import LoadResult
 from .manifests import Manifest
@@ -197,9 +197,20 @@ class Mesh(abc.ABC):
         raise MeshError(f"the {self.name} mesh cannot tell pod addresses")
 
     @abc.abstractmethod
+    def set_mesh_config(self, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Set top-level fields of istiod's mesh config (``accessLogEncoding``,
+        ``outboundTrafficPolicy``...; None unsets one) and return what they were (None where
+        unset), so the same call with that puts them back. The change has reached every
+        proxy whose config it changes when this returns, as after an apply."""
+
     def set_outbound_traffic_policy(self, mode: str) -> str:
         """Set the mesh-wide ``meshConfig.outboundTrafficPolicy.mode`` (``ALLOW_ANY`` or
         ``REGISTRY_ONLY``); return the mode it replaced."""
+        if mode not in ("ALLOW_ANY", "REGISTRY_ONLY"):
+            raise MeshError(f"outboundTrafficPolicy.mode {mode!r}: choose ALLOW_ANY or "
+                            "REGISTRY_ONLY")
+        previous = self.set_mesh_config({"outboundTrafficPolicy": {"mode": mode}})
+        return (previous.get("outboundTrafficPolicy") or {}).get("mode") or "ALLOW_ANY"
 
     @abc.abstractmethod
     def send_from_host(self, request: HttpRequest, count: int = 1) -> list[HttpResponse]:

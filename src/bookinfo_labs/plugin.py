@@ -387,6 +387,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
                 rep.longreprtext.strip().splitlines() or [""])[0]
         lab_report.record(item.nodeid, rep.when, rep.outcome, rep.duration, reason)
     lab = item.stash.get(_LAB_KEY, None)
+    if lab is not None and rep.when == "call" and item.nodeid in lab_report.scenarios:
+        lab_report.scenarios[item.nodeid].figures = list(lab.figures)
     if (rep.when == "call" and rep.failed and lab is not None
             and not isinstance(exc, failures.NOTHING_APPLIED)):
         try:

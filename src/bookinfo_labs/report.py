@@ -32,6 +32,7 @@ class ScenarioResult:
     outcome: str = NOT_RUN
     duration_s: float = 0.0
     reason: str = ""
+    figures: list[dict] = field(default_factory=list)  # Lab.figures: what the page draws
 
 
 def lab_order(path: str) -> tuple[int, int, str]:
@@ -99,7 +100,8 @@ class LabReport:
                 "skipped": counts["skipped"], "not_run": counts[NOT_RUN],
                 "duration_s": round(sum(r.duration_s for r in results), 3),
                 "scenarios": [{"name": r.scenario, "outcome": r.outcome,
-                               "duration_s": round(r.duration_s, 3), "reason": r.reason}
+                               "duration_s": round(r.duration_s, 3), "reason": r.reason,
+                               "figures": r.figures}
                               for r in results],
             })
         return {"kind": "LabReport", "mesh": self.mesh, "istioVersion": self.istio,

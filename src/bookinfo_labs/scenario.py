@@ -12,7 +12,7 @@ import secrets
 import time
 from collections import Counter
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import Any, Callable
 
 from .explain import (apply_commands, delete_commands, ingress_commands, load_command,
                       outbound_policy_command, placed_sample_commands, send_command,
@@ -83,6 +83,9 @@ class Lab:
         self.load_result: LoadResult | None = None
         self.stats_change: StatsChange | None = None  # a sidecar's stats across the last burst
         self.marks: dict[str, float] = {}  # named moments (monotonic clock)
+        #: what the lab report draws for this scenario: plain dicts with a "kind" (a split
+        #: check's shares and band, a latency check's samples and band, a service graph)
+        self.figures: list[dict] = []
         #: mesh-wide settings this scenario changed, and how to put each back
         self._restores: list[tuple[str, Callable[[], object]]] = []
         self.started = time.monotonic()
@@ -304,6 +307,11 @@ class Lab:
             self._say(line)
         return self.load_result
 
+    def record_figure(self, kind: str, **data) -> None:
+        """Keep what a check saw for the lab report's page (``kind``: "split", "latency",
+        "graph"); the data must be JSON-serialisable."""
+        self.figures.append({"kind": kind, **data})
+
     def mark(self, name: str, at: float | None = None) -> None:
         """Remember a moment (now, or ``at`` on the monotonic clock) under ``name``."""
         self.marks[name] = time.monotonic() if at is None else at
@@ -338,6 +346,16 @@ class Lab:
         if not any(name == "outbound policy" for name, _ in self._restores):
             self._restores.append(("outbound policy",
                                    lambda: self.mesh.set_outbound_traffic_policy(previous)))
+
+    def set_mesh_config(self, changes: dict[str, Any]) -> None:
+        """Change top-level fields of the mesh config; cleanup puts each field back as the
+        scenario found it (the first change of a field remembers it)."""
+        previous = self.mesh.set_mesh_config(changes)
+        for key, value in previous.items():
+            name = f"meshConfig.{key}"
+            if not any(n == name for n, _ in self._restores):
+                self._restores.append((name, lambda k=key, v=value: self.mesh.set_mesh_config(
+                    {k: v})))
 
     def cleanup(self) -> None:
         """Delete everything this scenario applied and put back the mesh-wide settings it

@@ -21,6 +21,7 @@ from bookinfo_labs.kube.context import EMULATED_CONTEXT, EMULATED_PROVIDER
 from bookinfo_labs.kube.samples import Samples
 from bookinfo_labs.local import LocalMesh
 from bookinfo_labs.local.mesh import GATEWAYS_FILE
+from bookinfo_labs.local.pilot import meshconfig
 from bookinfo_labs.rundir import make_run_dir
 from bookinfo_labs.versions import IstioVersion
 
@@ -106,7 +107,7 @@ class EmulatedCluster:
             api.create(obj)
         api.create({"apiVersion": "v1", "kind": "ConfigMap",  # the mesh config istiod reads
                     "metadata": {"name": MESH_CONFIG[1], "namespace": MESH_CONFIG[0]},
-                    "data": {"mesh": "accessLogFile: /dev/stdout\n"}})
+                    "data": {"mesh": yaml.safe_dump(meshconfig.DEMO_PROFILE)}})
 
     def _deploy_samples(self) -> None:
         """The sample apps, deployed by the kube backend's own Samples code, as the

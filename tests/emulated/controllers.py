@@ -36,6 +36,7 @@ from bookinfo_labs.istio.base import FieldError
 from bookinfo_labs.istio.registry import parse_resource
 from bookinfo_labs.kube.api import ISTIO_TYPES
 from bookinfo_labs.local import LocalMesh
+from bookinfo_labs.local.pilot import meshconfig
 from bookinfo_labs.local.registry import Pod
 from bookinfo_labs.manifests import Manifest, ManifestError, manifest_from_object
 from bookinfo_labs.mesh import ResourceKey
@@ -83,7 +84,7 @@ class Istiod:
         self.mesh = mesh
         self.istio = istio
         self.pushed: dict[ResourceKey, str] = {}  # what the mesh has: key -> resourceVersion
-        self.outbound_policy = "ALLOW_ANY"  # the mesh's, as last pushed
+        self.mesh_config = meshconfig.demo_mesh_config(istio)  # the mesh's, as last pushed
         self.errors: list[str] = []  # pushes the mesh refused (a NACK), newest last
         self._dirty = threading.Event()
         self._stop = threading.Event()
@@ -172,13 +173,16 @@ class Istiod:
                 self._idle.set()
 
     def _push_mesh_config(self) -> None:
-        """The mesh config istiod reads from its ConfigMap: outboundTrafficPolicy.mode."""
+        """The mesh config istiod reads from its ConfigMap: each top-level field that differs
+        from what the control plane has is handed to it."""
         configmap = self.api.get_object("", "configmaps", *MESH_CONFIG) or {}
-        mesh = yaml.safe_load((configmap.get("data") or {}).get("mesh") or "") or {}
-        mode = (mesh.get("outboundTrafficPolicy") or {}).get("mode") or "ALLOW_ANY"
-        if mode != self.outbound_policy:
-            self.mesh.set_outbound_traffic_policy(mode)
-            self.outbound_policy = mode
+        mesh = meshconfig.effective(
+            yaml.safe_load((configmap.get("data") or {}).get("mesh") or "") or {})
+        changes = {key: mesh.get(key) for key in set(mesh) | set(self.mesh_config)
+                   if mesh.get(key) != self.mesh_config.get(key)}
+        if changes:
+            self.mesh.set_mesh_config(changes)
+            self.mesh_config = mesh
 
     def _desired(self) -> dict[ResourceKey, dict]:
         wanted: dict[ResourceKey, dict] = {}

@@ -19,7 +19,7 @@ import math
 import shutil
 import time
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 import yaml
 from kubernetes import client
@@ -302,10 +302,11 @@ class KubeMesh(Mesh):
             raise MeshError(f"curl in pod {pod['metadata']['name']} exited {run.exit_code}: "
                             f"{exc}; stderr: {run.stderr_tail()}") from None
 
-    def set_outbound_traffic_policy(self, mode: str) -> str:
-        """Set ``outboundTrafficPolicy.mode`` in the mesh config istiod reads (the ``istio``
-        ConfigMap of istio-system; istioctl install writes the same field and would
-        overwrite an edit made here) and return the previous mode."""
+    def set_mesh_config(self, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Set fields of the mesh config istiod reads (the ``mesh`` key of the ``istio``
+        ConfigMap of istio-system; istioctl install writes the same fields and would
+        overwrite an edit made here) and return their previous values. istiod reloads the
+        ConfigMap and pushes; the behaviour checks that follow wait for it (eventually)."""
         path = f"/api/v1/namespaces/{ISTIO_NAMESPACE}/configmaps/{MESH_CONFIGMAP}"
         try:
             configmap = self.api.request("GET", path)
@@ -313,8 +314,12 @@ class KubeMesh(Mesh):
             raise MeshError(f"cannot read the mesh config (ConfigMap {MESH_CONFIGMAP} in "
                             f"{ISTIO_NAMESPACE}): {exc.message}") from None
         mesh = yaml.safe_load((configmap.get("data") or {}).get("mesh") or "") or {}
-        previous = (mesh.get("outboundTrafficPolicy") or {}).get("mode") or "ALLOW_ANY"
-        mesh.setdefault("outboundTrafficPolicy", {})["mode"] = mode
+        previous = {key: mesh.get(key) for key in changes}
+        for key, value in changes.items():
+            if value is None:
+                mesh.pop(key, None)
+            else:
+                mesh[key] = value
         self.api.request("PATCH", path, body={"data": {"mesh": yaml.safe_dump(mesh)}},
                          content_type="application/merge-patch+json")
         return previous

@@ -15,10 +15,10 @@ from typing import Any
 
 import yaml
 
-from . import authz, jwt, mtls, tcp
+from . import authz, jwt, mtls, tcp, telemetry
 from .clusters import dns_cache
 from .model import MeshView, ProxyView
-from .names import access_logs, delimited, inbound_cluster, listen_port
+from .names import delimited, inbound_cluster, listen_port
 from .scope import visible_services
 
 HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3." \
@@ -120,8 +120,8 @@ def connection_manager(mesh: MeshView, proxy: ProxyView, prefix: str, *, rds: st
         config["route_config"] = route_config
     if server_name:
         config["server_name"] = server_name
-    if mesh.access_log:
-        config["access_log"] = access_logs(mesh, proxy)
+    direction = "gateway" if gateway else ("inbound" if route_config is not None else "outbound")
+    config.update(telemetry.http_fields(mesh, proxy, direction))
     return {"name": "envoy.filters.network.http_connection_manager", "typed_config": config}
 
 

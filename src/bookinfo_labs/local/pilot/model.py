@@ -142,7 +142,12 @@ class MeshView:
     services: tuple[ServiceView, ...] = ()
     workloads: tuple[WorkloadView, ...] = ()
     configs: tuple[ConfigView, ...] = ()  # Istio config objects, any order
-    access_log: bool = True  # meshConfig.accessLogFile set (the demo profile's /dev/stdout)
+    #: istiod's meshConfig (the ``mesh`` key of the ``istio`` ConfigMap) as a dict, in
+    #: Istio's camelCase: ``accessLogFile``, ``accessLogEncoding``, ``enableTracing``,
+    #: ``extensionProviders``, ``defaultProviders``... (``demo_mesh_config`` is the
+    #: demo profile's). Only outboundTrafficPolicy has its own field below.
+    mesh_config: Mapping[str, Any] = field(default_factory=lambda: {
+        "accessLogFile": "/dev/stdout"})
     #: meshConfig.outboundTrafficPolicy.mode: ALLOW_ANY (Istio's default) or REGISTRY_ONLY
     outbound_policy: str = "ALLOW_ANY"
     #: the mesh's DNS server (address, port): what a pod's resolv.conf names on a cluster

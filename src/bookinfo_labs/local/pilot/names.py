@@ -61,32 +61,6 @@ def listen_port(port: int) -> int:
     return port if port >= _FIRST_UNPRIVILEGED else port + _PRIVILEGED_SHIFT
 
 
-def access_log_format(istio: IstioVersion) -> str:
-    """Istio's TEXT access-log format (pilot/pkg/model/telemetry_logging.go);
-    ``%UPSTREAM_CLUSTER_RAW%`` from 1.23, ``%UPSTREAM_CLUSTER%`` before."""
-    cluster = "%UPSTREAM_CLUSTER_RAW%" if istio.stat_delimiter else "%UPSTREAM_CLUSTER%"
-    return ('[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" '
-            "%RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% "
-            '%CONNECTION_TERMINATION_DETAILS% "%UPSTREAM_TRANSPORT_FAILURE_REASON%" '
-            "%BYTES_RECEIVED% %BYTES_SENT% %DURATION% %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "
-            '"%REQ(X-FORWARDED-FOR)%" "%REQ(USER-AGENT)%" "%REQ(X-REQUEST-ID)%" '
-            f'"%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%" {cluster} %UPSTREAM_LOCAL_ADDRESS% '
-            "%DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_REMOTE_ADDRESS% %REQUESTED_SERVER_NAME% "
-            "%ROUTE_NAME%\n")
-
-
-def access_logs(mesh: "MeshView", proxy: "ProxyView") -> list[dict]:
-    """meshConfig.accessLogFile's logger in Istio's TEXT format, as every HTTP connection
-    manager and every tcp_proxy carries it (accesslog.go); none when the file is unset."""
-    if not mesh.access_log:
-        return []
-    return [{"name": "envoy.access_loggers.file", "typed_config": {
-        "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
-        "path": proxy.access_log_path,
-        "log_format": {"text_format_source": {"inline_string": access_log_format(mesh.istio)}},
-    }}]
-
-
 def duration(seconds: float) -> str:
     """A protobuf JSON Duration: ``0s``, ``0.5s``, ``7s``."""
     return f"{seconds:.9f}".rstrip("0").rstrip(".") + "s" if seconds else "0s"

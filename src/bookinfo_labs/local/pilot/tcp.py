@@ -19,7 +19,8 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from .model import ConfigView, MeshView, ProxyView, ServicePortView, ServiceView
-from .names import access_logs, inbound_cluster, outbound_cluster
+from . import telemetry
+from .names import inbound_cluster, outbound_cluster
 from .routes import MESH_GATEWAY, _cluster_of, bound_gateways, fqdn
 from .scope import visible_services
 
@@ -57,16 +58,15 @@ def tcp_services(mesh: MeshView, proxy: ProxyView) -> dict[int, ServiceView]:
 
 
 def tcp_proxy(mesh: MeshView, proxy: ProxyView, stat_prefix: str, *, cluster: str | None = None,
-              weighted: list[dict] | None = None) -> dict:
-    """The ``envoy.filters.network.tcp_proxy`` filter, with the mesh's access log."""
+              weighted: list[dict] | None = None, inbound: bool = False) -> dict:
+    """The ``envoy.filters.network.tcp_proxy`` filter, with the mesh's access loggers."""
     config: dict[str, Any] = {"@type": TCP_PROXY, "stat_prefix": stat_prefix}
     if weighted is not None:
         config["weighted_clusters"] = {"clusters": weighted}
     else:
         config["cluster"] = cluster
-    logs = access_logs(mesh, proxy)
-    if logs:
-        config["access_log"] = logs
+    direction = "inbound" if inbound else ("gateway" if proxy.is_gateway else "outbound")
+    config.update(telemetry.tcp_fields(mesh, proxy, direction))
     return {"name": "envoy.filters.network.tcp_proxy", "typed_config": config}
 
 
@@ -124,4 +124,5 @@ def inbound_is_tcp(mesh: MeshView, proxy: ProxyView, port: int) -> bool:
 
 def inbound_filter(mesh: MeshView, proxy: ProxyView, port: int) -> dict:
     """The inbound tcp_proxy to the app: cluster and stat prefix ``inbound|<port>||``."""
-    return tcp_proxy(mesh, proxy, inbound_cluster(port), cluster=inbound_cluster(port))
+    return tcp_proxy(mesh, proxy, inbound_cluster(port), cluster=inbound_cluster(port),
+                     inbound=True)

@@ -1,0 +1,53 @@
+"""istiod's mesh config (meshConfig) as the demo profile installs it, and how a change to it
+is merged.
+
+The demo profile (manifests/profiles/demo.yaml and the istio-discovery chart's
+files/profile-demo.yaml) sets ``accessLogFile: /dev/stdout``; everything else keeps
+Istio's defaults (pkg/config/mesh/mesh.go): ``accessLogEncoding`` TEXT, ``enableTracing``
+true. Facts: docs/facts.md#mesh-config.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Mapping
+
+from ...versions import IstioVersion
+
+
+#: istiod's defaults for the fields the local mesh reads (mesh.go DefaultMeshConfig)
+MESH_DEFAULTS: dict[str, Any] = {
+    "accessLogFile": "", "accessLogEncoding": "TEXT", "enableTracing": True,
+    "outboundTrafficPolicy": {"mode": "ALLOW_ANY"},
+}
+#: what the demo profile's ConfigMap sets on top of them
+DEMO_PROFILE: dict[str, Any] = {"accessLogFile": "/dev/stdout"}
+
+
+def effective(configmap_mesh: Mapping[str, Any]) -> dict[str, Any]:
+    """The mesh config istiod works with: its defaults, then the ConfigMap's fields."""
+    return merged(MESH_DEFAULTS, configmap_mesh)
+
+
+def demo_mesh_config(istio: IstioVersion) -> dict[str, Any]:
+    """The meshConfig a demo-profile install of ``istio`` works with."""
+    del istio  # the fields the local mesh reads have the same defaults in every release
+    return effective(DEMO_PROFILE)
+
+
+def merged(config: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` with ``changes``' top-level fields replacing its own (a field set to None
+    is removed), as ``istioctl install --set meshConfig.<field>=...`` or an edit of the
+    ConfigMap's field leaves it."""
+    out = copy.deepcopy(dict(config))
+    for key, value in changes.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def outbound_policy(config: Mapping[str, Any]) -> str:
+    """meshConfig.outboundTrafficPolicy.mode (ALLOW_ANY when unset)."""
+    return ((config.get("outboundTrafficPolicy") or {}).get("mode")) or "ALLOW_ANY"
