@@ -1,0 +1,71 @@
+"""Prometheus' HTTP API as the labs use it on both meshes: instant queries and the targets
+list, parsed from the API's JSON (https://prometheus.io/docs/prometheus/latest/querying/api/).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any, Mapping
+
+from .mesh import MeshError
+
+#: Envoy flushes the local mesh's metrics records every 250 ms (envoyproc's
+#: --file-flush-interval-msec); on a cluster istio.stats counts at once
+RECORD_FLUSH_S = 0.25
+
+Sample = tuple[dict[str, str], float]
+
+
+def _data(answer: Mapping[str, Any], what: str) -> Any:
+    if answer.get("status") != "success":
+        raise MeshError(f"Prometheus refused {what}: {answer.get('errorType', 'error')}: "
+                        f"{answer.get('error', answer)}")
+    return answer.get("data") or {}
+
+
+def vector(answer: Mapping[str, Any], query: str = "the query") -> list[Sample]:
+    """An instant query's result as (labels, value) pairs; a scalar is one pair with no
+    labels."""
+    data = _data(answer, query)
+    kind, result = data.get("resultType"), data.get("result")
+    if kind == "vector":
+        return [(dict(item.get("metric") or {}), float(item["value"][1])) for item in result]
+    if kind == "scalar":
+        return [({}, float(result[1]))]
+    raise MeshError(f"{query}: Prometheus answered a {kind}, not an instant vector")
+
+
+def last_scrapes(answer: Mapping[str, Any]) -> dict[str, tuple[str, float]]:
+    """``/api/v1/targets``: each active target's scrape URL -> (health, time of its last
+    scrape in seconds since the epoch; 0 before the first)."""
+    out = {}
+    for target in _data(answer, "the targets list").get("activeTargets") or []:
+        stamp = target.get("lastScrape") or ""
+        out[target.get("scrapeUrl", "?")] = (target.get("health", "unknown"), _epoch(stamp))
+    return out
+
+
+def _epoch(stamp: str) -> float:
+    """RFC 3339 with nanoseconds (Go's), as seconds; 0 for Go's zero time or garbage."""
+    if not stamp or stamp.startswith("0001-"):
+        return 0.0
+    head, _, tail = stamp.partition(".")
+    zone = tail.lstrip("0123456789") if tail else stamp[19:]
+    fraction = tail[:len(tail) - len(zone)] if tail else ""
+    try:
+        whole = datetime.fromisoformat(head + (zone.replace("Z", "+00:00") or "+00:00"))
+    except ValueError:
+        return 0.0
+    return whole.timestamp() + (float(f"0.{fraction}") if fraction else 0.0)
+
+
+def settle_s(scrape_interval_s: float) -> float:
+    """How long after traffic its counts may take to show in a query: the records' flush,
+    then up to two scrape intervals (one may have just started before the records landed),
+    and the same again as slack for a loaded machine."""
+    return 2 * (RECORD_FLUSH_S + 2 * scrape_interval_s)
+
+
+def total(samples: list[Sample]) -> float:
+    return math.fsum(value for _, value in samples)
