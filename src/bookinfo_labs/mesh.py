@@ -249,11 +249,14 @@ class Mesh(abc.ABC):
         API's JSON answer. Raises MeshError when the mesh has none."""
         raise MeshError(f"the {self.name} mesh has no Prometheus")
 
-    def prometheus_query(self, promql: str) -> list[tuple[dict[str, str], float]]:
-        """An instant PromQL query: each series' labels and value."""
+    def prometheus_query(self, promql: str,
+                         at: float | None = None) -> list[tuple[dict[str, str], float]]:
+        """An instant PromQL query (now, or at ``at`` seconds since the epoch): each series'
+        labels and value."""
         from . import promql as api
 
-        return api.vector(self.prometheus_api("query", {"query": promql}), promql)
+        params = {"query": promql} if at is None else {"query": promql, "time": f"{at:.3f}"}
+        return api.vector(self.prometheus_api("query", params), promql)
 
     def proxy_config(self, workload: str, section: str) -> dict:
         """The sidecar's own config, as ``istioctl proxy-config <section> -o json`` shows it:

@@ -69,3 +69,28 @@ def settle_s(scrape_interval_s: float) -> float:
 
 def total(samples: list[Sample]) -> float:
     return math.fsum(value for _, value in samples)
+
+
+def key(labels: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(labels.items()))
+
+
+def increase(before: list[Sample], after: list[Sample]) -> list[Sample]:
+    """Each series' growth from ``before`` to ``after`` (a series absent before started at
+    0; counters only grow, so a series gone since is left out)."""
+    start = {key(labels): value for labels, value in before}
+    return [(labels, value - start.get(key(labels), 0.0)) for labels, value in after
+            if value - start.get(key(labels), 0.0) > 0]
+
+
+def scraped_after(answer: Mapping[str, Any], moment: float) -> float:
+    """From ``/api/v1/targets``: the time of the newest scrape when every target is up and
+    was scraped at or after ``moment`` (so an instant query at that time sees everything
+    recorded before ``moment``); raises AssertionError saying which lag otherwise."""
+    scrapes = last_scrapes(answer)
+    assert scrapes, "Prometheus has no targets yet (its service discovery runs every few s)"
+    down = sorted(url for url, (health, _) in scrapes.items() if health != "up")
+    assert not down, f"targets not up: {', '.join(down[:5])}"
+    late = sorted(url for url, (_, at) in scrapes.items() if at < moment)
+    assert not late, f"{len(late)} of {len(scrapes)} targets not scraped since: {late[:3]}"
+    return max(at for _, at in scrapes.values())
