@@ -37,7 +37,7 @@ METRICS_PATH = "/stats/prometheus"
 CLUSTER_ID = "Kubernetes"
 UNKNOWN = "unknown"
 
-#: Istio's labels in istio.stats' emission order (envoy-translation.md §9.3)
+#: Istio's labels in istio.stats' emission order (docs/facts.md#istio-standard-metrics)
 PEER_LABELS = (
     "reporter",
     "source_workload", "source_canonical_service", "source_canonical_revision",
