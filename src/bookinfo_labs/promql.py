@@ -50,9 +50,9 @@ def _epoch(stamp: str) -> float:
     """RFC 3339 with nanoseconds (Go's), as seconds; 0 for Go's zero time or garbage."""
     if not stamp or stamp.startswith("0001-"):
         return 0.0
-    head, _, tail = stamp.partition(".")
-    zone = tail.lstrip("0123456789") if tail else stamp[19:]
-    fraction = tail[:len(tail) - len(zone)] if tail else ""
+    head, rest = stamp[:19], stamp[19:]  # 2026-11-27T04:00:05, then .123456789Z or +00:00
+    fraction = rest[1:].split("Z")[0].split("+")[0].split("-")[0] if rest.startswith(".") else ""
+    zone = rest[1 + len(fraction):] if fraction else rest
     try:
         whole = datetime.fromisoformat(head + (zone.replace("Z", "+00:00") or "+00:00"))
     except ValueError:
