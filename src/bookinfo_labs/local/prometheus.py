@@ -25,6 +25,7 @@ from typing import Any, Mapping, Sequence
 import requests
 import yaml
 
+from .. import promql
 from ..mesh import MeshError
 from .envoyproc import _SPAWNER, _pdeathsig_preexec  # the same never-outlive-us guard
 
@@ -32,7 +33,7 @@ from .envoyproc import _SPAWNER, _pdeathsig_preexec  # the same never-outlive-us
 #: seconds, not half a minute, for its traffic to show (its agents are in-process and cheap
 #: to scrape). Checks derive their deadlines from it (promql.settle_s).
 SCRAPE_INTERVAL_S = 2.0
-JOB = "kubernetes-pods"
+JOB = promql.PODS_JOB
 _LABEL_NAME = re.compile(r"[^a-zA-Z0-9_]")
 
 
