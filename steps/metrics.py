@@ -133,7 +133,8 @@ def prometheus_split(lab, prometheus_window, spec):
                 'sum by (destination_version) (istio_requests_total{reporter="destination", '
                 'destination_service=~"reviews.*"})')
     counts = prometheus_window.get("counts")
-    assert counts, "no per-version counts from Prometheus yet"
+    assert counts, (f"no per-version counts from Prometheus yet (this scenario has "
+                    f"{sorted(prometheus_window)}): count them first")
     result = check_split(counts, parse_shares(spec))
     print(result.table())
     result.assert_ok()
@@ -184,8 +185,8 @@ def graph_shows(lab, prometheus_window, claims):
             f"{sent} of the {lab.sender}'s {lab.traffic.count} requests counted so far")
         counts = [(e.source, e.source_version, e.destination, e.version, e.requests)
                   for e in graph.edges]
-        steady, previous[:] = counts == previous, counts
-        assert steady, "the graph still changed since the last scrape"
+        before, previous[:] = list(previous), counts
+        assert counts == before, f"the graph changed since the last look: {before} -> {counts}"
         problems = [p for p in (c.holds(graph) for c in wanted) if p]
         assert not problems, "; ".join(problems)
 
@@ -198,6 +199,7 @@ def graph_shows(lab, prometheus_window, claims):
 def graph_without_errors(lab, prometheus_window):
     lab.explain(query_command, lab.client, GRAPH_QUERY)
     graph = prometheus_window.get("graph")
-    assert graph is not None, 'no service graph yet: "Then the service graph shows ..." first'
+    assert graph is not None, (f"no service graph yet (this scenario has "
+                               f"{sorted(prometheus_window)}): \"Then the service graph shows ...\" first")
     failing = [str(e) for e in graph.edges if e.errors]
     assert not failing, f"edges with errors: {failing}"
