@@ -35,6 +35,12 @@ def query_command(client: str, query: str, namespace: str = "default") -> str:
             f"{PROMETHEUS_URL}/api/v1/query --data-urlencode {shlex.quote('query=' + query)}")
 
 
+def targets_command(client: str, namespace: str = "default") -> str:
+    """Prometheus' scrape targets and when each was last scraped."""
+    return (f"kubectl exec -n {namespace} deploy/{client} -- curl -s "
+            f"{PROMETHEUS_URL}/api/v1/targets")
+
+
 @pytest.fixture
 def prometheus_window():
     """The moment the scenario's counts start from (Prometheus' clock), and what a check
@@ -63,7 +69,7 @@ def _await(lab, expected: str, observe, check):
 
 @given("Prometheus has scraped every proxy")
 def prometheus_scraped(lab, prometheus_window):
-    lab.explain(query_command, lab.client, "up")
+    lab.explain(targets_command, lab.client)
     # records Envoy still holds are flushed by then, so a scrape after it has them
     moment = time.time() + promql.RECORD_FLUSH_S
     answer = eventually(lambda: lab.mesh.prometheus_api("targets"),
