@@ -30,3 +30,14 @@ Feature: The service graph
     When a user opens the product page 20 times
     Then the service graph shows productpage calls reviews v2, productpage calls details v1, reviews v2 calls ratings v1, nothing calls reviews v1, nothing calls reviews v3
     And no edge of the service graph has errors
+
+  Scenario: An abort on ratings shows as errors on the edge that calls it
+    Given I apply "virtual-service-all-v1.yaml"
+    And I apply "virtual-service-reviews-test-v2.yaml"
+    And I apply "virtual-service-ratings-test-abort.yaml"
+    And Prometheus has scraped every proxy
+    When jason logs in
+    And jason opens the product page 10 times
+    # jason's reviews come from v2, whose sidecar answers every ratings call with a 500
+    Then the service graph shows productpage calls reviews v2, reviews v2 calls ratings, nothing calls reviews v1
+    And the service graph shows every call from reviews v2 to ratings failing

@@ -709,7 +709,9 @@ class LocalMesh(Mesh):
         Envoy's reason) when a sidecar NACKs."""
         with self._push_lock:
             mesh = self.mesh_view()
-            self._directory = None  # the agents look peers up in the new registry
+            # what the metrics agents look peers up in, built here (the agents run on the
+            # loop thread, while an apply may be changing the config store)
+            self._directory = Directory.of(mesh)
             # a copy: pods may start on another thread meanwhile (a controller's); their
             # own push follows once their Envoys run
             sidecars = dict(self._sidecars)
@@ -734,10 +736,7 @@ class LocalMesh(Mesh):
 
     # -- metrics -----------------------------------------------------------------------
     def _metrics_directory(self) -> Directory:
-        directory = self._directory
-        if directory is None:
-            directory = self._directory = Directory.of(self.mesh_view())
-        return directory
+        return self._directory or Directory()  # every push sets it; none before the first
 
     def _scrape_targets(self) -> list[dict]:
         pods = {p.name: p for p in self.registry.pods}
