@@ -9,8 +9,8 @@ addresses, the destination service from the upstream cluster, the principals fro
 peers' URI SANs) and serves the metrics in Prometheus' text format on the pod's address.
 
 A file rather than gRPC access-log service: Envoy's file logger needs no extra cluster or
-server, survives the agent being slow, and Envoy flushes it every second (the bootstrap's
-``file_flush_interval_msec`` default), well inside a scrape interval.
+server, survives the agent being slow, and Envoy flushes it every 250 ms (envoyproc's
+``--file-flush-interval-msec``), well inside a scrape interval.
 Facts: docs/facts.md#istio-standard-metrics.
 """
 
@@ -376,8 +376,8 @@ class MetricsAgent:
 
         async def scrape(request: web.Request) -> web.Response:
             self.collect()
-            return web.Response(text=self.metrics.text(), content_type="text/plain",
-                                headers={"X-Format": "0.0.4"})
+            return web.Response(body=self.metrics.text().encode(), headers={
+                "Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
         app.router.add_get(METRICS_PATH, scrape)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
