@@ -14,5 +14,6 @@ pytest_plugins = [
     "steps.authz",
     "steps.mtls",
     "steps.metrics",
+    "steps.sidecar",
     "pytester",  # the plugin's own tests run throwaway pytest projects
 ]

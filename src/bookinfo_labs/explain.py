@@ -7,6 +7,7 @@ shell as it is (bash or zsh, with kubectl pointed at the lab cluster).
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import shlex
@@ -75,12 +76,40 @@ def placed_sample_commands(sample: str, placement: Placement,
     """A sample in its own namespace: create and label the namespace, apply the files there
     (the handout's ``kubectl create ns foo`` and ``kubectl apply -n foo``)."""
     commands = [f"kubectl create namespace {placement.namespace}"]
-    if placement.sidecar:
-        commands.append(f"kubectl label namespace {placement.namespace} istio-injection=enabled")
+    for key, value in placement.labels().items():
+        commands.append(f"kubectl label namespace {placement.namespace} {key}={value}")
     root = MANIFESTS_ROOT.parent
-    return commands + [shlex.join(["kubectl", "apply", "-n", placement.namespace, "-f",
-                                   str(path.relative_to(root))])
-                       for path in sample_paths(sample)]
+    commands += [shlex.join(["kubectl", "apply", "-n", placement.namespace, "-f",
+                             str(path.relative_to(root))]) for path in sample_paths(sample)]
+    if placement.pod_labels:  # the handout's kubectl patch of the pod template's labels
+        patch = json.dumps({"spec": {"template": {"metadata": {
+            "labels": dict(placement.pod_labels)}}}})
+        commands.append(shlex.join(["kubectl", "patch", "deployment", "-n", placement.namespace,
+                                    sample, "-p", patch]))
+    return commands
+
+
+def scale_command(workload: str, replicas: int, namespace: str = "default") -> str:
+    """``kubectl scale deployment/<workload> --replicas=N``."""
+    namespace, workload = _workload_namespace(workload, namespace)
+    return shlex.join(["kubectl", "scale", *_ns_flag(namespace), f"deployment/{workload}",
+                       f"--replicas={replicas}"])
+
+
+def pod_containers_command(workload: str, namespace: str = "default") -> list[str]:
+    """The pod's containers, init containers and READY (survey L03's checks)."""
+    namespace, workload = _workload_namespace(workload, namespace)
+    return [shlex.join(["kubectl", "get", "pod", *_ns_flag(namespace), "-l", f"app={workload}",
+                        "-o", "jsonpath={.items[0].spec.containers[*].name} "
+                              "{.items[0].spec.initContainers[*].name}"]),
+            shlex.join(["kubectl", "get", "pod", *_ns_flag(namespace), "-l", f"app={workload}"])]
+
+
+def istio_init_log_command(workload: str, namespace: str = "default") -> str:
+    """istio-init's log: the iptables-restore input it applied."""
+    namespace, workload = _workload_namespace(workload, namespace)
+    return shlex.join(["kubectl", "logs", *_ns_flag(namespace), f"deploy/{workload}",
+                       "-c", "istio-init"])
 
 
 def delete_commands(items: Iterable[Manifest | ResourceKey], namespace: str = "default") -> list[str]:

@@ -120,6 +120,23 @@ def section(title: str, produce: Callable[[], str]) -> str:
     return f"===== {title} =====\n{body or '(none)'}\n"
 
 
+@dataclass(frozen=True)
+class PodSummary:
+    """What ``kubectl get pod`` shows of a workload's first pod: its containers, its init
+    containers (``restartPolicy: Always`` ones are native sidecars, which READY counts) and
+    READY."""
+
+    name: str
+    containers: tuple[str, ...]
+    init_containers: tuple[str, ...] = ()
+    native_sidecars: tuple[str, ...] = ()
+    ready: str = ""
+
+    def has_sidecar(self) -> bool:
+        """istio-proxy as a container, or as a native sidecar (restartPolicy Always)."""
+        return "istio-proxy" in self.containers or "istio-proxy" in self.native_sidecars
+
+
 class MeshError(Exception):
     """A mesh cannot do what was asked: the message says why and what to do."""
 
@@ -195,6 +212,20 @@ class Mesh(abc.ABC):
         """The IP address of ``workload``'s (first) pod: ``kubectl get pod -l app=<workload>
         -o jsonpath='{.items[0].status.podIP}'``, what a peer's sidecar sees as the source."""
         raise MeshError(f"the {self.name} mesh cannot tell pod addresses")
+
+    def pod_ips(self, workload: str) -> list[str]:
+        """The IP addresses of every pod of ``workload`` (a Deployment, else label app=)."""
+        return [self.pod_ip(workload)]
+
+    def pod_summary(self, workload: str) -> PodSummary:
+        """``kubectl get pod -l app=<workload>``: the first pod's containers and READY."""
+        raise MeshError(f"the {self.name} mesh cannot describe pods")
+
+    def scale(self, workload: str, replicas: int) -> int:
+        """``kubectl scale deployment/<workload> --replicas=N``, returning once that many
+        pods run (their endpoints then reach the sidecars in their own time); returns the
+        replicas it had."""
+        raise MeshError(f"the {self.name} mesh cannot scale workloads")
 
     @abc.abstractmethod
     def set_mesh_config(self, changes: Mapping[str, Any]) -> dict[str, Any]:

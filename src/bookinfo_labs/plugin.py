@@ -16,6 +16,7 @@ import pytest
 from . import failures
 from .checks import EventuallyPolicy
 from .explain import scenario_heading
+from .known_issues import skip_reason
 from .mesh import Mesh, MeshError
 from .report import LabReport
 from .scenario import Lab
@@ -235,10 +236,6 @@ NO_INTERNET = ("needs the public internet (the labs' external hosts have hermeti
                "this one does not): run with --internet on a machine that has a route out")
 
 
-#: why a @local-mesh scenario is skipped on kube
-LOCAL_MESH_ONLY = ("checks a warning or an error of the local mesh's own control plane, which "
-                   "istiod does not give (on a cluster the config is accepted, and a proxy's "
-                   "NACK shows only in istioctl proxy-status)")
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest's own -k deselection
@@ -251,8 +248,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("needs-internet") and not config.getoption("--internet"):
             item.add_marker(pytest.mark.skip(reason=NO_INTERNET))
-        if item.get_closest_marker("local-mesh") and config.getoption("--mesh") != "local":
-            item.add_marker(pytest.mark.skip(reason=LOCAL_MESH_ONLY))
+        known = skip_reason([m.name for m in item.iter_markers()], _scenario_id(item),
+                            config.getoption("--mesh"), config.getoption("--istio-version"))
+        if known:  # the known-issues register (known_issues.py)
+            item.add_marker(pytest.mark.skip(reason=known))
         if (item.get_closest_marker("needs-prometheus") and config.getoption("--mesh") == "local"
                 and shutil.which("prometheus") is None):
             from .local.prometheus import missing_reason
@@ -263,6 +262,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if sep:
             item.extra_keyword_matches.add(Path(path).name)
             item.extra_keyword_matches.add(scenario_name)  # as written: -k "0.5 s timeout"
+
+
+def _scenario_id(item: pytest.Item) -> str:
+    """``<feature file name>: <scenario name>``, from pytest-bdd's test docstring."""
+    doc = getattr(getattr(item, "obj", None), "__doc__", None) or ""
+    path, sep, name = doc.partition(".feature: ")
+    return f"{Path(path).name}.feature: {name}" if sep else ""
 
 
 def pytest_bdd_before_step(request, feature, scenario, step, step_func) -> None:

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 import yaml
 
+from .istio.injection import INJECTION_LABEL, Injection, decide
 from .manifests import MANIFESTS_ROOT, Manifest, manifest_from_object
 from .mesh import MeshError
 from .versions import IstioVersion
@@ -59,9 +60,6 @@ def sample_paths(name: str, root: Path = MANIFESTS_ROOT) -> list[Path]:
     return paths
 
 
-#: the label that asks Istio's injector for a sidecar in every pod of a namespace
-INJECTION_LABEL = "istio-injection"
-
 
 def sample_objects(name: str, istio: IstioVersion, root: Path = MANIFESTS_ROOT,
                    placement: "Placement | None" = None) -> list[tuple[str, dict]]:
@@ -83,24 +81,45 @@ def sample_objects(name: str, istio: IstioVersion, root: Path = MANIFESTS_ROOT,
 class Placement:
     """A sample deployed into another namespace than the labs' (the security labs' foo,
     bar and legacy): ``sidecar`` labels the namespace ``istio-injection=enabled``; without
-    it the namespace has no label, as ``kubectl create ns legacy`` leaves it."""
+    it the namespace has no label, as ``kubectl create ns legacy`` leaves it.
+    ``namespace_labels``, when given, are the namespace's labels instead; ``pod_labels`` are
+    added to every pod template (``sidecar.istio.io/inject``). Whether the pods get a
+    sidecar is then the injector's decision (``injection``), not ``sidecar``'s."""
 
     namespace: str
     sidecar: bool = True
+    namespace_labels: tuple[tuple[str, str], ...] | None = None
+    pod_labels: tuple[tuple[str, str], ...] = ()
 
     #: the owner the kube backend labels a placement's Namespace with (samples share it)
     OWNER: ClassVar[str] = "namespaces"
 
+    def labels(self) -> dict[str, str]:
+        """The namespace's labels."""
+        if self.namespace_labels is not None:
+            return dict(self.namespace_labels)
+        return {INJECTION_LABEL: "enabled"} if self.sidecar else {}
+
+    def injection(self, pod_labels: dict[str, str] | None = None) -> Injection:
+        """Whether the injector gives a pod of this placement a sidecar."""
+        return decide(self.namespace, self.labels(), {**(pod_labels or {}),
+                                                      **dict(self.pod_labels)})
+
     def namespace_object(self) -> dict:
         metadata: dict[str, Any] = {"name": self.namespace}
-        if self.sidecar:
-            metadata["labels"] = {INJECTION_LABEL: "enabled"}
+        if self.labels():
+            metadata["labels"] = self.labels()
         return {"apiVersion": "v1", "kind": "Namespace", "metadata": metadata}
 
     def place(self, obj: dict) -> dict:
         if obj.get("kind") == "Namespace" or (obj.get("metadata") or {}).get("namespace"):
             return obj
-        return {**obj, "metadata": {**obj["metadata"], "namespace": self.namespace}}
+        obj = {**obj, "metadata": {**obj["metadata"], "namespace": self.namespace}}
+        if self.pod_labels and obj.get("kind") == "Deployment":
+            obj = copy.deepcopy(obj)
+            template = obj["spec"]["template"].setdefault("metadata", {})
+            template["labels"] = {**(template.get("labels") or {}), **dict(self.pod_labels)}
+        return obj
 
 
 def for_version(obj: dict[str, Any], istio: IstioVersion) -> dict[str, Any]:

@@ -370,6 +370,13 @@ class Lab:
             self._restores.append(("outbound policy",
                                    lambda: self.mesh.set_outbound_traffic_policy(previous)))
 
+    def scale(self, workload: str, replicas: int) -> None:
+        """``kubectl scale``; cleanup puts the replicas back as the scenario found them."""
+        previous = self.mesh.scale(workload, replicas)
+        name = f"replicas of {workload}"
+        if not any(n == name for n, _ in self._restores):
+            self._restores.append((name, lambda: self.mesh.scale(workload, previous)))
+
     def set_mesh_config(self, changes: dict[str, Any]) -> None:
         """Change top-level fields of the mesh config; cleanup puts each field back as the
         scenario found it (the first change of a field remembers it)."""

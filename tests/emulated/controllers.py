@@ -293,6 +293,7 @@ class Workloads:
             if key in self.started and self._templates.get(key) != obj["spec"]["template"]:
                 self._roll_out(key)  # a changed pod template (kubectl rollout restart)
             if key in self.started:
+                self._scale(key, obj)
                 self._observe(obj)
             elif key != ISTIOD:  # istiod's pod is the Istiod controller above
                 new.append(obj)
@@ -322,6 +323,20 @@ class Workloads:
         self.mesh.stop_pods(old)
         for pod in old:
             self.api.remove("", "pods", pod.namespace, pod.name)
+
+    def _scale(self, key: tuple[str, str], dep: dict) -> None:
+        """``spec.replicas`` changed (kubectl scale): pods go or start, as the kubelet runs
+        them, and their objects follow."""
+        want = int(dep["spec"].get("replicas", 1))
+        running = self.started[key]
+        if want == len(running):
+            return
+        _, new = self.mesh.scale_deployment(key[0], key[1], want)
+        for pod in running[want:]:
+            self.api.remove("", "pods", pod.namespace, pod.name)
+        self.started[key] = running[:want] + new
+        for pod in new:
+            self.api.create(self._pod_object(dep, pod))
 
     def _publish_node_ports(self, pod: Pod) -> None:
         """Each NodePort Service port selecting ``pod`` gets the machine's port its

@@ -19,6 +19,8 @@ CANNOT_RUN = {
                         "samples/addons/prometheus.yaml) answers the metrics queries",
     "needs-istioctl": "istioctl analyze is a Go binary that make kind-up downloads; this "
                       "machine has no download, and the emulation does not imitate it",
+    "iptables": "the emulated pods are local-mesh workloads, captured by address: no istio-init, "
+                "no 15001/15006 listeners",
 }
 
 

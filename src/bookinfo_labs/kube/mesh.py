@@ -30,7 +30,7 @@ from kubernetes.config.config_exception import ConfigException
 from .. import curlbatch
 from ..loadgen import LoadResult
 from ..manifests import Manifest
-from ..mesh import HttpRequest, HttpResponse, Mesh, MeshError, ResourceKey
+from ..mesh import HttpRequest, HttpResponse, Mesh, MeshError, PodSummary, ResourceKey
 from ..proxyconfig import SECTIONS
 from ..rundir import make_run_dir
 from ..samples import Placement
@@ -46,7 +46,8 @@ from .context import (check_kind_nodes, check_kind_server, fix_hint, is_kind_con
 from .exec import ExecResult, PodExec
 from .fortio import load_argv, result_of
 from .istioctl import Istioctl, find_istioctl
-from .samples import DEPLOYMENTS, NODES, PODS, Samples, sample_deployments, selector_of
+from .samples import (DEPLOYMENTS, NODES, PODS, Samples, pod_summary, sample_deployments,
+                      selector_of)
 from .stats import STATS_COMMAND, parse_stats
 
 log = logging.getLogger(__name__)
@@ -331,6 +332,16 @@ class KubeMesh(Mesh):
         if not address:
             raise MeshError(f"the pod of {workload} has no IP address yet")
         return address
+
+    def pod_ips(self, workload: str) -> list[str]:
+        return [(p.get("status") or {}).get("podIP", "") for p in self._pods(workload)]
+
+    def pod_summary(self, workload: str) -> PodSummary:
+        return pod_summary(self._pod(workload))
+
+    def scale(self, workload: str, replicas: int) -> int:
+        namespace, _, name = workload.rpartition("/")
+        return self.samples.scale(namespace or self.namespace, name, replicas)
 
     def send_from_host(self, request: HttpRequest, count: int = 1) -> list[HttpResponse]:
         if self._host_dir is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Callable, Iterable
 
-from ..mesh import MeshError
+from ..mesh import MeshError, PodSummary
 from ..samples import Placement, sample_objects
 from ..versions import IstioVersion
 from .api import KubeApi, KubeApiError, ResourceType
@@ -51,6 +51,21 @@ def has_sidecar(pod: dict) -> bool:
     spec = pod.get("spec") or {}
     return any(c.get("name") == "istio-proxy"
                for c in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])])
+
+
+def pod_summary(pod: dict) -> PodSummary:
+    """Containers, native sidecars (init containers with restartPolicy Always) and READY as
+    kubectl counts it: ready containers of all containers, native sidecars included."""
+    spec, status = pod.get("spec") or {}, pod.get("status") or {}
+    containers = tuple(c["name"] for c in spec.get("containers") or [])
+    inits = spec.get("initContainers") or []
+    native = tuple(c["name"] for c in inits if c.get("restartPolicy") == "Always")
+    statuses = [*(status.get("containerStatuses") or []),
+                *(s for s in status.get("initContainerStatuses") or [] if s.get("name") in native)]
+    ready = sum(1 for s in statuses if s.get("ready"))
+    return PodSummary((pod.get("metadata") or {}).get("name", ""), containers,
+                      tuple(c["name"] for c in inits), native,
+                      f"{ready}/{len(containers) + len(native)}")
 
 
 def sample_deployments(name: str, istio: IstioVersion) -> list[str]:
@@ -108,7 +123,7 @@ class Samples:
 
     def _wants_sidecar(self, namespace: str, placement: Placement | None = None) -> bool:
         if placement is not None and placement.namespace == namespace:
-            return placement.sidecar
+            return placement.injection().injected  # what the cluster's injector will decide
         if namespace == self.namespace:
             return True  # the labs' namespace is labelled when the cluster is provisioned
         ns = self.api.get(NAMESPACES, None, namespace) or {}
@@ -143,6 +158,31 @@ class Samples:
                 self._restart(*dep.split("/", 1))
         self.wait(name, say, placement)
         return True
+
+    def scale(self, namespace: str, dep_name: str, replicas: int) -> int:
+        """``kubectl scale deployment/<name> --replicas=N``, then wait for the rollout and
+        for exactly that many live pods; returns the replicas it had."""
+        dep = self.api.get(DEPLOYMENTS, namespace, dep_name)
+        if dep is None:
+            raise MeshError(f"no Deployment {dep_name} in namespace {namespace} to scale")
+        previous = int((dep.get("spec") or {}).get("replicas", 1))
+        self.api.request("PATCH", DEPLOYMENTS.path(namespace, dep_name),
+                         body={"spec": {"replicas": replicas}},
+                         content_type="application/merge-patch+json")
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            dep = self.api.get(DEPLOYMENTS, namespace, dep_name)
+            pods = [p for p in self.api.list(PODS, namespace, selector_of(dep))
+                    if not (p.get("metadata") or {}).get("deletionTimestamp")]
+            state = rollout_state(dep) or (None if len(pods) == replicas else
+                                           f"{len(pods)} pods, not {replicas}")
+            if state is None:
+                return previous
+            if time.monotonic() > deadline:
+                raise MeshError(f"deployment {namespace}/{dep_name} did not scale to {replicas} "
+                                f"within {self.timeout_s:.0f} s ({state}); see `kubectl get "
+                                f"pods -n {namespace}`")
+            time.sleep(self.poll_s)
 
     def _restart(self, namespace: str, dep_name: str) -> None:
         patch = {"spec": {"template": {"metadata": {"annotations": {

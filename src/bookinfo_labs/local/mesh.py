@@ -37,9 +37,10 @@ from aiohttp import web
 
 from .. import curlbatch
 from ..istio import iter_set_fields
+from ..istio.injection import INJECTION_LABEL, decide as injection_decision
 from ..loadgen import LoadResult
 from ..manifests import MANIFESTS_ROOT, Manifest, ManifestError, load_file, manifest_from_object
-from ..mesh import HttpRequest, HttpResponse, Mesh, MeshError, ResourceKey
+from ..mesh import HttpRequest, HttpResponse, Mesh, MeshError, PodSummary, ResourceKey
 from ..proxyconfig import SECTIONS
 from ..rundir import make_run_dir
 from ..samples import Placement, sample_manifests
@@ -176,7 +177,6 @@ GATEWAYS_FILE = MANIFESTS_ROOT / "istio" / "gateways.yaml"
 #: the image of a pod that is a proxy alone (a gateway)
 PROXY_IMAGE = "proxyv2"
 ISTIO_NAMESPACE = "istio-system"
-INJECTION_LABEL = "istio-injection"
 INGRESS_SERVICE = "istio-ingressgateway"
 
 
@@ -398,7 +398,11 @@ class LocalMesh(Mesh):
         self._host_ports: list[HostPort] = []
         self._mesh_config = pilot.meshconfig.demo_mesh_config(istio)  # istiod's meshConfig
         self._dns = MeshDns(self.registry, namespace, f"127.{self._block}.255.253").start()
-        self._injected: dict[str, bool] = {}  # namespace -> istio-injection=enabled
+        #: namespace -> its labels, which the injector reads; a namespace never declared is
+        #: the labs' (labelled for injection when a cluster is provisioned) or istio-system
+        self._namespace_labels: dict[str, dict[str, str]] = {}
+        #: (namespace, name) -> a Deployment and the files its pods mount, to scale it
+        self._deployments: dict[tuple[str, str], tuple[Manifest, dict]] = {}
         self._agent = NodeAgent()  # workload certificates, served over SDS
         self._push_lock = threading.Lock()
         #: per node id, the resources last handed to the ADS server (what it serves now)
@@ -449,18 +453,56 @@ class LocalMesh(Mesh):
         mountable = {(m.kind, m.namespace or self.namespace, m.name): m for m in manifests
                      if m.kind in ("Secret", "ConfigMap")}
         for m in manifests:
-            if m.kind == "Namespace":  # pods get a sidecar where the label asks for one
-                labels = m.raw["metadata"].get("labels") or {}
-                self._injected[m.name] = labels.get(INJECTION_LABEL) == "enabled"
+            if m.kind == "Namespace":  # the injector reads its labels for the new pods
+                self._namespace_labels[m.name] = dict(m.raw["metadata"].get("labels") or {})
             elif m.kind == "Service":
                 self.registry.add_service(self._service(m))
-        pods = [self._loop.run(self._start_pod(m, mountable)) for m in manifests
-                if m.kind == "Deployment" for _ in range(m.raw["spec"].get("replicas", 1))]
+            elif m.kind == "Deployment":  # what a later scale starts more replicas of
+                self._deployments[(m.namespace or self.namespace, m.name)] = (m, mountable)
+        return self._start_replicas([(m, mountable) for m in manifests if m.kind == "Deployment"
+                                     for _ in range(m.raw["spec"].get("replicas", 1))])
+
+    def _start_replicas(self, replicas: list[tuple[Manifest, dict]]) -> list[Pod]:
+        """One pod per (Deployment, mountable) pair, behind its sidecar if injected; then
+        every sidecar gets the new endpoints."""
+        pods = [self._loop.run(self._start_pod(m, mountable)) for m, mountable in replicas]
         with ThreadPoolExecutor(max_workers=8) as pool:  # Envoys start in parallel
             list(pool.map(self._start_sidecar, [p for p in pods if p.gateway or p.injected]))
         self._push()  # the new endpoints reach every sidecar
         self._update_scrape_targets()
         return pods
+
+    def scale(self, workload: str, replicas: int) -> int:
+        """``workload``: a Deployment's name in the labs' namespace, or ``<namespace>/<name>``."""
+        namespace, _, name = workload.rpartition("/")
+        previous, _ = self.scale_deployment(namespace or self.namespace, name, replicas)
+        return previous
+
+    def scale_deployment(self, namespace: str, deployment: str,
+                         replicas: int) -> tuple[int, list[Pod]]:
+        """Run ``replicas`` pods of a Deployment: the newest go, or new ones start (the
+        Deployment controller and kubelet). Returns the replicas it had and the new pods."""
+        name = deployment
+        if replicas < 0:
+            raise MeshError(f"scale {name}: replicas must be 0 or more, not {replicas}")
+        if (namespace, deployment) not in self._deployments:
+            raise MeshError(f"no Deployment {deployment} in namespace {namespace} to scale; "
+                            "deploy its sample first")
+        pods = [p for p in self.registry.pods
+                if p.namespace == namespace and p.deployment == deployment]
+        if replicas < len(pods):
+            self.stop_pods(pods[replicas:])
+            return len(pods), []
+        template = self._deployments[(namespace, deployment)]
+        return len(pods), self._start_replicas([template] * (replicas - len(pods)))
+
+    def pod_summary(self, workload: str) -> PodSummary:
+        """The local pod as the injector made it: the app's container, and istio-proxy
+        where it was injected (as a container: Istio 1.26's default has no native
+        sidecars); its processes run, so every container is ready."""
+        pod = self._pod(workload)
+        containers = (pod.container, "istio-proxy") if pod.injected else (pod.container,)
+        return PodSummary(pod.name, containers, ready=f"{len(containers)}/{len(containers)}")
 
     def stop_pods(self, pods: list[Pod]) -> None:
         """Take pods out of the registry (so out of every endpoint list), then stop their
@@ -534,7 +576,14 @@ class LocalMesh(Mesh):
             ip=ip, outbound_ip=outbound_ip, app_ip=app_ip, gateway=gateway)
         if gateway:
             pod.host_ports = self._map_host_ports(pod)
-        pod.injected = not gateway and self._injected.get(pod.namespace, True)
+        if not gateway:
+            decision = injection_decision(
+                pod.namespace,
+                self._namespace_labels.get(pod.namespace, {INJECTION_LABEL: "enabled"}),
+                pod.labels, pod.annotations)
+            pod.injected, pod.injection = decision.injected, decision.reason
+        else:
+            pod.injected = False
         if app is not None:
             factory, options = app
             outbound = EnvoyOutbound(pod)
@@ -969,6 +1018,10 @@ class LocalMesh(Mesh):
     def pod_ip(self, workload: str) -> str:
         return self._pod(workload).ip
 
+    def pod_ips(self, workload: str) -> list[str]:
+        namespace, _, name = workload.rpartition("/")
+        return [p.ip for p in self.registry.workload_pods(name, namespace or self.namespace)]
+
     def send_from_host(self, request: HttpRequest, count: int = 1) -> list[HttpResponse]:
         return curlbatch.run_here(request, count, self._workdir / "host")
 
@@ -1007,8 +1060,7 @@ class LocalMesh(Mesh):
     @staticmethod
     def _proxy_of(pod: Pod) -> "Sidecar":
         if pod.sidecar is None:
-            raise MeshError(f"pod {pod.name} has no sidecar: namespace {pod.namespace} is not "
-                            f"labelled {INJECTION_LABEL}=enabled")
+            raise MeshError(f"pod {pod.name} has no sidecar: {pod.injection}")
         return pod.sidecar
 
     def ingress_address(self, port_name: str = "http2") -> tuple[str, int]:

@@ -101,7 +101,8 @@ class Pod:
     ports: dict[int, int] = field(default_factory=dict)
     sidecar: "Sidecar | None" = None  # its Envoy; a gateway pod is that Envoy alone
     gateway: bool = False
-    injected: bool = True  # has a sidecar (its namespace asks for injection)
+    injected: bool = True  # has a sidecar (the injector's decision, istio/injection.py)
+    injection: str = ""  # why it has or has not, for messages
     #: a gateway's container port -> the port of this machine's 127.0.0.1 it is also bound on
     host_ports: dict[int, int] = field(default_factory=dict)
     #: the pod's addresses on the loopback network: its own (endpoints, its sidecar's
