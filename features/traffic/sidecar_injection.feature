@@ -1,5 +1,5 @@
 @traffic
-Feature: The sidecar: which pods get one, what it captures, the endpoints it holds
+Feature: The sidecar: injection, endpoints and interception
   Istio's injector adds the istio-proxy sidecar to a pod when its namespace is labelled
   istio-injection=enabled (or istio.io/rev=default), or when the pod alone asks with the
   label sidecar.istio.io/inject=true in a namespace with neither label; a namespace
