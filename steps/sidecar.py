@@ -67,6 +67,20 @@ def pod_has_sidecar(lab, workload, namespace, no):
         assert pod.has_sidecar() and pod.ready == "2/2", shown
 
 
+@then(parsers.re(r"the proxy list (?P<verb>has|lacks) the (?P<workload>[\w-]+) pod in "
+                 r"(?P<namespace>[\w-]+)"))
+def proxy_list(lab, verb, workload, namespace):
+    """``istioctl proxy-status``: a pod with a sidecar is connected to istiod, one without
+    is not (its NAME is ``<pod>.<namespace>``)."""
+    lab.explain(explain.proxy_status_command)
+    pod = lab.mesh.pod_summary(f"{namespace}/{workload}").name
+    listed = lab.mesh.proxies()
+    if verb == "has":
+        assert f"{pod}.{namespace}" in listed, f"{pod}.{namespace} not among {sorted(listed)}"
+    else:
+        assert f"{pod}.{namespace}" not in listed, f"{pod}.{namespace} is listed"
+
+
 def _echoed_headers(response) -> dict[str, str]:
     try:
         return {k.lower(): v for k, v in json.loads(response.body)["headers"].items()}

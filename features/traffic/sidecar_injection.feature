@@ -54,6 +54,15 @@ Feature: The sidecar: injection, endpoints and interception
     When sleep in inject-rev sends 2 requests to "http://httpbin.default:8000/headers"
     Then httpbin saw the X-Envoy-Attempt-Count header
 
+  @needs-istioctl
+  Scenario: Only the pods with a sidecar are in the proxy list
+    Given namespace inject-on is labelled istio-injection=enabled
+    And namespace inject-off is labelled istio-injection=disabled
+    When I deploy the sleep sample in namespace inject-on
+    And I deploy the sleep sample in namespace inject-off with the pod label sidecar.istio.io/inject=true
+    Then the proxy list has the sleep pod in inject-on
+    And the proxy list lacks the sleep pod in inject-off
+
   Scenario: The client sidecar holds the reviews pods' own addresses
     Given the bookinfo sample is running
     Then the client sidecar's endpoints for reviews port 9080 are the three reviews pod addresses

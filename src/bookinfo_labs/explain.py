@@ -105,6 +105,11 @@ def pod_containers_command(workload: str, namespace: str = "default") -> list[st
             shlex.join(["kubectl", "get", "pod", *_ns_flag(namespace), "-l", f"app={workload}"])]
 
 
+def proxy_status_command(namespace: str = "default") -> str:
+    """Every proxy connected to istiod, and whether its config is in sync."""
+    return "istioctl proxy-status"
+
+
 def istio_init_log_command(workload: str, namespace: str = "default") -> str:
     """istio-init's log: the iptables-restore input it applied."""
     namespace, workload = _workload_namespace(workload, namespace)

@@ -217,6 +217,11 @@ class Mesh(abc.ABC):
         """The IP addresses of every pod of ``workload`` (a Deployment, else label app=)."""
         return [self.pod_ip(workload)]
 
+    def proxies(self) -> list[str]:
+        """``istioctl proxy-status``'s NAME column: ``<pod>.<namespace>`` of every proxy
+        connected to the control plane (sidecars and gateways)."""
+        raise MeshError(f"the {self.name} mesh cannot list its proxies")
+
     def pod_summary(self, workload: str) -> PodSummary:
         """``kubectl get pod -l app=<workload>``: the first pod's containers and READY."""
         raise MeshError(f"the {self.name} mesh cannot describe pods")

@@ -336,6 +336,13 @@ class KubeMesh(Mesh):
     def pod_ips(self, workload: str) -> list[str]:
         return [(p.get("status") or {}).get("podIP", "") for p in self._pods(workload)]
 
+    def proxies(self) -> list[str]:
+        istioctl = self._istioctl()
+        if istioctl is None:
+            raise MeshError("istioctl proxy-status needs istioctl: `make kind-up` downloads it")
+        text = istioctl.run("proxy-status", timeout_s=60)
+        return [line.split()[0] for line in text.splitlines()[1:] if line.strip()]
+
     def pod_summary(self, workload: str) -> PodSummary:
         return pod_summary(self._pod(workload))
 

@@ -1119,4 +1119,8 @@ class LocalMesh(Mesh):
     def proxy_status(self) -> list:
         return self._xds.status()
 
+    def proxies(self) -> list[str]:
+        """The connected ADS nodes; a node id is ``<kind>~<ip>~<pod>.<ns>~<ns>.svc...``."""
+        return [s.node_id.split("~")[2] for s in self._xds.status() if s.connected]
+
 
