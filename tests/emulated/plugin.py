@@ -17,7 +17,7 @@ from bookinfo_labs.versions import get_version
 CANNOT_RUN = {
     "needs-prometheus": "the emulated cluster runs no addon images, so no Prometheus (Istio's "
                         "samples/addons/prometheus.yaml) answers the metrics queries",
-    "needs-istioctl": "istioctl analyze is a Go binary that make kind-up downloads; this "
+    "needs-istioctl": "istioctl (analyze, proxy-status) is a Go binary that make kind-up downloads; this "
                       "machine has no download, and the emulation does not imitate it",
     "iptables": "the emulated pods are local-mesh workloads, captured by address: no istio-init, "
                 "no 15001/15006 listeners",
