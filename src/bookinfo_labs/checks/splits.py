@@ -5,6 +5,7 @@ split; ``expect`` sends the same kind of batch again until the split holds its s
 Each batch is an independent exact binomial check (false failure at most 1e-6 each), so a
 re-send only lowers the chance of failing a correct mesh. The table of the batch that
 passed is printed; a failure carries the table of the last batch (the one that failed).
+Either way that batch is recorded for the lab report's chart (``Lab.record_figure``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any, Callable, Mapping
 
 from .stats import SplitCheck, check_split
 
-__all__ = ["expect_split"]
+__all__ = ["expect_split", "split_figure"]
 
 
 def expect_split(lab: Any, expected: str, counts: Callable[[Any], Mapping[str, int]],
@@ -30,6 +31,19 @@ def expect_split(lab: Any, expected: str, counts: Callable[[Any], Mapping[str, i
         results.append(check_split(counts(traffic), shares))
         results[-1].assert_ok()
 
-    lab.expect(expected, check)
+    try:
+        lab.expect(expected, check)
+    finally:
+        if results:  # the batch checked last, passed or failed, for the report's chart
+            lab.record_figure("split", **split_figure(expected, results[-1]))
     say(results[-1].table())  # expect returns the batch it checked last
     return results[-1]
+
+
+def split_figure(title: str, split: SplitCheck) -> dict:
+    """What the report's chart of a split check draws: per category the count, the
+    expected share and the acceptance band (counts) the check used."""
+    return {"title": title, "n": split.n, "alpha": split.alpha,
+            "rows": [{"category": row.category, "observed": row.observed,
+                      "expected_share": row.expected_share, "band": list(row.band)}
+                     for row in split.rows]}
