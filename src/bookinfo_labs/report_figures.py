@@ -113,7 +113,7 @@ def _latency(fig, figure: dict) -> None:
     ax.set_xlabel("time to the answer (s)")
     ax.set_ylabel("answers")
     ax.yaxis.get_major_locator().set_params(integer=True)
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="best", fontsize=8)
     ax.set_title(str(figure.get("title", "latency")), fontsize=10)
 
 
