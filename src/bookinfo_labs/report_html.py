@@ -51,7 +51,9 @@ table.summary tr:nth-child(even) { background: #fafafa; }
 .failure dt { font-weight: bold; } .failure dd { margin: 0 0 .4rem 1rem; }
 pre { background: #f5f5f5; padding: .5rem; overflow-x: auto; font-size: .8rem;
       white-space: pre-wrap; }
-figure { display: inline-block; margin: .5rem 1rem .5rem 0; vertical-align: top; }
+figure { display: inline-block; margin: .5rem 1rem .5rem 0; vertical-align: top;
+         max-width: calc(50% - 1rem); }
+#service-graph figure { max-width: 100%; }
 figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { color: #616161; font-size: .85rem; }
 .figure-error { color: #c62828; font-style: italic; }
