@@ -285,6 +285,9 @@ def test_a_real_traffic_shifting_run_writes_a_page_chromium_shows_with_its_split
     assert "lab 1 of 2: Request routing (traffic/request_routing.feature), scenario 1 of 2" in lines
     assert ("lab 2 of 2: Traffic shifting (traffic/traffic_shifting.feature), scenario 2 of 2"
             in lines)
+    # pytest's own percentage still ends each line of dots
+    assert [line.split()[-1] for line in lines if line.startswith("features/traffic/")] == [
+        "50%]", "[100%]"], run.stdout
     assert f"The lab report as a page: {out / 'labs.html'}" in run.stdout
     figures = [f for lab in json.loads((out / "labs.json").read_text())["labs"]
                for s in lab["scenarios"] for f in s["figures"]]

@@ -92,6 +92,7 @@ class ProgressReporter:
     def __init__(self, progress: Progress, reporter, verbosity: int):
         self._progress = progress
         self._reporter = reporter  # pytest's terminal reporter
+        self._verbosity = verbosity
         self._lines = verbosity >= 0  # not under -q
         self._title = bool(reporter.isatty())  # a terminal, not a log or a pipe
         self._title_pushed = False
@@ -102,12 +103,23 @@ class ProgressReporter:
         if position is None:
             return
         if self._lines and position.first_of_lab:
+            self._end_line_of_dots()
             self._reporter.write_line(position.lab_line(), bold=True)
         if self._title:
             if not self._title_pushed:
                 self._write_raw(PUSH_TITLE)
                 self._title_pushed = True
             self._write_raw(TITLE.format(position.title()))
+
+    def _end_line_of_dots(self) -> None:
+        """At normal verbosity pytest ends a line of dots with the run's percentage
+        (``[ 40%]``) when the test file changes or the line is full; end the line so before
+        ours, as pytest would. (Its own method for it is private: without it, no percentage.)"""
+        reporter = self._reporter
+        fill = getattr(reporter, "_write_progress_information_filling_space", None)
+        if (self._verbosity == 0 and fill is not None and getattr(reporter, "currentfspath", None)
+                and getattr(reporter, "_show_progress_info", False)):
+            fill()
 
     def close(self) -> None:
         """Put the terminal's own title back."""
