@@ -36,7 +36,8 @@ h3 { font-size: 1rem; margin: 1rem 0 .3rem; }
 .meta, .path { color: #616161; margin: .1rem 0; }
 .interrupted { background: #fff3e0; border-left: 4px solid #ef6c00; padding: .4rem .8rem; }
 table.summary { border-collapse: collapse; }
-table.summary td, table.summary th { padding: .15rem .7rem; text-align: right; }
+table.summary td, table.summary th { padding: .15rem .7rem; text-align: right;
+                                      white-space: nowrap; }
 table.summary td:first-child, table.summary th:first-child { text-align: left; }
 table.summary tr:nth-child(even) { background: #fafafa; }
 .badge { display: inline-block; min-width: 4.5rem; text-align: center; border-radius: .6rem;
