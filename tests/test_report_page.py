@@ -19,29 +19,34 @@ from bookinfo_labs.mesh import HttpRequest, HttpResponse
 from bookinfo_labs.report import LabReport, failure_details
 from bookinfo_labs.report_figures import FigureError, draw
 from bookinfo_labs.report_html import render, write_page
-from steps import resilience, traffic
-from test_then_checks import ScriptedMesh, _lab, _review
+from steps import resilience
+from test_then_checks import ScriptedMesh, _lab
 
 ROOT = Path(__file__).resolve().parents[1]
 #: where the browser test leaves the page and its screenshot (reports/ is an artifact)
 ARTIFACTS = ROOT / "reports" / "test-artifacts"
 CHROMIUM = os.environ.get("BOOKINFO_LABS_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 
-SPLIT = {"kind": "split", "title": "reviews versions split v1 50% and v3 50%", "n": 200,
-         "alpha": 1e-6, "rows": [
-             {"category": "v1", "observed": 97, "expected_share": 0.5, "band": [65, 135]},
-             {"category": "v3", "observed": 103, "expected_share": 0.5, "band": [65, 135]}]}
+#: as checks/splits.py records a sequential split test
+SPLIT = {"kind": "split", "title": "reviews versions split v1 50% and v3 50%", "requests": 250,
+         "looks": 5, "verdict": "pass", "false_failure": 2e-7, "miss": 0.03, "categories": [
+             {"name": "v1", "expected_share": 0.5, "observed": 121, "accepted": [105, 145]},
+             {"name": "v3", "expected_share": 0.5, "observed": 129, "accepted": [105, 145]},
+             {"name": "v2", "expected_share": 0.0, "observed": 0, "accepted": [0, 0]}]}
 LATENCY = {"kind": "latency", "title": "every response in 1.99 to 2.25 s",
            "samples_s": [2.004, 2.011, 2.006, 2.02, 2.31], "band_s": [1.99, 2.25]}
-GRAPH = {"kind": "graph", "title": "the service graph after the shift", "edges": [
-    {"source": "productpage-v1", "destination": "reviews", "version": "v2", "requests": 15,
-     "error_share": 0.0},
-    {"source": "productpage-v1", "destination": "reviews", "version": "v1", "requests": 0,
-     "error_share": 0.0},
-    {"source": "reviews-v2", "destination": "ratings", "version": "v1", "requests": 15,
-     "error_share": 0.2},
-    {"source": "productpage-v1", "destination": "details", "version": "v1", "requests": 15,
-     "error_share": 0.0}]}
+#: as steps/metrics.py records the service graph (topology.py)
+GRAPH = {"kind": "graph", "edges": [
+    {"source": "productpage", "source_version": "v1", "destination": "reviews", "version": "v2",
+     "requests": 15, "rate": 0.25, "error_share": 0.0},
+    {"source": "productpage", "source_version": "v1", "destination": "reviews", "version": "v1",
+     "requests": 0, "rate": 0.0, "error_share": 0.0},
+    {"source": "reviews", "source_version": "v2", "destination": "ratings", "version": "v1",
+     "requests": 15, "rate": 0.25, "error_share": 0.2},
+    {"source": "productpage", "source_version": "v1", "destination": "details", "version": "v1",
+     "requests": 15, "rate": 0.25, "error_share": 0.0},
+    {"source": "curl", "source_version": "unknown", "destination": "productpage",
+     "version": "v1", "requests": 15, "rate": 0.25, "error_share": 0.0}]}
 
 
 def _png_size(png: bytes) -> tuple[int, int]:
@@ -49,34 +54,7 @@ def _png_size(png: bytes) -> tuple[int, int]:
     return struct.unpack(">II", png[16:24])  # IHDR: width, height
 
 
-# -- what the checks record -------------------------------------------------------------
-
-def test_a_split_check_records_the_batch_it_passed_with_counts_shares_and_band():
-    mesh = ScriptedMesh([[_review("v1")] * 200, [_review("v1"), _review("v3")] * 100])
-    lab = _lab(mesh)
-    lab.send(HttpRequest(url="http://reviews:9080/reviews/0"), 200)
-    traffic.versions_split(lab, "v1 50% and v3 50%")
-    assert mesh.batches == 2
-    [figure] = lab.figures  # one chart per check: the batch that decided it
-    assert figure["kind"] == "split" and figure["n"] == 200
-    rows = {row["category"]: row for row in figure["rows"]}
-    assert rows["v1"]["observed"] == rows["v3"]["observed"] == 100
-    assert rows["v3"]["expected_share"] == 0.5
-    lo, hi = rows["v3"]["band"]
-    assert 0 < lo < 100 < hi < 200
-    json.dumps(lab.figures)  # it goes to labs.json as it is
-
-
-def test_a_failed_split_check_records_the_batch_that_failed():
-    mesh = ScriptedMesh([[_review("v1")] * 200])
-    lab = _lab(mesh, timeout_s=0.2)
-    lab.send(HttpRequest(url="http://reviews:9080/reviews/0"), 200)
-    with pytest.raises(AssertionError):
-        traffic.versions_split(lab, "v1 50% and v3 50%")
-    rows = {row["category"]: row for row in lab.figures[-1]["rows"]}
-    assert rows["v1"]["observed"] == 200 and rows["v3"]["observed"] == 0
-    assert not rows["v1"]["band"][0] <= 200 <= rows["v1"]["band"][1]
-
+# -- what the latency checks record (the split's record: tests/test_sequential.py) ---------
 
 @pytest.mark.parametrize("step, args, band", [
     (resilience.took_between, (1.99, 2.25), [1.99, 2.25]),
@@ -112,8 +90,8 @@ def test_each_kind_of_figure_is_drawn_as_a_png(figure):
 
 @pytest.mark.parametrize("figure, says", [
     ({"kind": "pie"}, "no drawing for figures of kind 'pie'"),
-    ({"kind": "split", "n": 0, "rows": []}, "needs rows and n > 0"),
-    ({"kind": "split", "n": 10, "rows": [{"category": "v1"}]}, "split row 0 needs"),
+    ({"kind": "split", "requests": 0, "categories": []}, "needs categories and requests > 0"),
+    ({"kind": "split", "requests": 10, "categories": [{"name": "v1"}]}, "split category 0 needs"),
     ({"kind": "latency", "samples_s": [], "band_s": [0, 1]}, "samples_s"),
     ({"kind": "graph", "edges": [{"source": "a"}]}, "graph edge 0 needs"),
 ])
@@ -123,7 +101,7 @@ def test_a_figure_with_data_that_does_not_fit_says_what_is_wrong(figure, says):
 
 
 def test_the_service_graph_joins_a_caller_to_the_callee_of_the_same_workload():
-    """productpage called by name alone and as productpage-v1 is one box, not two."""
+    """productpage calling without its version and called as productpage v1 is one box."""
     from bookinfo_labs.report_figures import _layers, _merge_callers, _node
 
     arrows = _merge_callers([
@@ -291,7 +269,7 @@ def test_a_real_traffic_shifting_run_writes_a_page_chromium_shows_with_its_split
     assert f"The lab report as a page: {out / 'labs.html'}" in run.stdout
     figures = [f for lab in json.loads((out / "labs.json").read_text())["labs"]
                for s in lab["scenarios"] for f in s["figures"]]
-    assert [f["kind"] for f in figures] == ["split"]
+    assert [f["kind"] for f in figures] == ["split"] and figures[0]["verdict"] == "pass"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     seen = _look_at(out / "labs.html", ARTIFACTS / "traffic-shifting.png")
     assert len(_loaded(seen, "split")) == 1, seen["images"]

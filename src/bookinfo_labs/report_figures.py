@@ -53,37 +53,47 @@ def _field(figure: dict, name: str, kind: type | tuple[type, ...]) -> Any:
 # -- a split check ------------------------------------------------------------------------
 
 def _split(fig, figure: dict) -> None:
-    """Per category: the observed share as a bar (green inside the band, red outside), the
-    expected share as a dark tick, the acceptance band (counts lo..hi of n) as a shaded span."""
-    rows = _field(figure, "rows", list)
-    n = _field(figure, "n", int)
-    if not rows or n <= 0:
-        raise FigureError(f"a split figure needs rows and n > 0, got {len(rows)} rows, n={n}")
+    """Per category: the observed share as a bar (green where a look at this many requests
+    passes, red where not), the expected share as a dark tick, the counts a look passes
+    (the acceptance band at the test's last look) as a shaded span. The title gives the
+    verdict, the requests and the looks of the sequential test (checks/sequential.py)."""
+    categories = _field(figure, "categories", list)
+    n = _field(figure, "requests", int)
+    if not categories or n <= 0:
+        raise FigureError(f"a split figure needs categories and requests > 0, got "
+                          f"{len(categories)} categories, requests={n}")
     ax = fig.add_subplot()
-    for i, row in enumerate(rows):
+    for i, category in enumerate(categories):
         try:
-            lo, hi = row["band"]
-            observed, expected = row["observed"], float(row["expected_share"])
-            label = str(row["category"])
+            lo, hi = category["accepted"]
+            observed, expected = category["observed"], float(category["expected_share"])
+            str(category["name"])
         except (KeyError, TypeError, ValueError) as exc:
-            raise FigureError(f"split row {i} needs category, observed, expected_share and "
-                              f"band [lo, hi]: {row!r}") from exc
+            raise FigureError(f"split category {i} needs name, observed, expected_share and "
+                              f"accepted [lo, hi]: {category!r}") from exc
         inside = lo <= observed <= hi
         ax.bar(i, observed / n, width=0.5, color=_OK if inside else _FAIL, zorder=2,
                label="observed share" if i == 0 else None)
-        ax.bar(i, (hi - lo) / n, bottom=lo / n, width=0.8, color=_BAND, alpha=0.6, zorder=1,
-               label="acceptance band" if i == 0 else None)
+        if lo <= hi:  # lo > hi: no count passes at this many requests (the test went on)
+            ax.bar(i, max(hi - lo, n * 0.004) / n, bottom=lo / n, width=0.8, color=_BAND,
+                   alpha=0.6, zorder=1, label="acceptance band" if i == 0 else None)
         ax.hlines(expected, i - 0.4, i + 0.4, colors=_EXPECTED, linewidth=2.5, zorder=3,
                   label="expected share" if i == 0 else None)
         ax.annotate(f"{observed}", (i, observed / n), xytext=(0, 3), textcoords="offset points",
                     ha="center", va="bottom", fontsize=8)
-    ax.set_xticks(range(len(rows)), [str(r.get("category")) for r in rows])
+    ax.set_xticks(range(len(categories)), [str(c["name"]) for c in categories])
     ax.set_ylim(0, 1.08)
     ax.yaxis.set_major_formatter(lambda y, _: f"{y:.0%}")
+    looks = figure.get("looks")
     ax.set_ylabel(f"share of {n} requests")
     ax.grid(axis="y", alpha=0.3, zorder=0)
     ax.legend(loc="upper right", fontsize=8)
-    ax.set_title(str(figure.get("title", "split")), fontsize=10)
+    verdict = figure.get("verdict")
+    detail = ", ".join(part for part in (
+        f"{verdict}" if verdict else "",
+        f"{n} requests in {looks} looks" if looks else "") if part)
+    ax.set_title(str(figure.get("title", "split")) + (f"\n({detail})" if detail else ""),
+                 fontsize=10)
 
 
 # -- a latency check ----------------------------------------------------------------------
@@ -134,8 +144,8 @@ def _graph(fig, figure: dict) -> None:
         except (KeyError, TypeError, ValueError) as exc:
             raise FigureError(f"graph edge {i} needs source, destination, requests "
                               f"(and error_share): {edge!r}") from exc
-        version = str(edge.get("version") or "")
-        arrows.append((source, _node(destination, version), requests, error_share))
+        arrows.append((_node(source, edge.get("source_version")),
+                       _node(destination, edge.get("version")), requests, error_share))
     arrows = _merge_callers(arrows)
     place = _layers(arrows)
     columns = max(x for x, _ in place.values()) + 1
@@ -168,10 +178,12 @@ def _graph(fig, figure: dict) -> None:
     ax.set_title(str(figure.get("title", "service graph")), fontsize=10)
 
 
-def _node(workload: str, version: str) -> str:
-    """A destination's box, named as Kiali names workloads: ``reviews-v2`` (a destination
-    given as ``reviews`` with version ``v2``, or as ``reviews-v2`` already)."""
-    if not version or workload.endswith(f"-{version}"):
+def _node(workload: str, version: object) -> str:
+    """A box, named as Kiali names workloads: ``reviews-v2`` (given as ``reviews`` with
+    version ``v2``, or as ``reviews-v2`` already); a workload without a version label
+    (Istio's ``unknown``) is its name alone."""
+    version = str(version or "")
+    if version in ("", "unknown") or workload.endswith(f"-{version}"):
         return workload
     return f"{workload}-{version}"
 
