@@ -133,14 +133,15 @@ class _Page:
     def figure(self, figure: dict, caption: str = "") -> str:
         kind = str(figure.get("kind", "?"))
         name = FIGURE_TITLES.get(kind, f"{kind} figure")
-        title = str(figure.get("title") or name)
+        title = str(figure.get("title") or "")
         try:
             png = self._drawer()(figure)
         except Exception as exc:  # noqa: BLE001 - one bad figure must not lose the page
-            return (f"<p class=\"figure-error\">Could not draw the {_e(name)} "
-                    f"&ldquo;{_e(title)}&rdquo;: {_e(type(exc).__name__)}: {_e(exc)}</p>")
+            named = f" &ldquo;{_e(title)}&rdquo;" if title else ""
+            return (f"<p class=\"figure-error\">Could not draw the {_e(name)}{named}: "
+                    f"{_e(type(exc).__name__)}: {_e(exc)}</p>")
         data = base64.b64encode(png).decode("ascii")
-        text = f"{name}: {title}" + (f" ({caption})" if caption else "")
+        text = (f"{name}: {title}" if title else name) + (f" ({caption})" if caption else "")
         return (f"<figure class=\"{_e(kind)}\"><img class=\"{_e(kind)}\" alt=\"{_e(text)}\" "
                 f"src=\"data:image/png;base64,{data}\"><figcaption>{_e(text)}</figcaption>"
                 "</figure>")
