@@ -154,6 +154,12 @@ SUPPORTED_FIELDS: dict[str, tuple[str, ...]] = {
         "spec.subsets[].trafficPolicy.portLevelSettings[].port",
         *(f"{place}.{field}" for place in _POLICY_PLACES for field in _TRAFFIC_POLICY),
     ),
+    # tracing: a provider whose kind the control plane does not translate is refused below
+    "Telemetry": (
+        "spec.selector", "spec.tracing[].providers", "spec.tracing[].randomSamplingPercentage",
+        "spec.tracing[].disableSpanReporting", "spec.tracing[].match.mode",
+        "spec.tracing[].customTags", "spec.tracing[].enableIstioTags",
+    ),
 }
 _INDEX = re.compile(r"\[\d+\]")
 #: Gateway server protocols the control plane translates
@@ -163,7 +169,7 @@ _GATEWAY_TLS_MODES = {"HTTPS": ("SIMPLE", "MUTUAL", "PASSTHROUGH"), "TLS": ("PAS
 #: the Istio config kinds the control plane reads
 CONFIG_KINDS = ("VirtualService", "DestinationRule", "Gateway", "ServiceEntry", "Sidecar",
                 "PeerAuthentication", "AuthorizationPolicy", "RequestAuthentication",
-                "EnvoyFilter")
+                "EnvoyFilter", "Telemetry")
 #: ServiceEntry resolutions the control plane translates (NONE needs iptables' original
 #: destination, which the local mesh has not)
 _RESOLUTIONS = {"DNS", "STATIC"}
@@ -800,6 +806,8 @@ class LocalMesh(Mesh):
                             f"attribute {condition.key} yet; run this lab with --mesh kube",
                             resource=m.describe(), path=f"spec.rules[{i}].when[{j}].key",
                             line=m.line)
+        if m.kind == "Telemetry":
+            self._check_tracing_providers(m)
         if m.kind == "RequestAuthentication":
             for i, rule in enumerate(m.model.spec.jwt_rules):
                 if rule.jwks_uri:
@@ -860,6 +868,21 @@ class LocalMesh(Mesh):
                     f"{m.namespace or self.namespace} to a gateway: create it with -n "
                     f"{ISTIO_NAMESPACE}", resource=m.describe(), path="metadata.namespace",
                     line=m.line)
+
+    def _check_tracing_providers(self, m: Manifest) -> None:
+        """A Telemetry's tracing may name only providers whose kind the control plane
+        translates (a name meshConfig does not define traces nothing, as with istiod)."""
+        for i, entry in enumerate(m.model.spec.tracing):
+            for j, ref in enumerate(entry.providers):
+                provider = pilot.tracing.extension_provider(self._mesh_config, ref.name)
+                kind = pilot.tracing.provider_kind(provider) if provider else ""
+                if kind and kind not in pilot.tracing.TRANSLATED_PROVIDER_KINDS:
+                    raise ManifestError(
+                        m.source, f"the local mesh does not implement {kind} tracing providers "
+                        f"yet (meshConfig extensionProviders {ref.name!r} is one; it implements "
+                        f"{', '.join(pilot.tracing.TRANSLATED_PROVIDER_KINDS)}): name a zipkin "
+                        "provider, or run this lab with --mesh kube", resource=m.describe(),
+                        path=f"spec.tracing[{i}].providers[{j}].name", line=m.line)
 
     @staticmethod
     def _check_server_tls(m: Manifest, index: int, protocol: str, tls) -> None:
