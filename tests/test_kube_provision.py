@@ -143,6 +143,11 @@ def test_up_from_nothing_then_again_changes_nothing(setup):
         dep = fake.get_object("apps", "deployments", "default", name)
         assert dep["status"]["availableReplicas"] == 1, name
         assert dep["metadata"]["labels"][SAMPLE_LABEL]
+    jaeger = fake.get_object("apps", "deployments", "istio-system", "jaeger")  # tracing addon
+    assert jaeger["status"]["availableReplicas"] == 1
+    assert jaeger["metadata"]["labels"][SAMPLE_LABEL] == "jaeger"
+    for service in ("tracing", "zipkin", "jaeger-collector"):
+        assert fake.get_object("", "services", "istio-system", service), service
     first = out.getvalue()
     assert "created with kindest/node" in first and "downloaded and verified" in first
 
@@ -154,7 +159,7 @@ def test_up_from_nothing_then_again_changes_nothing(setup):
     assert len(fake.requests_to("PATCH")) == patches
     second = out.getvalue()[len(first):]
     assert "already there" in second and "already installed (1.26.0)" in second
-    assert second.count("already running") == 4
+    assert second.count("already running") == 5
 
 
 def test_down_deletes_only_the_labs_cluster(setup):

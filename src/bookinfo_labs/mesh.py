@@ -16,6 +16,7 @@ from .manifests import Manifest
 from .versions import IstioVersion
 
 if TYPE_CHECKING:
+    from .tracing import Trace
     from .samples import Placement
 
 
@@ -240,6 +241,12 @@ class Mesh(abc.ABC):
     @abc.abstractmethod
     def proxy_stats(self, workload: str) -> dict[str, int]:
         """The workload's sidecar statistics, Envoy stat name to value."""
+
+    def traces(self, service: str, limit: int = 20) -> list[Trace]:
+        """The newest ``limit`` traces with a span of ``service`` (``productpage.default``,
+        as Envoy names a proxy's service), newest first, from the mesh's tracing backend:
+        Jaeger's query API on a cluster, the local collector's Zipkin API locally."""
+        raise MeshError(f"the {self.name} mesh has no tracing backend")
 
     def proxy_config(self, workload: str, section: str) -> dict:
         """The sidecar's own config, as ``istioctl proxy-config <section> -o json`` shows it:

@@ -29,6 +29,9 @@ SAMPLE_FILES: dict[str, tuple[str, ...]] = {
     "httpbin": ("httpbin/httpbin.yaml",),
     "tcp-echo": ("tcp-echo/tcp-echo-services.yaml",),
     "ratelimit": ("ratelimit/ratelimit-config.yaml", "ratelimit/rate-limit-service.yaml"),
+    # tracing: Istio's Jaeger addon (kind), its Zipkin addon (the local mesh's stand-in)
+    "jaeger": ("addons/jaeger.yaml",),
+    "zipkin": ("addons/zipkin.yaml",),
 }
 
 PYTHON_HTTPBIN_IMAGE = "docker.io/kong/httpbin"

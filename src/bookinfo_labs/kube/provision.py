@@ -286,7 +286,8 @@ class Provisioner:
             step.done(f"labelled {INJECTION_LABEL}=enabled")
 
     def default_samples(self) -> tuple[str, ...]:
-        return ("bookinfo", self.istio.client, "fortio", "httpbin")
+        # jaeger: Istio's tracing addon (samples/addons), which the tracing labs query
+        return ("bookinfo", self.istio.client, "fortio", "httpbin", "jaeger")
 
     def ensure_samples(self, api: KubeApi, samples: tuple[str, ...] | None = None) -> None:
         deployer = Samples(api, Applier(api, self.namespace), self.namespace, self.istio,

@@ -19,6 +19,7 @@ import asyncio
 import base64
 import fcntl
 import inspect
+import json
 import os
 import random
 import re
@@ -26,11 +27,12 @@ import shutil
 import socket
 import tempfile
 import threading
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -43,6 +45,7 @@ from ..mesh import HttpRequest, HttpResponse, Mesh, MeshError, ResourceKey
 from ..proxyconfig import SECTIONS
 from ..rundir import make_run_dir
 from ..samples import Placement, sample_manifests
+from ..tracing import Trace, from_zipkin
 from ..versions import IstioVersion
 from . import pilot
 from .analysis import analyze
@@ -182,6 +185,11 @@ PROXY_IMAGE = "proxyv2"
 ISTIO_NAMESPACE = "istio-system"
 INJECTION_LABEL = "istio-injection"
 INGRESS_SERVICE = "istio-ingressgateway"
+#: the tracing backend the local mesh runs in istio-system (its stand-in for Zipkin)
+TRACING_ADDON = "zipkin"
+ZIPKIN_PORT = 9411
+#: the label (or annotation) that keeps the injector away from a pod
+INJECT_LABEL = "sidecar.istio.io/inject"
 
 
 def mounted_files(deployment: Manifest, pod_spec: dict, container: dict,
@@ -416,6 +424,7 @@ class LocalMesh(Mesh):
         if gateways:
             try:
                 mesh.start_objects(load_file(GATEWAYS_FILE))
+                mesh.deploy(TRACING_ADDON)  # the zipkin Service a tracing provider names
             except BaseException:
                 mesh.close()
                 raise
@@ -530,7 +539,8 @@ class LocalMesh(Mesh):
             ip=ip, outbound_ip=outbound_ip, app_ip=app_ip, gateway=gateway)
         if gateway:
             pod.host_ports = self._map_host_ports(pod)
-        pod.injected = not gateway and self._injected.get(pod.namespace, True)
+        opted_out = "false" in (pod.labels.get(INJECT_LABEL), pod.annotations.get(INJECT_LABEL))
+        pod.injected = not gateway and not opted_out and self._injected.get(pod.namespace, True)
         if app is not None:
             factory, options = app
             outbound = EnvoyOutbound(pod)
@@ -1016,6 +1026,22 @@ class LocalMesh(Mesh):
                                        qps=qps, source_ip=pod.ip), timeout_s=600)
 
     # -- observation -----------------------------------------------------------------
+    def traces(self, service: str, limit: int = 20) -> list[Trace]:
+        """From the tracing addon's Zipkin API, as ``curl http://zipkin.istio-system:9411/
+        api/v2/traces?serviceName=<service>&limit=<n>`` from inside the mesh."""
+        pods = self.registry.workload_pods(TRACING_ADDON, ISTIO_NAMESPACE)
+        if not pods or ZIPKIN_PORT not in pods[0].ports:
+            raise MeshError(f"no tracing backend ({TRACING_ADDON} in {ISTIO_NAMESPACE}) runs in "
+                            "this mesh: it starts with LocalMesh.start()")
+        pod = pods[0]
+        url = (f"http://{pod.ip}:{pod.ports[ZIPKIN_PORT]}/api/v2/traces?"
+               f"{urlencode({'serviceName': service, 'limit': limit})}")
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                return from_zipkin(json.loads(response.read()))
+        except (OSError, ValueError) as exc:
+            raise MeshError(f"the tracing backend did not answer {url}: {exc}") from None
+
     def logs(self, workload: str, since_s: float | None = None,
              container: str | None = None) -> list[str]:
         pod = self._pod(workload)
