@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 from urllib.parse import urlencode
 
+import yaml
+
 
 @dataclass(frozen=True)
 class Span:
@@ -137,3 +139,13 @@ def trace_query_command(mesh: str, client: str, trace_id: str,
            else f"{ZIPKIN_QUERY.removesuffix('/traces')}/trace/{trace_id}")
     return shlex.join(["kubectl", "exec", "-n", namespace, f"deploy/{client}", "--",
                        "curl", "-s", url])
+
+
+def mesh_config_commands(fields: Mapping[str, Any], namespace: str = "default") -> list[str]:
+    """meshConfig fields as the tracing handout (L27) sets them: an IstioOperator overlay on
+    the install's own file."""
+    del namespace
+    overlay = yaml.safe_dump({"apiVersion": "install.istio.io/v1alpha1", "kind": "IstioOperator",
+                              "spec": {"meshConfig": dict(fields)}}, sort_keys=False)
+    return ["cat <<EOF > mesh-config.yaml", *overlay.splitlines(), "EOF",
+            "istioctl install -y -f manifests/istio/istio-operator.yaml -f mesh-config.yaml"]

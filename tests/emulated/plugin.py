@@ -17,6 +17,9 @@ from bookinfo_labs.versions import get_version
 CANNOT_RUN = {
     "needs-istioctl": "istioctl analyze is a Go binary that make kind-up downloads; this "
                       "machine has no download, and the emulation does not imitate it",
+    "needs-tracing-addon": "the Jaeger addon (samples/addons/jaeger.yaml) is an image the "
+                           "emulated cluster does not run; its query API is what the "
+                           "tracing scenarios read",
 }
 
 
