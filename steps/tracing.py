@@ -79,7 +79,9 @@ def trace_shows(lab, text):
                    times=1, timeout_s=max(0.0, traffic.finished_at + SPAN_FLUSH_S - time.monotonic()),
                    interval_s=0.2)
 
-    lab.expect(f"a product page request's trace shows {text}", check, times=1)
+    # the mesh's own allowance, then room for two more traced requests, each given a flush
+    lab.expect(f"a product page request's trace shows {text}", check, times=1,
+               timeout_s=lab.policy.timeout_s + 2 * SPAN_FLUSH_S)
 
 
 @then(parsers.re(r"the request's trace has no span from (?P<app>[a-z][\w-]*)"))

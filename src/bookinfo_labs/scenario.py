@@ -330,12 +330,13 @@ class Lab:
         self.marks[name] = time.monotonic() if at is None else at
 
     def expect(self, expected: str, check: Callable[[Traffic], None],
-               times: int | None = None) -> Traffic:
+               times: int | None = None, timeout_s: float | None = None) -> Traffic:
         """Check the last traffic; while it fails, send the same batch again (eventually).
 
         The first observation is the batch the When step already sent; the check must then
         hold ``policy.times`` batches in a row (config may still be propagating on a cluster),
-        or ``times`` (a check that itself waits for the batch's effects may need only one).
+        or ``times`` (a check that itself waits for the batch's effects may need only one,
+        and a ``timeout_s`` that leaves room for more than one such wait).
         A re-send repeats the When step's kind of batch: a tagged one gets a fresh nonce.
         """
         if self.traffic is None or self._resend is None:
@@ -345,7 +346,8 @@ class Lab:
         def observe() -> Traffic:
             return pending.pop() if pending else self._resend()
 
-        return eventually(observe, check, expected=expected, times=times, policy=self.policy)
+        return eventually(observe, check, expected=expected, times=times, timeout_s=timeout_s,
+                          policy=self.policy)
 
     def diagnostics(self) -> str:
         """What bears on a failure: what this scenario applied, the mesh's view of it, the
