@@ -124,3 +124,56 @@ def test_the_explained_query():
         f"curl -s http://tracing.istio-system:80/jaeger/api/traces/{TRACE}")
     assert trace_query_command("local", "curl", TRACE).endswith(
         f"curl -s http://zipkin.istio-system:9411/api/v2/trace/{TRACE}")
+
+
+@pytest.fixture(scope="module")
+def local_mesh():
+    from bookinfo_labs.local import LocalMesh
+    from bookinfo_labs.versions import get_version
+
+    mesh = LocalMesh.start(get_version("1.26"), gateways=False)
+    try:
+        yield mesh
+    finally:
+        mesh.close()
+
+
+TELEMETRY = """\
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: mesh-default, namespace: istio-system}
+spec:
+  tracing:
+  - providers: [{name: %s}]
+"""
+
+
+@pytest.mark.parametrize("provider, message", [
+    ({"name": "otel", "opentelemetry": {"service": "otel.istio-system.svc.cluster.local",
+                                        "port": 4317}},
+     "does not implement opentelemetry tracing providers yet"),
+    ({"name": "otel", "envoyFileAccessLog": {"path": "/dev/stdout"}},
+     "is a envoyFileAccessLog provider, which does not trace"),
+])
+def test_the_local_mesh_refuses_a_provider_it_does_not_translate(local_mesh, provider, message):
+    from bookinfo_labs.manifests import ManifestError, parse_text
+
+    previous = local_mesh.set_mesh_config({"extensionProviders": [provider]})
+    try:
+        with pytest.raises(ManifestError) as err:
+            local_mesh.apply(parse_text(TELEMETRY % "otel"))
+        assert err.value.path == "spec.tracing[0].providers[0].name"
+        assert message in str(err.value) and "'otel'" in str(err.value)
+        assert not local_mesh.owned_resources()  # nothing applied
+    finally:
+        local_mesh.set_mesh_config(previous)
+
+
+def test_the_local_mesh_refuses_a_tracing_field_by_name(local_mesh):
+    from bookinfo_labs.manifests import ManifestError, parse_text
+
+    text = (TELEMETRY % "zipkin") + "    useRequestIdForTraceSampling: false\n"
+    with pytest.raises(ManifestError) as err:
+        local_mesh.apply(parse_text(text))
+    assert err.value.path == "spec.tracing[0].useRequestIdForTraceSampling"
+    assert "does not implement this field" in str(err.value)

@@ -886,13 +886,19 @@ class LocalMesh(Mesh):
             for j, ref in enumerate(entry.providers):
                 provider = pilot.tracing.extension_provider(self._mesh_config, ref.name)
                 kind = pilot.tracing.provider_kind(provider) if provider else ""
-                if kind and kind not in pilot.tracing.TRANSLATED_PROVIDER_KINDS:
-                    raise ManifestError(
-                        m.source, f"the local mesh does not implement {kind} tracing providers "
-                        f"yet (meshConfig extensionProviders {ref.name!r} is one; it implements "
-                        f"{', '.join(pilot.tracing.TRANSLATED_PROVIDER_KINDS)}): name a zipkin "
-                        "provider, or run this lab with --mesh kube", resource=m.describe(),
-                        path=f"spec.tracing[{i}].providers[{j}].name", line=m.line)
+                if not kind or kind in pilot.tracing.TRANSLATED_PROVIDER_KINDS:
+                    continue
+                if kind in pilot.tracing.TRACING_PROVIDER_KINDS:
+                    why = (f"the local mesh does not implement {kind} tracing providers yet "
+                           f"(meshConfig extensionProviders {ref.name!r} is one; it implements "
+                           f"{', '.join(pilot.tracing.TRANSLATED_PROVIDER_KINDS)}): name a "
+                           "zipkin provider, or run this lab with --mesh kube")
+                else:
+                    why = (f"meshConfig extensionProviders {ref.name!r} is a {kind} provider, "
+                           "which does not trace (istiod configures no tracing with it): name "
+                           "a zipkin provider")
+                raise ManifestError(m.source, why, resource=m.describe(),
+                                    path=f"spec.tracing[{i}].providers[{j}].name", line=m.line)
 
     @staticmethod
     def _check_server_tls(m: Manifest, index: int, protocol: str, tls) -> None:
