@@ -39,7 +39,8 @@ def opens_product_page_traced(lab):
 
 def _trace(lab):
     """The request's trace as the backend has it now, or None."""
-    assert lab.trace_id, "no traced request was sent: a When step must open the page first"
+    assert lab.trace_id, (f"no traced request was sent (trace id {lab.trace_id!r}): a When "
+                          "step must open the page first")
     return next((t for t in lab.mesh.traces("productpage.default", limit=50)
                  if t.trace_id == lab.trace_id), None)
 
