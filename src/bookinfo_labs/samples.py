@@ -29,8 +29,7 @@ SAMPLE_FILES: dict[str, tuple[str, ...]] = {
     "httpbin": ("httpbin/httpbin.yaml",),
     "tcp-echo": ("tcp-echo/tcp-echo-services.yaml",),
     "ratelimit": ("ratelimit/ratelimit-config.yaml", "ratelimit/rate-limit-service.yaml"),
-    # tracing: Istio's Jaeger addon (kind), its Zipkin addon (the local mesh's stand-in)
-    "jaeger": ("addons/jaeger.yaml",),
+    # Istio's Zipkin addon (samples/addons/extras): the local mesh's tracing backend
     "zipkin": ("addons/zipkin.yaml",),
 }
 

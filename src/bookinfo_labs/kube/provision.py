@@ -21,6 +21,7 @@ from rich.markup import escape
 from ..manifests import MANIFESTS_ROOT
 from ..mesh import MeshError
 from ..versions import IstioVersion
+from .addons import JAEGER_DEPLOYMENT, PROMETHEUS_DEPLOYMENT, addon_objects
 from .api import KubeApi, ResourceType, kube_contexts, load_api_client
 from .apply import SAMPLE_LABEL, Applier
 from .context import (DEFAULT_CONTEXT, KIND_CLUSTER_NAME, check_kind_nodes, check_kind_server,
@@ -139,6 +140,8 @@ class Provisioner:
         istioctl = self.ensure_istioctl()
         api = self._api()
         self.ensure_istio(api, istioctl)
+        self.ensure_prometheus(api)
+        self.ensure_jaeger(api)
         self.ensure_injection(api)
         self.ensure_samples(api, samples)
         return self.ingress()
@@ -251,6 +254,30 @@ class Provisioner:
             self._wait_rollouts(api, ISTIO_NAMESPACE, ISTIO_DEPLOYMENTS, step)
             step.done(note)
 
+    def ensure_prometheus(self, api: KubeApi) -> None:
+        """Istio's Prometheus addon of the release (the metrics and topology labs query it)."""
+        self.ensure_addon(api, "Prometheus", "prometheus", PROMETHEUS_DEPLOYMENT)
+
+    def ensure_jaeger(self, api: KubeApi) -> None:
+        """Istio's Jaeger addon of the release (the tracing lab's collector and query API)."""
+        self.ensure_addon(api, "Jaeger", "jaeger", JAEGER_DEPLOYMENT)
+
+    def ensure_addon(self, api: KubeApi, title: str, name: str, deployment: str) -> None:
+        """``samples/addons/<name>.yaml`` of the release, applied unless its Deployment
+        exists, then rolled out."""
+        with self.reporter.step(f"{title} addon (samples/addons of {self.istio.patch})") as step:
+            if rollout_state(api.get(DEPLOYMENTS, ISTIO_NAMESPACE, deployment)) == "not created":
+                source, objects = addon_objects(self.istio.patch, name,
+                                                tools_dir=self.tools_dir, **self._fetch())
+                applier = Applier(api, ISTIO_NAMESPACE)
+                applier.apply([applier.target(o, str(source), {SAMPLE_LABEL: name})
+                               for o in objects], sample=name)
+                note = "installed"
+            else:
+                note = "already installed"
+            self._wait_rollouts(api, ISTIO_NAMESPACE, (deployment,), step)
+            step.done(note)
+
     def _wait_rollouts(self, api: KubeApi, namespace: str, names, step) -> None:
         deadline = time.monotonic() + self.rollout_timeout_s
         while True:
@@ -286,8 +313,7 @@ class Provisioner:
             step.done(f"labelled {INJECTION_LABEL}=enabled")
 
     def default_samples(self) -> tuple[str, ...]:
-        # jaeger: Istio's tracing addon (samples/addons), which the tracing labs query
-        return ("bookinfo", self.istio.client, "fortio", "httpbin", "jaeger")
+        return ("bookinfo", self.istio.client, "fortio", "httpbin")
 
     def ensure_samples(self, api: KubeApi, samples: tuple[str, ...] | None = None) -> None:
         deployer = Samples(api, Applier(api, self.namespace), self.namespace, self.istio,
