@@ -264,13 +264,13 @@ class Lab:
         """One request that starts a trace of its own: a fresh B3 trace id and span id, and
         no sampling decision (the sidecars' sampling decides); a re-send (``expect``) draws
         a new trace id."""
-        def traced() -> Traffic:
+        def traced(count: int) -> Traffic:  # one request per batch: one trace id each
             self.trace_id = secrets.token_hex(16)
             headers = (*request.headers, ("x-b3-traceid", self.trace_id),
                        ("x-b3-spanid", secrets.token_hex(8)))
-            return self._send(replace(request, headers=headers), 1)
+            return self._send(replace(request, headers=headers), count)
 
-        return self._batch(traced)
+        return self._batch(traced, 1)
 
     def send_counting_stats(self, request: HttpRequest, count: int = 1) -> Traffic:
         """``send``, with the client sidecar's stats read before and after (``stats_change``)."""
