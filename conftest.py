@@ -13,5 +13,6 @@ pytest_plugins = [
     "steps.ratelimit",
     "steps.authz",
     "steps.mtls",
+    "steps.accesslog",
     "pytester",  # the plugin's own tests run throwaway pytest projects
 ]
