@@ -16,11 +16,6 @@ from bookinfo_labs.checks import eventually
 from bookinfo_labs.checks.consistently import consistently
 from bookinfo_labs.mesh import HttpRequest
 
-#: Envoy writes a request's line when the request ends and flushes its log file every
-#: second (pilot-agent starts it with --file-flush-interval-msec 1000; the local mesh's
-#: Envoys every 250 ms); 0.5 s more covers reading the log back (kubectl logs). A line not
-#: there this long after the batch's last answer is not coming.
-FLUSH_S = 1.5
 #: flags with which Envoy answers without sending the request to any host: no healthy
 #: upstream, no route, overflow, an injected abort (Envoy's access-log docs)
 _NO_UPSTREAM = {"UH", "NR", "UO", "FI"}
@@ -131,7 +126,7 @@ def logged_none(lab, workload):
 
         consistently(lambda: lab.tagged_in_log(workload, container="istio-proxy"), none,
                      expected=f"{workload}'s istio-proxy log has no line with the nonce",
-                     until=traffic.finished_at + FLUSH_S, interval_s=0.2)
+                     until=traffic.finished_at + lab.mesh.access_log_flush_s, interval_s=0.1)
 
     lab.expect(f"{workload}'s sidecar logs none of the tagged requests", check)
 
@@ -142,8 +137,11 @@ def _workload(lab, who: str) -> str:
 
 def _batch(lab, workload: str, traffic) -> list[AccessLogEntry]:
     """The istio-proxy log entries of the tagged batch: once every request of it shows, or
-    what shows when the flush window has passed."""
-    deadline = traffic.finished_at + FLUSH_S
+    what shows when the flush window has passed (Envoy writes a request's line when it
+    ends; a line not there ``access_log_flush_s`` after the batch's last answer is not
+    coming)."""
+    flush_s = lab.mesh.access_log_flush_s
+    deadline = traffic.finished_at + flush_s
 
     def observe() -> list[AccessLogEntry]:
         return [e for e in map(parse_line, lab.tagged_in_log(workload, container="istio-proxy"))
@@ -153,7 +151,7 @@ def _batch(lab, workload: str, traffic) -> list[AccessLogEntry]:
         assert len(found) >= traffic.count or time.monotonic() >= deadline, "not all there yet"
 
     return eventually(observe, check, expected=f"the batch's lines in {workload}'s log",
-                      times=1, timeout_s=FLUSH_S + 10, interval_s=0.1, max_backoff_s=0.3)
+                      times=1, timeout_s=flush_s + 10, interval_s=0.1, max_backoff_s=0.3)
 
 
 def _check_entry(lab, traffic, entry: AccessLogEntry, encoding: str | None, method: str,
