@@ -148,7 +148,8 @@ def _batch(lab, workload: str, traffic) -> list[AccessLogEntry]:
                 if e is not None]
 
     def check(found: list[AccessLogEntry]) -> None:
-        assert len(found) >= traffic.count or time.monotonic() >= deadline, "not all there yet"
+        assert len(found) >= traffic.count or time.monotonic() >= deadline, (
+            f"{len(found)} of {traffic.count} lines so far")
 
     return eventually(observe, check, expected=f"the batch's lines in {workload}'s log",
                       times=1, timeout_s=flush_s + 10, interval_s=0.1, max_backoff_s=0.3)
