@@ -184,3 +184,41 @@ def _logged_cluster(lab, encoding: str, cluster: str) -> str:
             and not istio.json_log_cluster_raw):
         return cluster + ";"
     return cluster
+
+
+@then(parsers.re(_WHO + r" logged the connection from (?P<sender>[\w-]+) in (?P<namespace>[\w-]+) "
+                 r'with flags "(?P<flags>[^"]+)" and details "(?P<details>[^"]+)"'))
+def logged_connection(lab, workload, sender, namespace, flags, details):
+    """A connection no filter chain takes never reaches a connection manager: the
+    listener's own logger writes it (``"- - -" 0 NR filter_chain_not_found``), known by
+    the sender's address."""
+    workload = _workload(lab, workload)
+    source = lab.mesh.pod_ip(f"{namespace}/{sender}")
+    lab.explain(explain.logs_command, workload, "istio-proxy")
+
+    def check(traffic):
+        since = lab.seconds_since_start() + 1
+
+        def observe() -> list[AccessLogEntry]:
+            return [e for e in map(parse_line, lab.mesh.logs(workload, since_s=since,
+                                                             container="istio-proxy"))
+                    if e is not None and e.downstream_remote.rpartition(":")[0] == source]
+
+        def all_there(found: list[AccessLogEntry]) -> None:
+            assert (len(found) >= traffic.count
+                    or time.monotonic() >= traffic.finished_at + lab.mesh.access_log_flush_s), (
+                f"{len(found)} of {traffic.count} lines so far")
+
+        found = eventually(observe, all_there, expected=f"lines from {source}", times=1,
+                           timeout_s=lab.mesh.access_log_flush_s + 10, interval_s=0.1,
+                           max_backoff_s=0.3)
+        assert len(found) >= traffic.count, (
+            f"{len(found)} lines from {source} in {workload}'s istio-proxy log, expected "
+            f"{traffic.count} or more")
+        for entry in found:
+            seen = f"{entry.method} {entry.status} {entry.flags} {entry.details} from {source}"
+            assert entry.flags == flags and entry.details == details, seen
+            assert entry.upstream_host == "-" and entry.upstream_cluster == "-", seen
+
+    lab.expect(f"{workload}'s sidecar logs the connections from {source}: {flags} {details}",
+               check)

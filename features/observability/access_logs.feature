@@ -103,6 +103,13 @@ Feature: Access logs
     When I send 1 requests tagged with a nonce to "http://productpage:9080/no-such-page"
     Then the client's sidecar logged the tagged request: GET /no-such-page, 404, flags "-", upstream cluster "outbound|9080||productpage.default.svc.cluster.local"
 
+  Scenario: Plain text to a STRICT port: no filter chain takes it, and the listener logs NR
+    Given the sleep sample is running in namespace legacy without a sidecar
+    And I apply "mtlsstrict.yaml" in namespace istio-system
+    When sleep in legacy sends 1 request to "http://productpage.default:9080/productpage"
+    Then curl prints 000 and exits with 56
+    And productpage's sidecar logged the connection from sleep in legacy with flags "NR" and details "filter_chain_not_found"
+
   Scenario Outline: Response flag <flags>: <why>
     Given "destination-rule-all.yaml" is applied
     And I apply <manifests>

@@ -226,12 +226,13 @@ def telemetry_logging(mesh: MeshView, proxy: ProxyView, direction: str) -> list[
         return []
     specs = merge_logs(levels, defaults, _MODES[direction])
     out = []
-    for name in sorted(specs):  # istiod sorts by provider name
+    for name, spec in specs.items():
         provider = extension_provider(mesh.mesh_config, name)
-        if provider is None or "envoyFileAccessLog" not in provider:
-            continue  # unknown, or no access log of its own (refused on apply otherwise)
-        out.append(Logging(provider, specs[name].disabled, specs[name].expression))
-    return sorted(out, key=lambda logging: logging.provider["name"])
+        # istiod skips a name meshConfig does not define; a provider that is no file
+        # logger was refused when its Telemetry was applied (LocalMesh.check_supported)
+        if provider is not None and "envoyFileAccessLog" in provider:
+            out.append(Logging(provider, spec.disabled, spec.expression))
+    return sorted(out, key=lambda logging: logging.provider["name"])  # as istiod sorts
 
 
 def applicable(mesh: MeshView, proxy: ProxyView) -> list[list[Any]]:
