@@ -14,5 +14,6 @@ pytest_plugins = [
     "steps.authz",
     "steps.mtls",
     "steps.accesslog",
+    "steps.metrics",
     "pytester",  # the plugin's own tests run throwaway pytest projects
 ]

@@ -6,6 +6,7 @@ from pytest_bdd import parsers, then, when
 
 from bookinfo_labs import explain
 from bookinfo_labs.checks.backends import page, reviews_version
+from bookinfo_labs.checks.sequential import BATCH
 
 # "a user" and "an anonymous user" browse without signing in; any other name is a user
 # who may have signed in (their browser session is kept per scenario).
@@ -33,6 +34,13 @@ def logs_out(lab, user):
 @when(parsers.re(_USER + r" opens the product page(?: (?P<count>\d+) times)?"))
 def opens_product_page(lab, user, count):
     lab.open_product_page(_user(user), int(count or 1))
+
+
+@when(parsers.re(_USER + r" keeps opening the product page"))
+def keeps_opening_product_page(lab, user):
+    """As many times as the split check that follows needs: a first batch here, more from
+    the check until it decides (checks/sequential.py)."""
+    lab.open_product_page(_user(user), BATCH)
 
 
 @then(parsers.re(r"every page is served by reviews (?P<version>v\d+)"))

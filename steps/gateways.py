@@ -8,6 +8,7 @@ from pytest_bdd import parsers, then, when
 from bookinfo_labs import explain
 from bookinfo_labs.checks import parse_shares
 from bookinfo_labs.checks.backends import linked_static_paths
+from bookinfo_labs.checks.sequential import BATCH
 from bookinfo_labs.checks.splits import expect_split
 from bookinfo_labs.mesh import HttpRequest
 
@@ -109,6 +110,13 @@ def send_date_over_tcp(lab, count):
     lab.send_lines_through_ingress(count)
 
 
+@when("I keep sending the date to the ingress gateway's TCP port")
+def keep_sending_date_over_tcp(lab):
+    """As often as the split check that follows needs (a first batch here, more from the
+    check until it decides)."""
+    lab.send_lines_through_ingress(BATCH)
+
+
 def _first_words(traffic) -> Counter:
     """The first word of each connection's reply (``one``, ``two``); why none came, in
     brackets."""
@@ -128,8 +136,8 @@ def every_reply_starts_with(lab, word):
 
 @then(parsers.re(r"the replies are split (?P<spec>\S+ \d+% (?:and \S+ \d+%)+)"))
 def replies_split(lab, spec):
-    """A weighted tcp_proxy picks per connection: an exact binomial band (false failure
-    <= 1e-6) on the replies' first words."""
+    """A weighted tcp_proxy picks per connection: a sequential split test on the replies'
+    first words."""
     lab.explain(explain.tcp_replies_command, lab.traffic)
     expect_split(lab, f"replies split {spec}", _first_words, parse_shares(spec))
 

@@ -8,6 +8,7 @@ from bookinfo_labs import explain
 from bookinfo_labs.accesslog import parse_line
 from bookinfo_labs.checks import eventually, parse_shares
 from bookinfo_labs.checks.consistently import consistently, mirror_copies_landed_by
+from bookinfo_labs.checks.sequential import BATCH
 from bookinfo_labs.checks.splits import expect_split
 from bookinfo_labs.checks.backends import page
 from bookinfo_labs.mesh import HttpRequest
@@ -90,7 +91,7 @@ def status_and_body(lab, status, body):
 
 @then(parsers.re(r"the statuses are split (?P<spec>\d+ \d+(?:\.\d+)?% (?:and \d+ \d+(?:\.\d+)?%)+)"))
 def statuses_split(lab, spec):
-    """Fault percentages, checked with an exact binomial band (false failure <= 1e-6)."""
+    """Fault percentages, checked by a sequential split test (checks/sequential.py)."""
     lab.explain(explain.statuses_command, lab.client, lab.traffic)
     expect_split(lab, f"statuses split {spec}",
                  lambda traffic: Counter(str(r.status) for r in traffic.responses), parse_shares(spec))
@@ -209,6 +210,13 @@ def send_tagged(lab, count, url):
     lab.send_tagged(HttpRequest(url=url), count)
 
 
+@when(parsers.re(r'I keep sending requests tagged with a nonce to "(?P<url>[^"]+)"'))
+def keep_sending_tagged(lab, url):
+    """As many as the mirror-share check that follows needs: a first batch here, more
+    from the check until it decides, each batch with its own nonce."""
+    lab.send_tagged(HttpRequest(url=url), BATCH)
+
+
 def _logged(lab, workload: str) -> int:
     return len(lab.tagged_in_log(workload))
 
@@ -233,6 +241,11 @@ def logged_none(lab, workload):
                  until=mirror_copies_landed_by(lab.traffic), interval_s=max(lab.policy.interval_s, 0.1))
 
 
+@then(parsers.re(r"(?P<workload>[\w/-]+) logged each tagged request once"))
+def logged_each_once(lab, workload):
+    logged_times(lab, workload, lab.traffic.count)
+
+
 @then(parsers.re(r"(?P<workload>[\w-]+) logged each tagged request once, or three times on "
                  r"Istio 1\.23 and older"))
 def logged_default_retries(lab, workload):
@@ -243,9 +256,8 @@ def logged_default_retries(lab, workload):
 
 @then(parsers.re(r"(?P<workload>[\w-]+) logged about (?P<percent>[\d.]+)% of the tagged requests"))
 def logged_share(lab, workload, percent):
-    """Mirroring percentages, with an exact binomial band once the copies have settled.
-
-    A re-sent batch has a fresh nonce (``send_tagged``): each batch counts its own copies."""
+    """Mirroring percentages, by a sequential split test counting each batch's copies once
+    they have settled; every batch has its own nonce (``send_tagged``)."""
     lab.explain(explain.log_grep_command, workload, lab.nonce)
     def counts(traffic):
         seen = _settled(lambda: _logged(lab, workload))

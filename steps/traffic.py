@@ -8,6 +8,7 @@ from pytest_bdd import parsers, then, when
 
 from bookinfo_labs import explain
 from bookinfo_labs.checks import parse_shares
+from bookinfo_labs.checks.sequential import BATCH
 from bookinfo_labs.checks.splits import expect_split
 from bookinfo_labs.checks.backends import reviews_version
 from bookinfo_labs.mesh import HttpRequest
@@ -22,6 +23,13 @@ def _header(text: str) -> tuple[str, str]:
 @when(parsers.re(r'I send (?P<count>\d+) requests to "(?P<url>[^"]+)"'), converters={"count": int})
 def send_requests(lab, count, url):
     lab.send(HttpRequest(url=url), count)
+
+
+@when(parsers.re(r'I keep sending requests to "(?P<url>[^"]+)"'))
+def keep_sending_requests(lab, url):
+    """As many as the split check that follows needs: a first batch here, more from the
+    check until it decides (checks/sequential.py)."""
+    lab.send(HttpRequest(url=url), BATCH)
 
 
 @when(parsers.re(r'I send (?P<count>\d+) requests to "(?P<url>[^"]+)" with header "(?P<header>[^"]+)"'),
@@ -68,7 +76,7 @@ def every_response_from(lab, version):
 
 @then(parsers.re(r"the reviews versions are split (?P<spec>v\d+ \d+% (?:and v\d+ \d+%)+)"))
 def versions_split(lab, spec):
-    """Weighted routing, checked with an exact binomial band (false failure <= 1e-6)."""
+    """Weighted routing, checked by a sequential split test (checks/sequential.py)."""
     lab.explain(explain.versions_command, lab.sender, lab.traffic)
     expect_split(lab, f"reviews versions split {spec}",
                  lambda traffic: Counter(reviews_version(r) or "unknown" for r in traffic.responses),

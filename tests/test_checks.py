@@ -17,7 +17,6 @@ import pytest
 from bookinfo_labs.checks import (
     EventuallyPolicy,
     binomial_band,
-    check_split,
     eventually,
     false_failure_probability,
 )
@@ -233,72 +232,6 @@ def test_zero_and_one_are_exact():
 
 
 # --------------------------------------------------------------------------- splits
-
-
-def test_even_split_passes():
-    result = check_split({"v1": 100, "v2": 100}, {"v1": 50, "v2": 50})
-    assert result.ok and result.n == 200
-    result.assert_ok()
-    assert 0 < result.false_failure_bound <= 1e-6
-
-
-def test_lopsided_observation_fails_an_even_split():
-    result = check_split({"v1": 140, "v2": 60}, {"v1": 50, "v2": 50})
-    assert not result.ok
-    with pytest.raises(AssertionError, match="v1"):
-        result.assert_ok()
-
-
-def test_80_20_expectation_rejects_50_50_observation():
-    assert not check_split({"v1": 100, "v3": 100}, {"v1": 80, "v3": 20}).ok
-
-
-def test_unexpected_category_fails_exactly():
-    result = check_split({"v1": 199, "v2": 1}, {"v1": 100})
-    assert not result.ok
-    rows = {row.category: row for row in result.rows}
-    assert rows["v1"].expected_share == 1.0 and rows["v1"].band == (200, 200)
-    assert rows["v2"].expected_share == 0.0 and rows["v2"].band == (0, 0) and not rows["v2"].ok
-
-
-def test_all_traffic_to_one_version_passes_exactly():
-    result = check_split({"v3": 50}, {"v3": 100, "v1": 0})
-    assert result.ok and result.false_failure_bound == 0.0
-
-
-def test_weights_are_normalised():
-    result = check_split({"v1": 50, "v2": 150}, {"v1": 1, "v2": 3})
-    shares = {row.category: row.expected_share for row in result.rows}
-    assert shares == {"v1": 0.25, "v2": 0.75}
-    assert result.ok
-    assert [row.band for row in result.rows] == [
-        binomial_band(200, 0.25, 1e-6 / 2),
-        binomial_band(200, 0.75, 1e-6 / 2),
-    ]
-
-
-def test_bonferroni_keeps_the_whole_check_within_alpha():
-    result = check_split({"a": 70, "b": 70, "c": 60}, {"a": 1, "b": 1, "c": 1})
-    assert result.tested == 3
-    assert result.false_failure_bound <= result.alpha
-
-
-def test_table_lists_every_category_and_the_bound():
-    result = check_split({"v1": 90, "v2": 100, "v4": 10}, {"v1": 50, "v2": 50, "v3": 0})
-    table = result.table()
-    for category in ("v1", "v2", "v3", "v4"):
-        assert category in table
-    for column in ("category", "expected", "observed", "acceptance band", "verdict"):
-        assert column in table
-    last = table.splitlines()[-1]
-    assert last.startswith("200 requests; false-failure probability of this check <= ")
-    assert last.endswith("(exact binomial, Bonferroni over 2)")
-    assert "FAIL" in table  # v4 was not expected
-
-
-def test_no_traffic_is_a_caller_error():
-    with pytest.raises(ValueError):
-        check_split({}, {"v1": 1})
 
 
 def test_parse_shares_reads_a_split_as_features_state_it():

@@ -680,3 +680,44 @@ def test_proxy_config_is_pilot_agents_config_dump(mesh, fake):
                                                     "config_dump?resource=dynamic_route_configs"])
     with pytest.raises(MeshError, match="choose one of routes"):
         mesh.proxy_config("curl", "filters")
+
+
+class _Prometheus(http.server.BaseHTTPRequestHandler):
+    """The addon's HTTP API: one series for any instant query."""
+
+    asked: list = []
+
+    def do_GET(self):  # noqa: N802
+        type(self).asked.append(self.path)
+        body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": [
+            {"metric": {"destination_version": "v3"}, "value": [1795752005.5, "8"]}]}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@needs_curl
+def test_prometheus_is_asked_with_curl_from_the_client_pod(mesh, fake):
+    from bookinfo_labs.kube.addons import PROMETHEUS_URL
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Prometheus)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    pod = fake.exec_handler
+    here = f"http://127.0.0.1:{httpd.server_address[1]}"
+    fake.exec_handler = lambda ns, name, container, command: pod(
+        ns, name, container, [*command[:2], command[2].replace(PROMETHEUS_URL, here)])
+    try:
+        query = 'sum by (destination_version) (istio_requests_total{destination_service=~"reviews.*"})'
+        assert mesh.prometheus_query(query, at=1795752000.25) == [({"destination_version": "v3"}, 8.0)]
+    finally:
+        httpd.shutdown()
+    name, container, command = pod.execs[-1]
+    assert (name, container) == ("curl-5d8f7c9b6d-x2k4p", "curl")
+    assert here + "/api/v1/query?query=sum+by" in command[2]  # was PROMETHEUS_URL
+    [path] = _Prometheus.asked
+    assert "time=1795752000.250" in path and "destination_service%3D~%22reviews" in path

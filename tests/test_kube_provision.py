@@ -31,6 +31,26 @@ ROOT = Path(__file__).resolve().parents[1]
 OPERATOR = ROOT / "manifests" / "istio" / "istio-operator.yaml"
 
 
+#: the shape of samples/addons/prometheus.yaml: objects in istio-system, one cluster-wide
+PROMETHEUS_ADDON = yaml.safe_dump_all([
+    {"apiVersion": "v1", "kind": "ServiceAccount",
+     "metadata": {"name": "prometheus", "namespace": "istio-system"}},
+    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+     "metadata": {"name": "prometheus"}, "rules": []},
+    {"apiVersion": "v1", "kind": "Service",
+     "metadata": {"name": "prometheus", "namespace": "istio-system"},
+     "spec": {"selector": {"app.kubernetes.io/name": "prometheus"},
+              "ports": [{"name": "http", "port": 9090, "targetPort": 9090}]}},
+    {"apiVersion": "apps/v1", "kind": "Deployment",
+     "metadata": {"name": "prometheus", "namespace": "istio-system"},
+     "spec": {"replicas": 1,
+              "selector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+              "template": {"metadata": {"labels": {"app.kubernetes.io/name": "prometheus"}},
+                           "spec": {"containers": [{"name": "prometheus-server",
+                                                    "image": "prom/prometheus:v3.2.1"}]}}}},
+]).encode()
+
+
 def istioctl_tarball(patch):
     data = b"#!/bin/sh\necho istioctl " + patch.encode() + b"\n"
     buf = io.BytesIO()
@@ -58,6 +78,8 @@ class Tools:
 
     def fetch(self, url):
         self.fetched.append(url)
+        if url.endswith("/samples/addons/prometheus.yaml"):
+            return PROMETHEUS_ADDON
         data = self.kind if "/kind-" in url.rsplit("/", 1)[-1] else self.tarball
         if url.endswith((".sha256", ".sha256sum")):
             name = url.rsplit("/", 1)[-1].rsplit(".", 1)[0]
@@ -133,7 +155,12 @@ def test_up_from_nothing_then_again_changes_nothing(setup):
         f"istioctl-{ISTIO.patch}-linux-{ARCH}.tar.gz",
         f"https://github.com/istio/istio/releases/download/{ISTIO.patch}/"
         f"istioctl-{ISTIO.patch}-linux-{ARCH}.tar.gz.sha256",
+        # the release's Prometheus addon, as the handouts apply it
+        f"https://raw.githubusercontent.com/istio/istio/{ISTIO.patch}/samples/addons/prometheus.yaml",
     ]
+    prometheus = fake.get_object("apps", "deployments", "istio-system", "prometheus")
+    assert prometheus["status"]["availableReplicas"] == 1
+    assert fake.get_object("rbac.authorization.k8s.io", "clusterroles", "", "prometheus")
     assert tools.argv0["kind"].endswith(f"/tools/kind-{KIND_VERSION}/kind")
     ns = fake.get_object("", "namespaces", "", "default")
     assert ns["metadata"]["labels"]["istio-injection"] == "enabled"
@@ -154,6 +181,7 @@ def test_up_from_nothing_then_again_changes_nothing(setup):
     assert len(fake.requests_to("PATCH")) == patches
     second = out.getvalue()[len(first):]
     assert "already there" in second and "already installed (1.26.0)" in second
+    assert "Prometheus addon" in second and second.count("already installed") == 2
     assert second.count("already running") == 4
 
 

@@ -17,6 +17,7 @@ import pytest
 
 from bookinfo_labs.checks import EventuallyPolicy
 from bookinfo_labs.checks.consistently import MIRROR_LAG_S
+from bookinfo_labs.checks.sequential import BATCH
 from bookinfo_labs.mesh import HttpRequest, HttpResponse, Mesh
 from bookinfo_labs.scenario import Lab
 from bookinfo_labs.versions import get_version
@@ -78,56 +79,60 @@ def _lab(mesh, times=1, timeout_s=2.0):
     return Lab(mesh, policy=EventuallyPolicy(times=times, timeout_s=timeout_s))
 
 
-# -- splits go through eventually: a batch sent during propagation is sent again ----------
+# -- splits go through eventually: a test run during propagation is run again -----------
+# Each look of a sequential test is a batch of BATCH; the first is the one the When step sent.
 
-def test_a_version_split_re_sends_a_batch_sent_before_the_weights_arrived(capsys):
-    old = [_review("v1")] * 200  # the old route, still in the proxy
-    new = [_review("v1"), _review("v3")] * 100
-    mesh = ScriptedMesh([old, new])
+def test_a_version_split_runs_a_new_test_after_one_on_the_old_weights(capsys):
+    old = [_review("v1")] * BATCH  # the old route, still in the proxy
+    new = [_review("v1"), _review("v3")] * (BATCH // 2)
+    # all-v1 looks: the log-likelihood ratio for 60 % v1 grows ln(1.2) a request and
+    # crosses the fail threshold (~15.6) within 100 requests: two looks, then new weights
+    mesh = ScriptedMesh([old, old, new])
     lab = _lab(mesh)
-    lab.send(HttpRequest(url="http://reviews:9080/reviews/0"), 200)
+    lab.send(HttpRequest(url="http://reviews:9080/reviews/0"), BATCH)
     traffic.versions_split(lab, "v1 50% and v3 50%")
-    assert mesh.batches == 2
+    assert mesh.batches >= 3
     table = capsys.readouterr().out
-    assert "100 (50.0%)" in table and "FAIL" not in table, table  # the passing batch's table
+    assert "(50.0%)" in table and "FAIL" not in table, table  # the passing test's table
 
 
-def test_a_status_split_re_sends_a_batch_sent_before_the_fault_arrived(capsys):
+def test_a_status_split_runs_a_new_test_after_one_without_the_fault(capsys):
     ok, fault = HttpResponse(status=200), HttpResponse(status=503)
-    mesh = ScriptedMesh([[ok] * 300, [fault, ok, ok] * 100])
+    # no-fault looks: the ratio for 10 % grows ln(0.9 / 0.8) a request and crosses the fail
+    # threshold (~15.6) within 150 requests: three looks, then a test on the fault
+    mesh = ScriptedMesh([[ok] * BATCH] * 3 + [[fault, ok, ok, ok, ok] * (BATCH // 5)])
     lab = _lab(mesh)
-    lab.send(HttpRequest(url="http://ratings:9080/ratings/0"), 300)
-    resilience.statuses_split(lab, "503 33.3% and 200 66.7%")
-    assert mesh.batches == 2
-    assert "100 (33.3%)" in capsys.readouterr().out
+    lab.send(HttpRequest(url="http://ratings:9080/ratings/0"), BATCH)
+    resilience.statuses_split(lab, "503 20% and 200 80%")
+    out = capsys.readouterr().out
+    assert mesh.batches > 3 and "(20.0%)" in out and "FAIL" not in out, out
 
 
-def test_a_failed_split_carries_the_table_of_the_last_batch():
-    def batch(i):  # every batch wrong, each differently
-        return [_review("v1")] * (200 - i) + [_review("v3")] * i
-
-    mesh = ScriptedMesh([batch(i) for i in range(1, 400)])
+def test_a_failed_split_carries_the_table_of_the_last_test():
+    wrong = [_review("v1")] * 35 + [_review("v3")] * 15  # 70/30 where 50/50 is expected
+    mesh = ScriptedMesh([wrong])
     lab = _lab(mesh, timeout_s=0.3)
-    lab.send(HttpRequest(url="http://reviews:9080/reviews/0"), 200)
+    lab.send(HttpRequest(url="http://reviews:9080/reviews/0"), BATCH)
     with pytest.raises(AssertionError) as failure:
         traffic.versions_split(lab, "v1 50% and v3 50%")
-    last = mesh.batches
-    v3_rows = [line for line in str(failure.value).splitlines() if line.strip().startswith("v3 ")]
-    assert v3_rows and f"| {last} (" in v3_rows[-1], str(failure.value)
-    assert "acceptance band" in str(failure.value)
+    message = str(failure.value)
+    assert "traffic split outside what the test accepts" in message
+    assert "passes at this n" in message and "FAIL" in message, message
 
 
-def test_a_mirror_share_counts_only_the_last_batch_after_a_re_send(capsys):
-    """Batch 1 mirrors every request (an old 100 % rule): wrong for 50 %. Batch 2 mirrors
-    half; counting both nonces would see 300 copies of 200 requests."""
-    ok = [HttpResponse(status=200)] * 200
+def test_a_mirror_share_counts_each_batch_by_its_own_nonce(capsys):
+    """The first look mirrors every request (an old 100 % rule): wrong for 50 %. A new test
+    follows on the new rule; copies are counted per batch, never summed over nonces."""
+    ok = [HttpResponse(status=200)] * BATCH
     mesh = ScriptedMesh([(ok, lambda i: True), (ok, lambda i: i % 2 == 0)])
     lab = _lab(mesh)
-    lab.send_tagged(HttpRequest(url="http://httpbin:8000/headers"), 200)
+    lab.send_tagged(HttpRequest(url="http://httpbin:8000/headers"), BATCH)
     resilience.logged_share(lab, "httpbin-v2", "50")
-    assert mesh.batches == 2
     out = capsys.readouterr().out
-    assert "mirrored     | 50.0%    | 100 (50.0%)" in out, out
+    assert mesh.batches >= 2 and "FAIL" not in out, out
+    n = int(next(line for line in out.splitlines() if " requests in " in line).split()[0])
+    mirrored = next(line for line in out.splitlines() if line.startswith("mirrored "))
+    assert f"| {BATCH + (n - BATCH) // 2} (" in mirrored, out  # 50 copies, then half of each
 
 
 # -- "logged none" watches the whole window a mirror copy can take ----------------------

@@ -161,7 +161,7 @@ Feature: Fault injection
               host: ratings
               subset: v1
       """
-    When I send 300 requests to "http://ratings:9080/ratings/0"
+    When I keep sending requests to "http://ratings:9080/ratings/0"
     Then the statuses are split 503 <percent>% and 200 <rest>%
 
     Examples:

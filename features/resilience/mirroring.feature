@@ -49,8 +49,8 @@ Feature: Traffic mirroring
           mirrorPercentage:
             value: 50
       """
-    When I send 200 requests tagged with a nonce to "http://httpbin:8000/headers"
-    Then httpbin-v1 logged the tagged requests 200 times
+    When I keep sending requests tagged with a nonce to "http://httpbin:8000/headers"
+    Then httpbin-v1 logged each tagged request once
     And httpbin-v2 logged about 50% of the tagged requests
 
   Scenario: The deprecated mirrorPercent still mirrors

@@ -177,7 +177,7 @@ Feature: Retries
             attempts: 5
             retryOn: 5xx
       """
-    When I send 200 requests to "http://httpbin:8000/get"
+    When I keep sending requests to "http://httpbin:8000/get"
     Then the statuses are split 503 50% and 200 50%
 
   Scenario: The route timeout covers all the tries

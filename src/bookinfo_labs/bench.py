@@ -9,7 +9,11 @@
   generator that fell behind is visible;
 - as fast as it goes at 1, 8 and 64 connections, straight versus through the sidecars;
 - ``/productpage`` through the client's sidecar versus straight to the productpage app;
-- the memory of the Envoys (PSS from /proc, shared binary pages split between them).
+- the memory of the Envoys (PSS from /proc, shared binary pages split between them);
+- the split checks: for each share the features check, the exact mean requests of one
+  sequential test when the split is right and when it is 10 points off, beside the fixed
+  sample that would meet the same bounds; and one real 50/50 check of the reviews versions
+  (requests and seconds) through the client's sidecar.
 
 Its last line: ``bench: added p90 at 1000 rps = <ms> ms; sidecar/straight throughput at 8
 connections = <ratio>``. Nothing here is an assertion: figures go in the closing notes.
@@ -27,7 +31,16 @@ import sys
 import time
 from pathlib import Path
 
+from collections import Counter
+
+from .checks.backends import reviews_version
+from .checks.eventually import EventuallyPolicy
+from .checks.sequential import BATCH, RESOLUTION, design, operating_characteristic, step_bounds
+from .checks.splits import expect_split
+from .checks.stats import binomial_band, false_failure_probability
 from .local import LocalMesh
+from .manifests import load_file
+from .scenario import Lab
 from .local.pilot import listen_port
 from .manifests import parse_text
 from .versions import get_version
@@ -91,6 +104,52 @@ def pss_mib(pid: int) -> float:
     return float("nan")
 
 
+def fixed_sample(p0: float, alpha: float, beta: float) -> int:
+    """The smallest n whose exact band at ``alpha`` passes each neighbour ``RESOLUTION``
+    away with probability at most ``beta``: a fixed-size test meeting the same bounds."""
+    def meets(n: int) -> bool:
+        band = binomial_band(n, p0, alpha)
+        return all(1 - false_failure_probability(n, q, band) <= beta
+                   for q in (p0 - RESOLUTION, p0 + RESOLUTION) if 0 < q < 1)
+    n = 50
+    while not meets(n):
+        n += 50
+    return n
+
+
+def split_costs(times: int = 3) -> list[tuple[float, float, float, int]]:
+    """Per share: (share, mean requests right, mean requests 10 points off, fixed n)."""
+    bounds = step_bounds(times)
+    rows = []
+    for share in (0.5, 0.2, 0.1):
+        d = design(share, bounds.alpha, bounds.beta)
+        off = max(operating_characteristic(d, q)[2] for q in d.neighbours)
+        rows.append((share, d.expected_requests, off, fixed_sample(share, bounds.alpha,
+                                                                   bounds.beta)))
+    return rows
+
+
+def split_check_seconds(mesh: LocalMesh) -> tuple[int, float]:
+    """One 50/50 reviews check as traffic_shifting.feature runs it: (requests, seconds)."""
+    lab = Lab(mesh, say=lambda text: None, policy=EventuallyPolicy(interval_s=0.0))
+    try:
+        lab.apply_file("destination-rule-all.yaml")
+        lab.apply(load_file("virtual-service-reviews-50-v3.yaml"))
+        sent: list[int] = []
+
+        def versions(traffic) -> Counter:  # every batch the check looks at comes here
+            sent.append(traffic.count)
+            return Counter(reviews_version(r) or "unknown" for r in traffic.responses)
+
+        started = time.perf_counter()
+        lab.open_product_page(None, BATCH)
+        expect_split(lab, "reviews split v1 50% and v3 50%", versions, {"v1": 50, "v3": 50},
+                     say=lambda text: None)
+        return sum(sent), time.perf_counter() - started
+    finally:
+        lab.cleanup()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="the fixed-rate runs")
@@ -131,6 +190,7 @@ def main(argv: list[str] | None = None) -> None:
         page_meshed = hey(f"http://{client.outbound_ip}:{listen_port(9080)}/productpage",
                           requests=400, connections=1, host="productpage:9080")
         memory = {p.name: pss_mib(p.sidecar.process.pid) for p in mesh.registry.pods}
+        split_requests, split_s = split_check_seconds(mesh)
     finally:
         mesh.close()
 
@@ -162,6 +222,15 @@ def main(argv: list[str] | None = None) -> None:
     total = sum(memory.values())
     print(f"Envoy memory (PSS): {total:.1f} MiB for {len(memory)} sidecars, "
           f"{total / len(memory):.1f} MiB each on average (Istio publishes 40 MB per proxy)")
+    print("split checks (3 passing tests in a row; false failure <= 1e-6, a split 10 points "
+          "off passes <= 1e-3 per assertion; exact):")
+    print(f"  {'share':>6} {'mean requests, right':>21} {'10 points off':>14} "
+          f"{'fixed sample, same bounds':>26}")
+    for share, right, off, fixed in split_costs():
+        print(f"  {share:>6.0%} {right:>21.0f} {off:>14.0f} {fixed:>26}")
+    print(f"  one 50/50 reviews check locally: {split_requests} requests in {split_s:.1f} s "
+          f"({split_requests / split_s:.0f} pages/s); on a cluster each look of {BATCH} is one "
+          f"kubectl exec: about {split_requests // BATCH} execs of ~1 s plus the pages")
     eight = next(through["rps"] / direct["rps"] for c, direct, through in bursts if c == 8)
     print(f"bench: added p90 at 1000 rps = {added['p90']:.2f} ms; sidecar/straight throughput "
           f"at 8 connections = {eight:.2f}")

@@ -245,6 +245,23 @@ class Mesh(abc.ABC):
     def proxy_stats(self, workload: str) -> dict[str, int]:
         """The workload's sidecar statistics, Envoy stat name to value."""
 
+    #: how often Prometheus scrapes the proxies' metrics (the addon's 15 s on a cluster)
+    prometheus_scrape_interval_s: float = 15.0
+
+    def prometheus_api(self, path: str, params: Mapping[str, str] | None = None) -> dict:
+        """GET ``/api/v1/<path>`` of the mesh's Prometheus (``query``, ``targets``): the
+        API's JSON answer. Raises MeshError when the mesh has none."""
+        raise MeshError(f"the {self.name} mesh has no Prometheus")
+
+    def prometheus_query(self, promql: str,
+                         at: float | None = None) -> list[tuple[dict[str, str], float]]:
+        """An instant PromQL query (now, or at ``at`` seconds since the epoch): each series'
+        labels and value."""
+        from . import promql as api
+
+        params = {"query": promql} if at is None else {"query": promql, "time": f"{at:.3f}"}
+        return api.vector(self.prometheus_api("query", params), promql)
+
     def proxy_config(self, workload: str, section: str) -> dict:
         """The sidecar's own config, as ``istioctl proxy-config <section> -o json`` shows it:
         its Envoy config dump for ``routes``, ``clusters``, ``listeners``, ``endpoints`` or

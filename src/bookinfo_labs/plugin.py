@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import shutil
 import signal
 import tempfile
 import threading
@@ -252,6 +253,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason=NO_INTERNET))
         if item.get_closest_marker("local-mesh") and config.getoption("--mesh") != "local":
             item.add_marker(pytest.mark.skip(reason=LOCAL_MESH_ONLY))
+        if (item.get_closest_marker("needs-prometheus") and config.getoption("--mesh") == "local"
+                and shutil.which("prometheus") is None):
+            from .local.prometheus import missing_reason
+
+            item.add_marker(pytest.mark.skip(reason=missing_reason()))
         doc = getattr(getattr(item, "obj", None), "__doc__", None) or ""
         path, sep, scenario_name = doc.partition(".feature: ")
         if sep:

@@ -78,6 +78,7 @@ class Lab:
         self.warnings: list[str] = []
         self.traffic: Traffic | None = None
         self._resend: Callable[[], Traffic] | None = None  # sends the last kind of batch again
+        self._more: Callable[[int], Traffic] | None = None  # sends n more of that kind
         self.error: Exception | None = None  # what a step expected to fail raised
         self.nonce: str | None = None  # tags the last tagged batch in upstream logs
         self.load_result: LoadResult | None = None
@@ -175,7 +176,7 @@ class Lab:
     def send(self, request: HttpRequest, count: int = 1, sender: str | None = None) -> Traffic:
         """``count`` requests from the client pod, or from the ``sender`` workload
         (``<namespace>/<workload>`` outside the labs' namespace)."""
-        return self._batch(lambda: self._send(request, count, sender))
+        return self._batch(lambda n: self._send(request, n, sender), count)
 
     def login(self, user: str, through_ingress: bool = False) -> HttpResponse:
         """Sign in on the product page as a browser would (POST /login, session cookie kept),
@@ -213,8 +214,8 @@ class Lab:
         else:
             request = replace(request, url=f"{scheme}://{host}:{port}{request.url}",
                               resolve=(*request.resolve, f"{host}:{port}:{address}"))
-        return self._batch(lambda: self._send_from_host(request, count, port_name,
-                                                        (address, port)))
+        return self._batch(lambda n: self._send_from_host(request, n, port_name,
+                                                          (address, port)), count)
 
     def _send_from_host(self, request: HttpRequest, count: int, port_name: str,
                         address: tuple[str, int]) -> Traffic:
@@ -231,7 +232,7 @@ class Lab:
         ``port_name`` port that sends the date and reads back the echo."""
         host, port = self.mesh.ingress_address(port_name)
 
-        def send() -> Traffic:
+        def send(count: int) -> Traffic:
             request = TcpRequest(host, port, time.strftime("%a %b %d %H:%M:%S UTC %Y",
                                                            time.gmtime()))
             self._show(tcp_ingress_commands, self.mesh.name, port_name, request, count)
@@ -241,7 +242,7 @@ class Lab:
                                    started_at=started, from_host=True)
             return self.traffic
 
-        return self._batch(send)
+        return self._batch(send, count)
 
     def send_tagged(self, request: HttpRequest, count: int) -> Traffic:
         """A batch whose URL carries a fresh nonce, so upstream logs show where it went.
@@ -249,22 +250,36 @@ class Lab:
         A re-send (``expect``) draws a new nonce and a new stats baseline, so the steps that
         count log lines or counters count the last batch only, never the sum of re-sends.
         """
-        def tagged() -> Traffic:
+        def tagged(count: int) -> Traffic:
             self.nonce = secrets.token_hex(8)
             separator = "&" if "?" in request.url else "?"
             url = f"{request.url}{separator}nonce={self.nonce}"
             return self._counting_stats(lambda: self._send(replace(request, url=url), count))
 
-        return self._batch(tagged)
+        return self._batch(tagged, count)
 
     def send_counting_stats(self, request: HttpRequest, count: int = 1) -> Traffic:
         """``send``, with the client sidecar's stats read before and after (``stats_change``)."""
-        return self._batch(lambda: self._counting_stats(lambda: self._send(request, count)))
+        return self._batch(lambda n: self._counting_stats(lambda: self._send(request, n)), count)
 
-    def _batch(self, send: Callable[[], Traffic]) -> Traffic:
-        """Send a batch, remembering how, so ``expect`` can send the same kind of batch again."""
-        self._resend = send
-        return send()
+    def _batch(self, send: Callable[[int], Traffic], count: int) -> Traffic:
+        """Send a batch of ``count``, remembering how, so ``expect`` can send the same kind of
+        batch again and a sequential check can send more of it (``send_more``)."""
+        self._resend = lambda: send(count)
+        self._more = send
+        return send(count)
+
+    def send_more(self, count: int) -> Traffic:
+        """``count`` more requests of the kind the last batch sent (a new batch: a tagged one
+        gets its own nonce). --explain does not repeat the command: the check says how
+        many it sent."""
+        if self._more is None:
+            raise AssertionError("no traffic was sent yet: a When step must send requests first")
+        quiet, self._explain = self._explain, False
+        try:
+            return self._more(count)
+        finally:
+            self._explain = quiet
 
     def _send(self, request: HttpRequest, count: int, sender: str | None = None) -> Traffic:
         self._show(send_command, sender or self.client, request, count)
@@ -316,7 +331,8 @@ class Lab:
         """Remember a moment (now, or ``at`` on the monotonic clock) under ``name``."""
         self.marks[name] = time.monotonic() if at is None else at
 
-    def expect(self, expected: str, check: Callable[[Traffic], None]) -> Traffic:
+    def expect(self, expected: str, check: Callable[[Traffic], None],
+               max_observations: int | None = None) -> Traffic:
         """Check the last traffic; while it fails, send the same batch again (eventually).
 
         The first observation is the batch the When step already sent; the check must then
@@ -330,7 +346,8 @@ class Lab:
         def observe() -> Traffic:
             return pending.pop() if pending else self._resend()
 
-        return eventually(observe, check, expected=expected, policy=self.policy)
+        return eventually(observe, check, expected=expected, policy=self.policy,
+                          max_observations=max_observations)
 
     def diagnostics(self) -> str:
         """What bears on a failure: what this scenario applied, the mesh's view of it, the

@@ -15,6 +15,8 @@ from bookinfo_labs.versions import get_version
 
 #: why a marked scenario cannot run against the emulated cluster
 CANNOT_RUN = {
+    "needs-prometheus": "the emulated cluster runs no addon images, so no Prometheus (Istio's "
+                        "samples/addons/prometheus.yaml) answers the metrics queries",
     "needs-istioctl": "istioctl analyze is a Go binary that make kind-up downloads; this "
                       "machine has no download, and the emulation does not imitate it",
 }

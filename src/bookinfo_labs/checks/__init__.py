@@ -1,22 +1,13 @@
-"""Check primitives: ``eventually`` (N consecutive passes before a deadline) and exact
-binomial acceptance bands for traffic splits. See docs/architecture.md#checks."""
+"""Check primitives: ``eventually`` (N consecutive passes before a deadline), sequential
+split tests with exact error bounds, and exact binomial bands. See
+docs/architecture.md#checks."""
 
 from .eventually import EventuallyPolicy, eventually
-from .stats import (
-    SplitCheck,
-    SplitRow,
-    binomial_band,
-    check_split,
-    false_failure_probability,
-    parse_shares,
-)
+from .stats import binomial_band, false_failure_probability, parse_shares
 
 __all__ = [
     "EventuallyPolicy",
-    "SplitCheck",
-    "SplitRow",
     "binomial_band",
-    "check_split",
     "eventually",
     "false_failure_probability",
     "parse_shares",

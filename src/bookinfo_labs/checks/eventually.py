@@ -110,6 +110,7 @@ def eventually(
     timeout_s: float | None = None,
     interval_s: float | None = None,
     max_backoff_s: float = 2.0,
+    max_observations: int | None = None,
     policy: EventuallyPolicy | None = None,
     _sleep: Callable[[float], None] | None = None,
 ) -> T:
@@ -128,6 +129,9 @@ def eventually(
     without a full streak it raises ``AssertionError`` stating
     ``expected``, the streak needed and reached, the elapsed time, the last assertion
     message and the last observations.
+
+    ``max_observations`` also ends the wait after that many observations (a check whose
+    error bounds count its observations, such as a sequential split test, states it).
 
     ``times``, ``timeout_s`` and ``interval_s`` default to ``policy`` (or
     ``EventuallyPolicy()``); explicit arguments win. ``_sleep`` is for tests only: it
@@ -174,6 +178,8 @@ def eventually(
         # The deadline bounds the wait for the mesh to converge, not the observations: a
         # streak under way at the deadline runs to its end or its first failure, so a
         # batch that itself takes longer than the deadline (a 7 s delay lab) can pass.
+        if max_observations is not None and streak.count >= max_observations:
+            return True
         return streak.current == 0 and stop_after_delay(timeout_s)(retry_state)
 
     retrying = Retrying(

@@ -1,10 +1,10 @@
-"""Exact binomial acceptance bands for weighted splits, mirror and fault percentages.
+"""Exact binomial acceptance bands, and how a feature states a split.
 
 A correct mesh routing each of n requests to a backend with probability p produces a
-Binomial(n, p) count. We accept the count when it lies in a band whose exact tail
-probabilities are each at most alpha/2, so a correct mesh fails the assertion with
-probability at most alpha (1e-6 by default) and the step can say so. Shares of 0 % and
-100 % are exact checks: one stray request is a real bug, not noise.
+Binomial(n, p) count; the band whose exact tails are each at most alpha/2 is what a
+fixed-size check of that count accepts. Split checks are sequential (``sequential.py``);
+the band is what ``make bench`` compares them with: the fixed sample that would meet the
+same bounds.
 
 The pmf is computed in log space with ``math.lgamma`` (accurate to ~1e-11 relative for n up
 to several thousand, far finer than the alpha we compare against); no scipy needed.
@@ -13,16 +13,12 @@ to several thousand, far finer than the alpha we compare against); no scipy need
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Mapping
 
 __all__ = [
-    "SplitCheck",
-    "SplitRow",
     "binomial_band",
-    "check_split",
     "false_failure_probability",
+    "parse_shares",
 ]
 
 DEFAULT_ALPHA = 1e-6
@@ -83,122 +79,6 @@ def false_failure_probability(n: int, p: float, band: tuple[int, int]) -> float:
     """The probability that a correct mesh (Binomial(n, p) count) lands outside ``band``."""
     below, above = _tails(n, p, band)
     return below + above
-
-
-@dataclass(frozen=True)
-class SplitRow:
-    """One category of a split check."""
-
-    category: str
-    expected_share: float
-    band: tuple[int, int]
-    observed: int
-    observed_share: float
-    ok: bool
-
-    def band_text(self) -> str:
-        lo, hi = self.band
-        if self.expected_share in (0.0, 1.0):
-            return f"exactly {lo}"
-        return f"{lo}..{hi}"
-
-
-@dataclass(frozen=True)
-class SplitCheck:
-    """The outcome of ``check_split``: per-category rows and the stated error bound."""
-
-    rows: tuple[SplitRow, ...]
-    n: int
-    alpha: float
-    false_failure_bound: float
-    tested: int  # categories with 0 < share < 1, the Bonferroni divisor
-
-    @property
-    def ok(self) -> bool:
-        return all(row.ok for row in self.rows)
-
-    def table(self) -> str:
-        header = ("category", "expected", "observed", "acceptance band", "verdict")
-        body = [
-            (
-                row.category,
-                f"{row.expected_share:.1%}",
-                f"{row.observed} ({row.observed_share:.1%})",
-                row.band_text(),
-                "ok" if row.ok else "FAIL",
-            )
-            for row in self.rows
-        ]
-        widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
-        lines = [
-            " | ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip()
-            for line in [header, *body]
-        ]
-        lines.insert(1, "-+-".join("-" * w for w in widths))
-        if self.tested:
-            method = f"exact binomial, Bonferroni over {self.tested}"
-        else:
-            method = "exact checks only"
-        lines.append(
-            f"{self.n} requests; false-failure probability of this check "
-            f"<= {_round_up(self.false_failure_bound)} ({method})"
-        )
-        return "\n".join(lines)
-
-    def assert_ok(self) -> None:
-        if not self.ok:
-            raise AssertionError("traffic split outside its acceptance band:\n" + self.table())
-
-
-def _round_up(probability: float) -> str:
-    """Two significant digits, rounded up so the stated bound stays a bound."""
-    if probability <= 0.0:
-        return "0"
-    exponent = math.floor(math.log10(probability)) - 1
-    return f"{math.ceil(probability / 10**exponent) * 10**exponent:.2g}"
-
-
-def check_split(
-    observed: Mapping[str, int],
-    expected_weights: Mapping[str, float],
-    alpha: float = DEFAULT_ALPHA,
-) -> SplitCheck:
-    """Test observed per-category counts against expected weights.
-
-    Weights are normalised to shares (Envoy routes weight/sum, so 1 and 3 mean 25 % / 75 %).
-    Categories observed but not expected have share 0. Each category with 0 < share < 1 gets
-    a band at alpha/k (k such categories, Bonferroni), so the whole check falsely fails with
-    probability at most alpha; shares 0 and 1 are exact. Raises ValueError for no requests or
-    unusable weights (a broken step, not a broken mesh).
-    """
-    if any(count < 0 for count in observed.values()):
-        raise ValueError(f"observed counts must not be negative: {dict(observed)}")
-    if any(weight < 0 for weight in expected_weights.values()):
-        raise ValueError(f"weights must not be negative: {dict(expected_weights)}")
-    total_weight = sum(expected_weights.values())
-    if total_weight <= 0:
-        raise ValueError(f"weights must have a positive sum: {dict(expected_weights)}")
-    n = sum(observed.values())
-    if n == 0:
-        raise ValueError("no requests observed: a split check needs traffic")
-
-    categories = list(expected_weights) + [c for c in observed if c not in expected_weights]
-    shares = {c: expected_weights.get(c, 0.0) / total_weight for c in categories}
-    tested = sum(1 for share in shares.values() if 0.0 < share < 1.0)
-
-    rows, bound = [], 0.0
-    for category in categories:
-        share, count = shares[category], observed.get(category, 0)
-        if share == 0.0:
-            band = (0, 0)
-        elif share == 1.0:
-            band = (n, n)
-        else:
-            band = binomial_band(n, share, alpha / tested)
-            bound += false_failure_probability(n, share, band)
-        ok = band[0] <= count <= band[1]
-        rows.append(SplitRow(category, share, band, count, count / n, ok))
-    return SplitCheck(tuple(rows), n, alpha, bound, tested)
 
 
 def parse_shares(spec: str) -> dict[str, float]:

@@ -20,6 +20,7 @@ import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
+from urllib.parse import urlencode
 
 import yaml
 from kubernetes import client
@@ -35,6 +36,7 @@ from ..rundir import make_run_dir
 from ..samples import Placement
 from ..versions import IstioVersion
 from . import diagnostics
+from .addons import PROMETHEUS_URL
 from .api import (GATEWAY_API_TYPES, ISTIO_TYPES, TYPES_BY_KIND, KubeApi, KubeApiError,
                   api_error, kube_contexts, load_api_client)
 from .apply import Applier, Target
@@ -362,6 +364,21 @@ class KubeMesh(Mesh):
                                 f"{api_error(exc).message}") from None
             lines.extend(text.splitlines())
         return lines
+
+    def prometheus_api(self, path: str, params: Mapping[str, str] | None = None) -> dict:
+        """The Prometheus addon's API, asked with curl from the client pod as the handouts
+        do (``curl http://prometheus.istio-system:9090/api/v1/query?query=...``)."""
+        url = f"{PROMETHEUS_URL}/api/v1/{path}" + (f"?{urlencode(params)}" if params else "")
+        response = self.send(self.client(), HttpRequest(url=url, max_time_s=30))[0]
+        if response.status == 0:
+            raise MeshError(f"Prometheus did not answer at {PROMETHEUS_URL} from the "
+                            f"{self.client()} pod ({response.error}): is the addon installed? "
+                            "(`make kind-up` installs it)")
+        try:
+            return json.loads(response.body)
+        except ValueError:
+            raise MeshError(f"Prometheus answered {response.status} with no JSON: "
+                            f"{response.body[:200]}") from None
 
     def proxy_stats(self, workload: str) -> dict[str, int]:
         pod = self._pod(workload)

@@ -21,6 +21,7 @@ from rich.markup import escape
 from ..manifests import MANIFESTS_ROOT
 from ..mesh import MeshError
 from ..versions import IstioVersion
+from .addons import PROMETHEUS_DEPLOYMENT, addon_objects
 from .api import KubeApi, ResourceType, kube_contexts, load_api_client
 from .apply import SAMPLE_LABEL, Applier
 from .context import (DEFAULT_CONTEXT, KIND_CLUSTER_NAME, check_kind_nodes, check_kind_server,
@@ -139,6 +140,7 @@ class Provisioner:
         istioctl = self.ensure_istioctl()
         api = self._api()
         self.ensure_istio(api, istioctl)
+        self.ensure_prometheus(api)
         self.ensure_injection(api)
         self.ensure_samples(api, samples)
         return self.ingress()
@@ -249,6 +251,22 @@ class Provisioner:
             else:
                 note = f"already installed ({found or 'version unknown'})"
             self._wait_rollouts(api, ISTIO_NAMESPACE, ISTIO_DEPLOYMENTS, step)
+            step.done(note)
+
+    def ensure_prometheus(self, api: KubeApi) -> None:
+        """Istio's Prometheus addon of the release (the metrics and topology labs query it)."""
+        with self.reporter.step(f"Prometheus addon (samples/addons of {self.istio.patch})") as step:
+            if rollout_state(api.get(DEPLOYMENTS, ISTIO_NAMESPACE, PROMETHEUS_DEPLOYMENT)) \
+                    == "not created":
+                source, objects = addon_objects(self.istio.patch, "prometheus",
+                                                tools_dir=self.tools_dir, **self._fetch())
+                applier = Applier(api, ISTIO_NAMESPACE)
+                applier.apply([applier.target(o, str(source), {SAMPLE_LABEL: "prometheus"})
+                               for o in objects], sample="prometheus")
+                note = "installed"
+            else:
+                note = "already installed"
+            self._wait_rollouts(api, ISTIO_NAMESPACE, (PROMETHEUS_DEPLOYMENT,), step)
             step.done(note)
 
     def _wait_rollouts(self, api: KubeApi, namespace: str, names, step) -> None:

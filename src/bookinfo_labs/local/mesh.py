@@ -53,6 +53,8 @@ from .bootstrap import StatsMatcher, envoy_bootstrap
 from .config import ConfigStore
 from .dns import MeshDns
 from .identity import NodeAgent
+from . import prometheus as local_prometheus
+from .metrics import Directory, MetricsAgent
 from .envoyproc import EnvoyProcess, envoy_version, find_envoy
 from .fortio import run_load
 from .registry import Pod, Service, ServicePort, ServiceRegistry, pod_name
@@ -376,6 +378,7 @@ class LocalMesh(Mesh):
     #: its Envoys flush their access logs every 250 ms (envoyproc), read from the file;
     #: 0.25 s each for scheduling noise (the timing bands' allowance) and the read
     access_log_flush_s = 0.75
+    prometheus_scrape_interval_s = local_prometheus.SCRAPE_INTERVAL_S
 
     def __init__(self, istio: IstioVersion, namespace: str = "default", envoy: str | None = None):
         self.istio = istio
@@ -391,6 +394,10 @@ class LocalMesh(Mesh):
         self._grpc_servers: list = []  # grpc.aio servers
         self._outbounds: list[EnvoyOutbound] = []
         self._sidecars: dict[str, Sidecar] = {}  # pod name -> its sidecar
+        #: pod name -> the pilot-agent's metrics part (local/metrics.py)
+        self._agents: dict[str, MetricsAgent] = {}
+        self._directory: Directory | None = None  # what the agents look peers up in
+        self._prometheus: local_prometheus.LocalPrometheus | None = None  # started on first use
         self._workdir = make_run_dir()  # removes those of killed runs first
         self._loop = LoopThread()
         self._xds = XdsServer()
@@ -462,6 +469,7 @@ class LocalMesh(Mesh):
         with ThreadPoolExecutor(max_workers=8) as pool:  # Envoys start in parallel
             list(pool.map(self._start_sidecar, [p for p in pods if p.gateway or p.injected]))
         self._push()  # the new endpoints reach every sidecar
+        self._update_scrape_targets()
         return pods
 
     def stop_pods(self, pods: list[Pod]) -> None:
@@ -485,9 +493,11 @@ class LocalMesh(Mesh):
 
         for pod in pods:
             sidecar = self._sidecars.pop(pod.name, None)
+            self._agents.pop(pod.name, None)
             if sidecar is not None:
                 sidecar.process.stop()
             self._loop.run(stop(pod))
+        self._update_scrape_targets()
 
     def _service(self, m: Manifest) -> Service:
         spec = m.raw["spec"]
@@ -609,7 +619,7 @@ class LocalMesh(Mesh):
                         mapped[port.target_port] = held.port
         return mapped
 
-    def _proxy_view(self, pod: Pod, log_path: Path) -> pilot.ProxyView:
+    def _proxy_view(self, pod: Pod, log_path: Path, metrics_path: Path) -> pilot.ProxyView:
         targeted = sorted({p.target_port for s in self.registry.services.values()
                            if s.namespace == pod.namespace and s.selector
                            and pod.matches(s.selector) for p in s.ports
@@ -618,7 +628,8 @@ class LocalMesh(Mesh):
                                ip=pod.ip, outbound_ip=pod.outbound_ip, app_ip=pod.app_ip,
                                inbound_ports=() if pod.gateway else tuple(targeted),
                                service_account=pod.service_account,
-                               access_log_path=str(log_path), annotations=pod.annotations,
+                               access_log_path=str(log_path),
+                               metrics_log_path=str(metrics_path), annotations=pod.annotations,
                                kind="router" if pod.gateway else "sidecar",
                                host_ports=dict(pod.host_ports))
 
@@ -626,7 +637,8 @@ class LocalMesh(Mesh):
         work = self._workdir / pod.name
         work.mkdir(parents=True, exist_ok=True)
         log_path = work / "istio-proxy.log"
-        view = self._proxy_view(pod, log_path)
+        metrics_path = work / "istio-metrics.jsonl"  # what the metrics agent reads
+        view = self._proxy_view(pod, log_path, metrics_path)
         bootstrap = envoy_bootstrap(
             node_id=view.node_id, node_cluster=view.node_cluster, namespace=pod.namespace,
             labels=pod.labels, source_ip=pod.ip, xds_port=self._xds_port,
@@ -636,12 +648,19 @@ class LocalMesh(Mesh):
         sidecar = Sidecar(pod, view, process, log_path)
         pod.sidecar = sidecar
         self._sidecars[pod.name] = sidecar
+        agent = MetricsAgent(pod.ip, metrics_path, self._metrics_directory)
+        runner = self._loop.run(agent.serve())
+        self._runners.append(runner)
+        pod.runtime.append(runner)
+        self._agents[pod.name] = agent
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         try:
+            if self._prometheus is not None:
+                self._prometheus.stop()
             for sidecar in self._sidecars.values():
                 sidecar.process.stop()
 
@@ -705,6 +724,9 @@ class LocalMesh(Mesh):
         Envoy's reason) when a sidecar NACKs."""
         with self._push_lock:
             mesh = self.mesh_view()
+            # what the metrics agents look peers up in, built here (the agents run on the
+            # loop thread, while an apply may be changing the config store)
+            self._directory = Directory.of(mesh)
             # a copy: pods may start on another thread meanwhile (a controller's); their
             # own push follows once their Envoys run
             sidecars = dict(self._sidecars)
@@ -726,6 +748,31 @@ class LocalMesh(Mesh):
         secrets = {**resources.get(pilot.SECRET, {}),
                    **self._agent.secrets(proxy.namespace, proxy.service_account)}
         return {**resources, pilot.SECRET: secrets}
+
+    # -- metrics -----------------------------------------------------------------------
+    def _metrics_directory(self) -> Directory:
+        return self._directory or Directory()  # every push sets it; none before the first
+
+    def _scrape_targets(self) -> list[dict]:
+        pods = {p.name: p for p in self.registry.pods}
+        return [local_prometheus.target_group(f"{agent.pod_ip}:{agent.port}", pod.namespace,
+                                              pod.name, pod.labels)
+                for name, agent in list(self._agents.items()) if (pod := pods.get(name))]
+
+    def _update_scrape_targets(self) -> None:
+        if self._prometheus is not None:
+            self._prometheus.set_targets(self._scrape_targets())
+
+    def prometheus_api(self, path: str, params: Mapping[str, str] | None = None) -> dict:
+        """The local Prometheus' API; the server starts on first use (a run without the
+        metrics labs does not pay for it), scraping every pod's agent."""
+        if self._prometheus is None:
+            executable = local_prometheus.binary()
+            if executable is None:
+                raise MeshError(local_prometheus.missing_reason())
+            self._prometheus = local_prometheus.LocalPrometheus(
+                self._workdir / "prometheus", executable).start(self._scrape_targets())
+        return self._prometheus.api(path, params)
 
     # -- configuration ---------------------------------------------------------------
     def apply(self, manifests: list[Manifest]) -> list[ResourceKey]:

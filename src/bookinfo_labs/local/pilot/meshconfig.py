@@ -20,8 +20,10 @@ MESH_DEFAULTS: dict[str, Any] = {
     "accessLogFile": "", "accessLogEncoding": "TEXT", "enableTracing": True,
     "outboundTrafficPolicy": {"mode": "ALLOW_ANY"},
 }
-#: what the demo profile's ConfigMap sets on top of them
-DEMO_PROFILE: dict[str, Any] = {"accessLogFile": "/dev/stdout"}
+#: what the demo profile's ConfigMap sets on top of them; the chart's configmap.yaml adds
+#: ``defaultProviders.metrics: [prometheus]`` whenever telemetry v2 is on (its default)
+DEMO_PROFILE: dict[str, Any] = {"accessLogFile": "/dev/stdout",
+                                "defaultProviders": {"metrics": ["prometheus"]}}
 
 
 def effective(configmap_mesh: Mapping[str, Any]) -> dict[str, Any]:

@@ -204,6 +204,8 @@ class ProxyView:
     inbound_ports: tuple[int, ...] = ()  # the container ports a Service targets
     service_account: str = "default"
     access_log_path: str = "/dev/stdout"
+    #: where the loggers feeding the standard metrics write ("": no metrics; pilot/metrics.py)
+    metrics_log_path: str = ""
     annotations: Mapping[str, str] = field(default_factory=dict)
     kind: str = "sidecar"  # or "router": a gateway
     host_ports: Mapping[int, int] = field(default_factory=dict)  # container port -> machine's

@@ -1,0 +1,55 @@
+@observability @needs-prometheus
+Feature: Metrics in Prometheus
+  Workshop lab 9.2 and survey L25: every proxy keeps Istio's standard metrics
+  (istio_requests_total, istio_request_duration_milliseconds, ...) with Istio's labels,
+  the Prometheus addon scrapes them, and we ask its HTTP API with PromQL as the handouts
+  do. Counters only grow, so each check looks at what the scenario's own traffic added
+  since every proxy was last scraped; it waits for the records' flush and two scrape
+  intervals, twice over (Prometheus scrapes every 15 s on a cluster, as the addon sets
+  it, and every 2 s on the local mesh). Splits and shares get the exact binomial band of
+  the traffic-shifting lab (false failure at most 1e-6).
+
+  Background:
+    Given the Bookinfo sample is running
+    And "destination-rule-all.yaml" is applied
+
+  Scenario: Requests to reviews show up in istio_requests_total
+    Given Prometheus has scraped every proxy
+    When a user opens the product page 10 times
+    Then the query 'istio_requests_total{destination_service=~"reviews.*", response_code="200"}' grows by 10 for each reporter
+    And its series carry Istio's standard labels
+
+  Scenario: Per-version counts after traffic shifting agree with the split the client saw
+    Given I apply "virtual-service-reviews-50-v3.yaml"
+    And Prometheus has scraped every proxy
+    When a user opens the product page 200 times
+    # the pages name the reviews pod that served them: Prometheus must count the same
+    Then Prometheus counts as many requests per reviews version as the pages showed
+    And in Prometheus the reviews versions are split v1 50% and v3 50%
+
+  Scenario: The 5xx share of ratings after a fault-injection abort
+    Given I apply "virtual-service-reviews-v3.yaml"
+    And I apply:
+      """
+      apiVersion: networking.istio.io/v1
+      kind: VirtualService
+      metadata:
+        name: ratings
+      spec:
+        hosts:
+        - ratings
+        http:
+        - fault:
+            abort:
+              percentage:
+                value: 50
+              httpStatus: 500
+          route:
+          - destination:
+              host: ratings
+              subset: v1
+      """
+    And Prometheus has scraped every proxy
+    When a user opens the product page 40 times
+    # reviews v3 asks ratings once per page; its sidecar aborts about half of those
+    Then Prometheus counts 40 requests to ratings, 50% of them answered 5xx
