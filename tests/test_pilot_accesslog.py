@@ -59,13 +59,19 @@ CASES = {
 
 
 def loggers_of(resources: dict) -> dict:
-    """Per watched listener: its own loggers and those of its filters."""
+    """Per watched listener: its own access loggers and those of its filters (the ones
+    writing the proxy's log, not the metrics records of pilot/metrics.py)."""
     out = {}
     for proxy, name in WATCHED:
         built = resources[proxy.pod][LISTENER][name]
-        filters = [f["typed_config"].get("access_log") for chain in built["filter_chains"]
+
+        def logs(loggers, path=proxy.access_log_path):
+            mine = [lg for lg in loggers or [] if lg["typed_config"].get("path") == path]
+            return mine or None
+
+        filters = [logs(f["typed_config"].get("access_log")) for chain in built["filter_chains"]
                    for f in chain["filters"]]
-        out[f"{proxy.pod} {name}"] = {"listener": built.get("access_log"),
+        out[f"{proxy.pod} {name}"] = {"listener": logs(built.get("access_log")),
                                       "filters": [f for f in filters if f is not None]}
     return out
 
