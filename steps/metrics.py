@@ -4,9 +4,9 @@ Counters only grow and every scenario of a run shares the mesh, so a check looks
 its own traffic added: "Prometheus has scraped every proxy" notes a moment at which every
 proxy's counts up to now are in Prometheus, and the checks compare the same query at that
 moment and now. They poll until the counts are complete (the traffic's own count says how
-many), within promql.settle_s of the scrape interval. They read the last batch's count, so
-in a scenario they come before the client-side checks (``lab.expect`` sends the batch again
-to see its check hold in a row).
+many), within promql.settle_s of the scrape interval. They compare with every batch the
+scenario sent since that moment (``lab.history``), re-sends and a split test's further
+batches included, so they may come after the client-side checks.
 """
 
 import shlex
@@ -17,9 +17,8 @@ import pytest
 from pytest_bdd import given, parsers, then
 
 from bookinfo_labs import promql
-from bookinfo_labs.checks import eventually, parse_shares
+from bookinfo_labs.checks import eventually
 from bookinfo_labs.checks.backends import reviews_version
-from bookinfo_labs.checks.stats import check_split
 from bookinfo_labs.kube.addons import PROMETHEUS_URL
 from bookinfo_labs.local.metrics import HTTP_LABELS
 from bookinfo_labs.topology import QUERY as GRAPH_QUERY, ServiceGraph, parse_claims
@@ -78,6 +77,13 @@ def prometheus_scraped(lab, prometheus_window):
                         times=1, timeout_s=STARTUP_S + promql.settle_s(
                             lab.mesh.prometheus_scrape_interval_s))
     prometheus_window["since"] = promql.scraped_after(answer, moment)
+    prometheus_window["batches"] = len(lab.history)  # what the scenario sends from here on
+
+
+def _sent_since(lab, window) -> list:
+    """Every response of the batches sent since "Prometheus has scraped every proxy"."""
+    _since(lab, window)
+    return [r for t in lab.history[window["batches"]:] for r in t.responses]
 
 
 @then(parsers.re(r"the query '(?P<query>.+)' grows by (?P<count>\d+) for each reporter"),
@@ -113,61 +119,37 @@ def standard_labels(lab, prometheus_window):
     print(f"{len(grown)} series, e.g. {grown[0][0]}")
 
 
+def _counts_equal(lab, window, query: str, label: str, seen: Counter, who: str) -> None:
+    """Poll until Prometheus' increase of ``query`` by ``label`` equals ``seen``."""
+    def check(samples):
+        counted = {labels.get(label): round(value) for labels, value in samples}
+        print(f"Prometheus: {counted}; {who}: {dict(seen)}")
+        assert counted == dict(seen), f"Prometheus counted {counted}, {who} {dict(seen)}"
+
+    _await(lab, f"counts by {label} {dict(seen)}", lambda: _increase(lab, window, query), check)
+
+
 @then("Prometheus counts as many requests per reviews version as the pages showed")
 def counts_per_version(lab, prometheus_window):
+    """Every page the scenario opened since the moment names the reviews pod that served it;
+    the servers' sidecars (reporter destination) must have counted the same per version."""
     query = ('sum by (destination_version) (istio_requests_total{reporter="destination", '
              'destination_service=~"reviews.*"})')
     lab.explain(query_command, lab.client, query)
-    seen = Counter(reviews_version(r) or "unknown" for r in lab.traffic.responses)
-
-    def check(samples):
-        counted = {labels.get("destination_version"): round(value) for labels, value in samples}
-        print(f"Prometheus: {counted}; the pages: {dict(seen)}")
-        assert counted == dict(seen), f"Prometheus counted {counted}, the pages showed {dict(seen)}"
-
-    samples = _await(lab, f"per-version counts {dict(seen)}",
-                     lambda: _increase(lab, prometheus_window, query), check)
-    prometheus_window["counts"] = {labels.get("destination_version"): round(value)
-                                   for labels, value in samples}
+    seen = Counter(v for v in map(reviews_version, _sent_since(lab, prometheus_window)) if v)
+    _counts_equal(lab, prometheus_window, query, "destination_version", seen, "the pages showed")
 
 
-@then(parsers.re(r"in Prometheus the reviews versions are split "
-                 r"(?P<spec>v\d+ \d+% (?:and v\d+ \d+%)+)"))
-def prometheus_split(lab, prometheus_window, spec):
-    """The binomial check of the traffic splits (checks/stats.py), on Prometheus' counts."""
-    lab.explain(query_command, lab.client,
-                'sum by (destination_version) (istio_requests_total{reporter="destination", '
-                'destination_service=~"reviews.*"})')
-    counts = prometheus_window.get("counts")
-    assert counts, (f"no per-version counts from Prometheus yet (this scenario has "
-                    f"{sorted(prometheus_window)}): count them first")
-    result = check_split(counts, parse_shares(spec))
-    print(result.table())
-    result.assert_ok()
-
-
-@then(parsers.re(r"Prometheus counts (?P<count>\d+) requests to (?P<service>[\w-]+), "
-                 r"(?P<share>\d+)% of them answered 5xx"), converters={"count": int, "share": int})
-def error_share(lab, prometheus_window, count, service, share):
-    """The 5xx share as the client's sidecar reported it (an abort never reaches the server),
-    checked with the binomial band of the traffic splits."""
+@then(parsers.re(r"Prometheus counts as many requests to (?P<service>[\w-]+) per response code "
+                 r"as the client saw"))
+def counts_per_code(lab, prometheus_window, service):
+    """The client's sidecar (reporter source) counted each status the client got: an abort
+    is the client sidecar's own answer and never reaches the server."""
     query = (f'sum by (response_code) (istio_requests_total{{reporter="source", '
              f'destination_service=~"{service}.*"}})')
     lab.explain(query_command, lab.client, query)
-
-    def check(samples):
-        total = round(promql.total(samples))
-        assert total == count, f"{total} requests to {service} counted, expected {count}"
-
-    samples = _await(lab, f"{count} requests to {service} counted",
-                     lambda: _increase(lab, prometheus_window, query), check)
-    codes = Counter({labels.get("response_code", "?"): round(v) for labels, v in samples})
-    errors = sum(n for code, n in codes.items() if code.startswith("5"))
-    print(f"response codes: {dict(codes)}")
-    result = check_split({"5xx": errors, "other": count - errors},
-                         {"5xx": share, "other": 100 - share})
-    print(result.table())
-    result.assert_ok()
+    seen = Counter(str(r.status) for r in _sent_since(lab, prometheus_window))
+    _counts_equal(lab, prometheus_window, query, "response_code", seen, "the client saw")
 
 
 @then(parsers.re(r"the service graph shows (?P<claims>.+ calls .+)"))

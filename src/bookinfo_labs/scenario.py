@@ -79,6 +79,7 @@ class Lab:
         self.traffic: Traffic | None = None
         self._resend: Callable[[], Traffic] | None = None  # sends the last kind of batch again
         self._more: Callable[[int], Traffic] | None = None  # sends n more of that kind
+        self.history: list[Traffic] = []  # every batch this scenario sent, oldest first
         self.error: Exception | None = None  # what a step expected to fail raised
         self.nonce: str | None = None  # tags the last tagged batch in upstream logs
         self.load_result: LoadResult | None = None
@@ -265,9 +266,14 @@ class Lab:
     def _batch(self, send: Callable[[int], Traffic], count: int) -> Traffic:
         """Send a batch of ``count``, remembering how, so ``expect`` can send the same kind of
         batch again and a sequential check can send more of it (``send_more``)."""
-        self._resend = lambda: send(count)
-        self._more = send
-        return send(count)
+        def recorded(n: int) -> Traffic:
+            traffic = send(n)
+            self.history.append(traffic)
+            return traffic
+
+        self._resend = lambda: recorded(count)
+        self._more = recorded
+        return recorded(count)
 
     def send_more(self, count: int) -> Traffic:
         """``count`` more requests of the kind the last batch sent (a new batch: a tagged one
