@@ -839,9 +839,9 @@ class LocalMesh(Mesh):
         OpenTelemetry log service. An unknown name is left alone, as istiod does."""
         for i, logging in enumerate(m.model.spec.access_logging):
             for j, ref in enumerate(logging.providers):
-                provider = pilot.accesslog.extension_provider(self._mesh_config, ref.name)
+                provider = pilot.meshconfig.extension_provider(self._mesh_config, ref.name)
                 if provider is not None and "envoyFileAccessLog" not in provider:
-                    kind = next((k for k in provider if k != "name"), "?")
+                    kind = pilot.meshconfig.provider_kind(provider) or "?"
                     raise ManifestError(
                         m.source, f"the local mesh writes access logs with file providers only "
                         f"(envoy, or an envoyFileAccessLog extension provider); {ref.name!r} is "
@@ -961,8 +961,8 @@ class LocalMesh(Mesh):
         translates (a name meshConfig does not define traces nothing, as with istiod)."""
         for i, entry in enumerate(m.model.spec.tracing):
             for j, ref in enumerate(entry.providers):
-                provider = pilot.tracing.extension_provider(self._mesh_config, ref.name)
-                kind = pilot.tracing.provider_kind(provider) if provider else ""
+                provider = pilot.meshconfig.extension_provider(self._mesh_config, ref.name)
+                kind = pilot.meshconfig.provider_kind(provider) if provider else ""
                 if not kind or kind in pilot.tracing.TRANSLATED_PROVIDER_KINDS:
                     continue
                 if kind in pilot.tracing.TRACING_PROVIDER_KINDS:

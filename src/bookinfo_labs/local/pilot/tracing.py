@@ -14,10 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from .meshconfig import extension_provider, provider_kind
 from .model import MeshView, ProxyView
 from .names import outbound_cluster
+from .scope import applicable_telemetries
 
-ROOT_NAMESPACE = "istio-system"
 #: PILOT_TRACE_SAMPLING's default, in percent (pilot/pkg/features/telemetry.go)
 TRACE_SAMPLING = 1.0
 ZIPKIN_TRACER = "envoy.tracers.zipkin"
@@ -87,26 +88,8 @@ def connection_manager_tracing(mesh: MeshView, proxy: ProxyView, direction: str)
 
 def applicable_tracing(mesh: MeshView, proxy: ProxyView) -> list:
     """The ``tracing`` entries of the Telemetry resources that apply to ``proxy``, the later
-    overriding the earlier: the root namespace's namespace-wide one, the proxy's namespace's,
-    then those whose selector matches its labels (applicableTelemetries). A namespace-wide
-    Telemetry is the oldest without a selector."""
-    telemetries = mesh.of_kind("Telemetry")
-
-    def namespace_wide(namespace: str):
-        return next((t for t in telemetries if t.namespace == namespace and not _selected(t)),
-                    None)
-
-    chosen = [namespace_wide(ROOT_NAMESPACE)]
-    if proxy.namespace != ROOT_NAMESPACE:
-        chosen.append(namespace_wide(proxy.namespace))
-    chosen += [t for t in telemetries if t.namespace == proxy.namespace and _selected(t)
-               and all(proxy.labels.get(k) == v for k, v in _selected(t).items())]
-    return [entry for t in chosen if t is not None for entry in t.spec.tracing]
-
-
-def _selected(telemetry) -> dict[str, str]:
-    selector = telemetry.spec.selector
-    return dict(selector.match_labels) if selector is not None else {}
+    overriding the earlier."""
+    return [entry for t in applicable_telemetries(mesh, proxy) for entry in t.spec.tracing]
 
 
 def telemetry_spec(mesh: MeshView, proxy: ProxyView, *, client: bool) -> TracingSpec | None:
@@ -138,19 +121,6 @@ def telemetry_spec(mesh: MeshView, proxy: ProxyView, *, client: bool) -> Tracing
         spec.disabled = True
     return spec
 
-
-def extension_provider(config: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
-    """meshConfig's ``extensionProviders`` entry called ``name`` (fetchProvider)."""
-    return next((p for p in config.get("extensionProviders") or [] if p.get("name") == name),
-                None)
-
-
-def provider_kind(provider: Mapping[str, Any]) -> str:
-    """The kind of an extension provider: its one field besides ``name``."""
-    return next((k for k in provider if k != "name"), "")
-
-
-# -- the tracer ------------------------------------------------------------------------------
 
 def provider_tracer(mesh: MeshView, provider: Mapping[str, Any]) -> dict | None:
     """``provider`` (and ``max_path_tag_length``) of the connection manager's tracing for a
