@@ -13,7 +13,9 @@ pytest_plugins = [
     "steps.ratelimit",
     "steps.authz",
     "steps.mtls",
+    "steps.accesslog",
     "steps.metrics",
+    "steps.tracing",
     "steps.sidecar",
     "pytester",  # the plugin's own tests run throwaway pytest projects
 ]

@@ -208,6 +208,26 @@ def outbound_policy_command(mode: str, namespace: str = "default") -> list[str]:
             "| grep -A1 outboundTrafficPolicy"]
 
 
+def mesh_config_commands(changes: dict, namespace: str = "default") -> list[str]:
+    """Top-level meshConfig fields as the handout sets them (``istioctl install --set
+    meshConfig.<field>=<value>``; a field set to None or "" is unset), and how to read the
+    ``istio`` ConfigMap's mesh key back."""
+    flags = " ".join(f"--set meshConfig.{key}={shlex.quote(_mesh_value(value))}"
+                     for key, value in changes.items())
+    fields = "\\|".join(changes)
+    return [f"istioctl install -y -f manifests/istio/istio-operator.yaml {flags}",
+            "kubectl get configmap istio -n istio-system -o jsonpath='{.data.mesh}' "
+            f"| grep '{fields}'"]
+
+
+def _mesh_value(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 def load_command(client: str, url: str, *, connections: int, requests: int,
                  qps: float = 0, namespace: str = "default", container: str = "fortio") -> str:
     """The lab's fortio run: ``kubectl exec deploy/fortio-deploy -c fortio -- fortio load ...``."""

@@ -16,6 +16,7 @@ from .manifests import Manifest
 from .versions import IstioVersion
 
 if TYPE_CHECKING:
+    from .tracing import Trace
     from .samples import Placement
 
 
@@ -267,6 +268,10 @@ class Mesh(abc.ABC):
     #: how long consecutive observations of the eventually primitive are spaced; the local
     #: mesh applies config synchronously, a cluster propagates it through istiod
     poll_interval_s: float = 0.0
+    #: by when a request's access-log line is in its proxy's log after the request ended:
+    #: Envoy flushes its log files every second in a pod (pilot-agent's
+    #: --file-flush-interval-msec 1000), plus reading it back through the API server
+    access_log_flush_s: float = 1.5
 
     @abc.abstractmethod
     def logs(self, workload: str, since_s: float | None = None,
@@ -293,6 +298,12 @@ class Mesh(abc.ABC):
 
         params = {"query": promql} if at is None else {"query": promql, "time": f"{at:.3f}"}
         return api.vector(self.prometheus_api("query", params), promql)
+
+    def traces(self, service: str, limit: int = 20) -> list[Trace]:
+        """The newest ``limit`` traces with a span of ``service`` (``productpage.default``,
+        as Envoy names a proxy's service), newest first, from the mesh's tracing backend:
+        Jaeger's query API on a cluster, the local collector's Zipkin API locally."""
+        raise MeshError(f"the {self.name} mesh has no tracing backend")
 
     def proxy_config(self, workload: str, section: str) -> dict:
         """The sidecar's own config, as ``istioctl proxy-config <section> -o json`` shows it:

@@ -21,6 +21,9 @@ CANNOT_RUN = {
                       "machine has no download, and the emulation does not imitate it",
     "iptables": "the emulated pods are local-mesh workloads, captured by address: no istio-init, "
                 "no 15001/15006 listeners",
+    "needs-tracing-addon": "the Jaeger addon (samples/addons/jaeger.yaml) is an image the "
+                           "emulated cluster does not run; its query API is what the "
+                           "tracing scenarios read",
 }
 
 

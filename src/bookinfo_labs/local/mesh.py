@@ -19,6 +19,7 @@ import asyncio
 import base64
 import fcntl
 import inspect
+import json
 import os
 import random
 import re
@@ -26,16 +27,18 @@ import shutil
 import socket
 import tempfile
 import threading
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 from aiohttp import web
 
 from .. import curlbatch
+from ..accesslog import parse_line
 from ..istio import iter_set_fields
 from ..istio.injection import INJECTION_LABEL, decide as injection_decision
 from ..loadgen import LoadResult
@@ -44,6 +47,7 @@ from ..mesh import HttpRequest, HttpResponse, Mesh, MeshError, PodSummary, Resou
 from ..proxyconfig import SECTIONS
 from ..rundir import make_run_dir
 from ..samples import Placement, sample_manifests
+from ..tracing import Trace, from_zipkin
 from ..versions import IstioVersion
 from . import pilot
 from .analysis import analyze
@@ -151,6 +155,15 @@ SUPPORTED_FIELDS: dict[str, tuple[str, ...]] = {
         "spec.configPatches[].match.cluster", "spec.configPatches[].patch.operation",
         "spec.configPatches[].patch.value",
     ),
+    # accessLogging: providers are meshConfig's file loggers (the built-in envoy among them);
+    # tracing: a provider whose kind the control plane does not translate is refused below
+    "Telemetry": (
+        "spec.selector", "spec.accessLogging[].providers", "spec.accessLogging[].match.mode",
+        "spec.accessLogging[].disabled", "spec.accessLogging[].filter.expression",
+        "spec.tracing[].providers", "spec.tracing[].randomSamplingPercentage",
+        "spec.tracing[].disableSpanReporting", "spec.tracing[].match.mode",
+        "spec.tracing[].customTags", "spec.tracing[].enableIstioTags",
+    ),
     "DestinationRule": (
         "spec.host", "spec.subsets[].name", "spec.subsets[].labels",
         "spec.trafficPolicy.portLevelSettings[].port",
@@ -166,7 +179,7 @@ _GATEWAY_TLS_MODES = {"HTTPS": ("SIMPLE", "MUTUAL", "PASSTHROUGH"), "TLS": ("PAS
 #: the Istio config kinds the control plane reads
 CONFIG_KINDS = ("VirtualService", "DestinationRule", "Gateway", "ServiceEntry", "Sidecar",
                 "PeerAuthentication", "AuthorizationPolicy", "RequestAuthentication",
-                "EnvoyFilter")
+                "EnvoyFilter", "Telemetry")
 #: ServiceEntry resolutions the control plane translates (NONE needs iptables' original
 #: destination, which the local mesh has not)
 _RESOLUTIONS = {"DNS", "STATIC"}
@@ -178,6 +191,9 @@ GATEWAYS_FILE = MANIFESTS_ROOT / "istio" / "gateways.yaml"
 PROXY_IMAGE = "proxyv2"
 ISTIO_NAMESPACE = "istio-system"
 INGRESS_SERVICE = "istio-ingressgateway"
+#: the tracing backend the local mesh runs in istio-system (its stand-in for Zipkin)
+TRACING_ADDON = "zipkin"
+ZIPKIN_PORT = 9411
 
 
 def mounted_files(deployment: Manifest, pod_spec: dict, container: dict,
@@ -278,12 +294,13 @@ class Sidecar:
 
 
 def _started(line: str) -> float:
-    """The START_TIME of an access-log line (``[2026-11-26T17:00:00.123Z] ...``)."""
+    """The START_TIME of an access-log line, TEXT (``[2026-11-26T17:00:00.123Z] ...``) or
+    JSON (``{"start_time":"2026-11-26T17:00:00.123Z",...}``)."""
+    entry = parse_line(line)
     try:
-        stamp = line[1:line.index("]")]
-        return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        return datetime.strptime(entry.start, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
             tzinfo=timezone.utc).timestamp()
-    except ValueError:
+    except (AttributeError, ValueError):
         return float("inf")  # not an access-log line: keep it
 
 
@@ -368,6 +385,9 @@ def _spare_ports(count: int) -> list[int]:
 class LocalMesh(Mesh):
     name = "local"
     poll_interval_s = 0.0
+    #: its Envoys flush their access logs every 250 ms (envoyproc), read from the file;
+    #: 0.25 s each for scheduling noise (the timing bands' allowance) and the read
+    access_log_flush_s = 0.75
     prometheus_scrape_interval_s = local_prometheus.SCRAPE_INTERVAL_S
 
     def __init__(self, istio: IstioVersion, namespace: str = "default", envoy: str | None = None):
@@ -421,6 +441,7 @@ class LocalMesh(Mesh):
         if gateways:
             try:
                 mesh.start_objects(load_file(GATEWAYS_FILE))
+                mesh.deploy(TRACING_ADDON)  # the zipkin Service a tracing provider names
             except BaseException:
                 mesh.close()
                 raise
@@ -746,7 +767,12 @@ class LocalMesh(Mesh):
 
     def set_mesh_config(self, changes: Mapping[str, Any]) -> dict[str, Any]:
         previous = {key: self._mesh_config.get(key) for key in changes}
-        self._mesh_config = pilot.meshconfig.merged(self._mesh_config, changes)
+        merged = pilot.meshconfig.merged(self._mesh_config, changes)
+        try:  # checked before anything changes
+            pilot.accesslog.check_mesh_config(merged)
+        except ValueError as exc:
+            raise MeshError(str(exc)) from None
+        self._mesh_config = merged
         self._push()
         return previous
 
@@ -853,6 +879,22 @@ class LocalMesh(Mesh):
             f"EnvoyFilter {f} ({e.manifest.source})" if e is not None else f"EnvoyFilter {f}"
             for f, e in zip(filters, entries))
 
+    def _check_log_providers(self, m: Manifest) -> None:
+        """A Telemetry's access-log providers must be file loggers (``envoy``, or a
+        meshConfig ``envoyFileAccessLog`` provider): the local mesh has no gRPC or
+        OpenTelemetry log service. An unknown name is left alone, as istiod does."""
+        for i, logging in enumerate(m.model.spec.access_logging):
+            for j, ref in enumerate(logging.providers):
+                provider = pilot.meshconfig.extension_provider(self._mesh_config, ref.name)
+                if provider is not None and "envoyFileAccessLog" not in provider:
+                    kind = pilot.meshconfig.provider_kind(provider) or "?"
+                    raise ManifestError(
+                        m.source, f"the local mesh writes access logs with file providers only "
+                        f"(envoy, or an envoyFileAccessLog extension provider); {ref.name!r} is "
+                        f"a {kind} provider: run this lab with --mesh kube",
+                        resource=m.describe(), path=f"spec.accessLogging[{i}].providers[{j}].name",
+                        line=m.line)
+
     def check_supported(self, m: Manifest) -> None:
         """ManifestError unless the control plane translates the kind and every field set."""
         supported = SUPPORTED_FIELDS.get(m.kind)
@@ -896,6 +938,9 @@ class LocalMesh(Mesh):
                             f"attribute {condition.key} yet; run this lab with --mesh kube",
                             resource=m.describe(), path=f"spec.rules[{i}].when[{j}].key",
                             line=m.line)
+        if m.kind == "Telemetry":
+            self._check_log_providers(m)
+            self._check_tracing_providers(m)
         if m.kind == "RequestAuthentication":
             for i, rule in enumerate(m.model.spec.jwt_rules):
                 if rule.jwks_uri:
@@ -956,6 +1001,27 @@ class LocalMesh(Mesh):
                     f"{m.namespace or self.namespace} to a gateway: create it with -n "
                     f"{ISTIO_NAMESPACE}", resource=m.describe(), path="metadata.namespace",
                     line=m.line)
+
+    def _check_tracing_providers(self, m: Manifest) -> None:
+        """A Telemetry's tracing may name only providers whose kind the control plane
+        translates (a name meshConfig does not define traces nothing, as with istiod)."""
+        for i, entry in enumerate(m.model.spec.tracing):
+            for j, ref in enumerate(entry.providers):
+                provider = pilot.meshconfig.extension_provider(self._mesh_config, ref.name)
+                kind = pilot.meshconfig.provider_kind(provider) if provider else ""
+                if not kind or kind in pilot.tracing.TRANSLATED_PROVIDER_KINDS:
+                    continue
+                if kind in pilot.tracing.TRACING_PROVIDER_KINDS:
+                    why = (f"the local mesh does not implement {kind} tracing providers yet "
+                           f"(meshConfig extensionProviders {ref.name!r} is one; it implements "
+                           f"{', '.join(pilot.tracing.TRANSLATED_PROVIDER_KINDS)}): name a "
+                           "zipkin provider, or run this lab with --mesh kube")
+                else:
+                    why = (f"meshConfig extensionProviders {ref.name!r} is a {kind} provider, "
+                           "which does not trace (istiod configures no tracing with it): name "
+                           "a zipkin provider")
+                raise ManifestError(m.source, why, resource=m.describe(),
+                                    path=f"spec.tracing[{i}].providers[{j}].name", line=m.line)
 
     @staticmethod
     def _check_server_tls(m: Manifest, index: int, protocol: str, tls) -> None:
@@ -1092,6 +1158,22 @@ class LocalMesh(Mesh):
                                        qps=qps, source_ip=pod.ip), timeout_s=600)
 
     # -- observation -----------------------------------------------------------------
+    def traces(self, service: str, limit: int = 20) -> list[Trace]:
+        """From the tracing addon's Zipkin API, as ``curl http://zipkin.istio-system:9411/
+        api/v2/traces?serviceName=<service>&limit=<n>`` from inside the mesh."""
+        pods = self.registry.workload_pods(TRACING_ADDON, ISTIO_NAMESPACE)
+        if not pods or ZIPKIN_PORT not in pods[0].ports:
+            raise MeshError(f"no tracing backend ({TRACING_ADDON} in {ISTIO_NAMESPACE}) runs in "
+                            "this mesh: it starts with LocalMesh.start()")
+        pod = pods[0]
+        url = (f"http://{pod.ip}:{pod.ports[ZIPKIN_PORT]}/api/v2/traces?"
+               f"{urlencode({'serviceName': service, 'limit': limit})}")
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                return from_zipkin(json.loads(response.read()))
+        except (OSError, ValueError) as exc:
+            raise MeshError(f"the tracing backend did not answer {url}: {exc}") from None
+
     def logs(self, workload: str, since_s: float | None = None,
              container: str | None = None) -> list[str]:
         pod = self._pod(workload)
