@@ -48,6 +48,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "in the cluster (objects labelled as ours, not the sample apps)")
     group.addoption("--explain", action="store_true",
                     help="print the kubectl/curl command equivalent to each step")
+    group.addoption("--workshop", nargs="?", const="step", default=None, choices=("step", "auto"),
+                    help="step through the labs: before each step show it, its manifest and "
+                         "the kubectl/curl command, wait for Enter (--workshop=auto: run on); "
+                         "stop at the first failing step with the mesh left up to look around")
     group.addoption("--lab-report", default="reports", metavar="DIR",
                     help="where to write labs.json and labs.txt (default: reports)")
     group.addoption("--eventually-timeout", type=_positive_float, default=None, metavar="SECONDS",
@@ -88,6 +92,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_REPORT_KEY] = LabReport(
         mesh=config.getoption("--mesh"), istio=config.getoption("--istio-version"))
     _on_sigterm_stop_as_on_ctrl_c(config)
+    if config.getoption("--workshop"):
+        from . import workshop
+
+        workshop.register(config)
 
 
 def _check_options(config: pytest.Config) -> None:

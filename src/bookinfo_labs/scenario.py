@@ -91,6 +91,8 @@ class Lab:
         #: mesh-wide settings this scenario changed, and how to put each back
         self._restores: list[tuple[str, Callable[[], object]]] = []
         self.started = time.monotonic()
+        #: called once a command has been shown, before it runs (--workshop waits there)
+        self.before_acting: Callable[[], None] = lambda: None
 
     def explain(self, command: Callable[..., object], *args, **kwargs) -> None:
         """With --explain, print what a learner types to do or see the same by hand:
@@ -104,6 +106,7 @@ class Lab:
         lines = command(*args, **{"namespace": self.mesh.namespace, **kwargs})
         for line in [lines] if isinstance(lines, str) else lines:
             self._say(line)
+        self.before_acting()
 
     # -- sample apps -----------------------------------------------------------------
     def deploy(self, sample: str, placement: Placement | None = None) -> None:
