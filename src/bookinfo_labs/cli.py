@@ -18,10 +18,7 @@ from urllib.parse import urlencode
 import click
 
 from . import proxytables
-from .control import ControlClient, ControlServer, socket_path
-from .explain import apply_commands
-from .manifests import ManifestError, check_release, load_file, webhook_warnings
-from .mesh import MeshError
+from .control import ControlClient, ControlError, ControlServer, socket_path
 from .versions import DEFAULT_VERSION, VERSIONS, get_version
 
 #: what ``up`` applies after the samples, as the handouts do before their first task: the
@@ -37,7 +34,7 @@ def _call(work):
     """Run a client call; the tool's own errors are one clear line and exit status 1."""
     try:
         return work()
-    except (MeshError, ManifestError) as exc:
+    except ControlError as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -63,8 +60,11 @@ def main(ctx: click.Context, socket_: Path | None) -> None:
 @click.pass_context
 def up(ctx: click.Context, istio_version: str, envoy: str | None) -> None:
     """Start the local mesh with Bookinfo in the foreground; Ctrl-C stops everything."""
+    from .explain import apply_commands
     from .local import LocalMesh
     from .local.mesh import INGRESS_SERVICE, ISTIO_NAMESPACE
+    from .manifests import ManifestError, check_release, load_file, webhook_warnings
+    from .mesh import MeshError
 
     path: Path = ctx.obj["socket"]
 
@@ -103,7 +103,7 @@ def up(ctx: click.Context, istio_version: str, envoy: str | None) -> None:
             signal.pause()
     except KeyboardInterrupt:
         click.echo("\nStopping the local mesh...")
-    except (MeshError, ManifestError) as exc:
+    except (MeshError, ManifestError, ControlError) as exc:
         raise click.ClickException(str(exc)) from None
     finally:
         # a second Ctrl-C must not cut the cleanup short: nothing may outlive `up`

@@ -23,14 +23,21 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
+from typing import TYPE_CHECKING
 
-from .manifests import Manifest, ManifestError, check_release, parse_text, webhook_warnings
-from .mesh import MeshError, ResourceKey
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from .manifests import Manifest
 
 #: how long one ``bookinfo-labs curl`` may run inside the mesh (curl's own --max-time is
 #: the learner's to set; this only stops a forgotten one from holding the server)
 CURL_LIMIT_S = 120.0
+
+
+class ControlError(Exception):
+    """The control endpoint could not do what was asked: the message says why (the mesh's
+    own error, file and field included) and what to do."""
 
 
 def socket_path() -> Path:
@@ -45,7 +52,7 @@ def socket_path() -> Path:
     return base / "control.sock"
 
 
-def _kubectl_name(m: Manifest) -> str:
+def _kubectl_name(m: "Manifest") -> str:
     """``virtualservice.networking.istio.io/reviews``, as kubectl names what it applied."""
     group = m.raw.get("apiVersion", "v1").rpartition("/")[0]
     return f"{m.kind.lower()}{'.' + group if group else ''}/{m.name}"
@@ -68,7 +75,7 @@ class ControlServer:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         if self.path.exists():
             if _answers(self.path):
-                raise MeshError(f"a workshop mesh already runs for this user (its control "
+                raise ControlError(f"a workshop mesh already runs for this user (its control "
                                 f"endpoint is {self.path}): stop it with Ctrl-C in its "
                                 "terminal, or set BOOKINFO_LABS_SOCKET for a second one")
             self.path.unlink()
@@ -93,10 +100,12 @@ class ControlServer:
         self._thread.start()
         ready.wait()
         if failure:
-            raise MeshError(f"cannot serve the control endpoint at {self.path}: {failure[0]}")
+            raise ControlError(f"cannot serve the control endpoint at {self.path}: {failure[0]}")
         return self
 
     async def _serve(self) -> None:
+        from aiohttp import web  # the server's alone: the client commands start faster
+
         app = web.Application(client_max_size=16 * 1024 * 1024)
         app.add_routes([
             web.get("/info", self._info), web.get("/resources", self._resources),
@@ -120,37 +129,42 @@ class ControlServer:
 
     # -- handlers: each runs the blocking mesh call on a worker thread ---------------
     @staticmethod
-    async def _answer(work, *args) -> web.Response:
+    async def _answer(work, *args) -> "web.Response":
+        from aiohttp import web
+
+        from .manifests import ManifestError
+        from .mesh import MeshError
+
         try:
             result = await asyncio.to_thread(work, *args)
         except (ManifestError, MeshError, ValueError) as exc:
             return web.json_response({"error": str(exc)}, status=400)
         return web.json_response(result)
 
-    async def _info(self, request: web.Request) -> web.Response:
-        return web.json_response(self.info)
+    async def _info(self, request: "web.Request") -> "web.Response":
+        return await self._answer(lambda: self.info)
 
-    async def _resources(self, request: web.Request) -> web.Response:
+    async def _resources(self, request: "web.Request") -> "web.Response":
         return await self._answer(lambda: {"resources": sorted(
             [list(k) for k in self.mesh.owned_resources()])})
 
-    async def _apply(self, request: web.Request) -> web.Response:
+    async def _apply(self, request: "web.Request") -> "web.Response":
         body = await request.json()
         return await self._answer(self.apply_text, body["text"], body.get("source", "<stdin>"))
 
-    async def _delete(self, request: web.Request) -> web.Response:
+    async def _delete(self, request: "web.Request") -> "web.Response":
         body = await request.json()
         return await self._answer(self.delete_text, body["text"], body.get("source", "<stdin>"))
 
-    async def _curl(self, request: web.Request) -> web.Response:
+    async def _curl(self, request: "web.Request") -> "web.Response":
         body = await request.json()
         return await self._answer(self.curl, body.get("from"), body["args"], body.get("cwd"))
 
-    async def _proxy_config(self, request: web.Request) -> web.Response:
+    async def _proxy_config(self, request: "web.Request") -> "web.Response":
         return await self._answer(lambda: self.mesh.proxy_config(
             request.query["workload"], request.query["section"]))
 
-    async def _proxy_status(self, request: web.Request) -> web.Response:
+    async def _proxy_status(self, request: "web.Request") -> "web.Response":
         from .local.xds import format_status
 
         return await self._answer(lambda: {"text": format_status(self.mesh.proxy_status())})
@@ -158,6 +172,8 @@ class ControlServer:
     # -- the verbs ------------------------------------------------------------------
     def apply_text(self, text: str, source: str) -> dict[str, Any]:
         """``kubectl apply -f``: validated, then applied all or nothing, as a lab applies."""
+        from .manifests import check_release, parse_text, webhook_warnings
+
         manifests = parse_text(text, source)
         check_release(manifests, self.mesh.istio)
         before = self.mesh.owned_resources()
@@ -169,6 +185,9 @@ class ControlServer:
 
     def delete_text(self, text: str, source: str) -> dict[str, Any]:
         """``kubectl delete -f``: what exists is deleted; what does not is said, as kubectl does."""
+        from .manifests import parse_text
+        from .mesh import ResourceKey
+
         manifests = parse_text(text, source)
         owned = self.mesh.owned_resources()
         keys = [ResourceKey(m.kind, m.namespace or self.mesh.namespace, m.name) for m in manifests]
@@ -186,6 +205,8 @@ class ControlServer:
             done = subprocess.run(argv, capture_output=True, timeout=CURL_LIMIT_S,
                                   cwd=cwd if cwd and os.path.isdir(cwd) else None)
         except subprocess.TimeoutExpired as exc:
+            from .mesh import MeshError
+
             raise MeshError(f"curl ran longer than {CURL_LIMIT_S:g} s; give it --max-time") from exc
         return {"stdout": base64.b64encode(done.stdout).decode(),
                 "stderr": base64.b64encode(done.stderr).decode(), "exit_code": done.returncode}
@@ -214,7 +235,7 @@ class _UnixConnection(http.client.HTTPConnection):
 
 
 class ControlClient:
-    """Calls the running workshop mesh; every failure is a MeshError saying what to do."""
+    """Calls the running workshop mesh; every failure is a ControlError saying what to do."""
 
     def __init__(self, path: Path | None = None, timeout_s: float = CURL_LIMIT_S + 60):
         self.path = path or socket_path()
@@ -229,14 +250,14 @@ class ControlClient:
             response = connection.getresponse()
             answer = json.loads(response.read() or b"{}")
         except (FileNotFoundError, ConnectionRefusedError):
-            raise MeshError(f"no workshop mesh runs (nothing listens at {self.path}): start "
+            raise ControlError(f"no workshop mesh runs (nothing listens at {self.path}): start "
                             "one with `bookinfo-labs up` in another terminal") from None
         except OSError as exc:
-            raise MeshError(f"the workshop mesh at {self.path} did not answer: {exc}") from None
+            raise ControlError(f"the workshop mesh at {self.path} did not answer: {exc}") from None
         finally:
             connection.close()
         if response.status != 200:
-            raise MeshError(answer.get("error") or f"HTTP {response.status} from {route}")
+            raise ControlError(answer.get("error") or f"HTTP {response.status} from {route}")
         return answer
 
     def get(self, route: str) -> dict:

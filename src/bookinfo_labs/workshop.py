@@ -18,7 +18,6 @@ import pytest
 
 from .checks.eventually import EventuallyError
 from .manifests import ManifestError, find_manifest
-from .mesh import MeshError
 
 #: a lab file a step names (``Given I apply "virtual-service-all-v1.yaml"``)
 _NAMED_FILE = re.compile(r'"([\w./-]+\.ya?ml)"')
@@ -91,7 +90,7 @@ class Workshop:
 
     # -- the mesh, for the learner ---------------------------------------------------
     def _serve(self, mesh) -> None:
-        from .control import ControlServer
+        from .control import ControlError, ControlServer
 
         if mesh.name != "local":  # a cluster: kubectl and istioctl reach it already
             self.endpoint = False
@@ -99,7 +98,7 @@ class Workshop:
         try:
             self.endpoint = ControlServer(mesh, info={"namespace": mesh.namespace,
                                                       "client": mesh.client()}).start()
-        except MeshError as exc:
+        except ControlError as exc:
             raise pytest.UsageError(f"--workshop: {exc}") from None
         self.config.add_cleanup(self.endpoint.stop)
 
