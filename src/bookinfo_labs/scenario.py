@@ -284,9 +284,14 @@ class Lab:
         many it sent."""
         if self._more is None:
             raise AssertionError("no traffic was sent yet: a When step must send requests first")
+        return self._quietly(lambda: self._more(count))
+
+    def _quietly(self, send: Callable[[], Traffic]) -> Traffic:
+        """Send again without --explain repeating the command: a re-send is the check's
+        own doing, not a step of the handout."""
         quiet, self._explain = self._explain, False
         try:
-            return self._more(count)
+            return send()
         finally:
             self._explain = quiet
 
@@ -353,7 +358,7 @@ class Lab:
         pending = [self.traffic]
 
         def observe() -> Traffic:
-            return pending.pop() if pending else self._resend()
+            return pending.pop() if pending else self._quietly(self._resend)
 
         return eventually(observe, check, expected=expected, policy=self.policy,
                           max_observations=max_observations)
