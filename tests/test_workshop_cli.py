@@ -185,6 +185,25 @@ def test_jason_sees_black_stars_in_chromium_after_applying_test_v2(up: Up):
     assert shown.reviews and {r.color for r in shown.reviews} == {"black"}, shown.reviews
 
 
+def test_labs_run_against_the_running_mesh_and_leave_it_as_up_made_it(up: Up):
+    before = up.cli("get").stdout
+    report = str(up.dir / "reports")
+    ran = up.cli("labs", "-k", "request_routing and jason and black", "--lab-report", report,
+                 "features/traffic")
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "1 passed" in ran.stdout and "Request routing  passed" in ran.stdout, ran.stdout
+    assert "warning" not in ran.stdout.lower(), ran.stdout
+    assert up.cli("get").stdout == before  # up's gateway and subsets are back
+
+    up.cli("apply", "-f", TEST_V2)  # config made by hand would change what the labs see
+    try:
+        refused = up.cli("labs", "-k", "jason", "--lab-report", report)
+        assert refused.returncode == 4
+        assert "VirtualService/reviews (namespace default)" in refused.stdout, refused.stdout
+    finally:
+        up.cli("delete", "-f", TEST_V2)
+
+
 def test_sigterm_stops_up_and_everything_it_started(up: Up):
     left = up.stop(signal.SIGTERM)
     assert up.process.returncode == 0, up.log.read_text()

@@ -72,6 +72,8 @@ def up(ctx: click.Context, istio_version: str, envoy: str | None) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
+    # a shell starting it in the background without job control ignores SIGINT for it
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     mesh = server = None
     try:
         server = ControlServer(None, path)
@@ -96,7 +98,7 @@ def up(ctx: click.Context, istio_version: str, envoy: str | None) -> None:
         info = {"product_page": f"http://{host}:{port}/productpage", "ingress": ingress,
                 "istio": istio.patch, "namespace": mesh.namespace, "client": mesh.client(),
                 "pid": os.getpid()}
-        server.mesh, server.info = mesh, info
+        server.mesh, server.info, server.own_config = mesh, info, UP_CONFIG
         server.start()
         click.echo(_banner(info, path))
         while True:
@@ -201,6 +203,27 @@ def curl(ctx: click.Context, workload: str | None, curl_args: tuple[str, ...]) -
     sys.stdout.flush()
     sys.stderr.buffer.write(base64.b64decode(answer["stderr"]))
     ctx.exit(answer["exit_code"])
+
+
+# -- labs ---------------------------------------------------------------------------------
+
+@main.command()
+@click.option("-k", "keyword", default=None, help="pytest's -k: scenarios or labs by name")
+@click.option("-m", "marker", default=None, help="pytest's -m: an area (traffic, resilience...)")
+@click.option("--lab-report", default="reports", show_default=True, type=click.Path(),
+              help="where the lab report goes")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True))
+@click.pass_context
+def labs(ctx: click.Context, keyword: str | None, marker: str | None, lab_report: str,
+         paths: tuple[str, ...]) -> None:
+    """Run the labs (features/, or PATHS) against the running mesh, in its own process."""
+    args = [str(Path(p).resolve()) for p in paths]
+    args += ["-k", keyword] if keyword else []
+    args += ["-m", marker] if marker else []
+    status = _call(lambda: _client(ctx).stream(
+        "/labs", {"args": args, "report": str(Path(lab_report).resolve())},
+        lambda text: (sys.stdout.write(text), sys.stdout.flush())))
+    ctx.exit(status)
 
 
 # -- istioctl -----------------------------------------------------------------------------

@@ -61,10 +61,16 @@ def _kubectl_name(m: "Manifest") -> str:
 class ControlServer:
     """Serves one mesh's control API on a Unix socket, from a thread of its own."""
 
-    def __init__(self, mesh, path: Path | None = None, info: dict | None = None):
+    def __init__(self, mesh, path: Path | None = None, info: dict | None = None,
+                 own_config: tuple[str, ...] = ()):
         self.mesh = mesh
         self.path = path or socket_path()
         self.info = info or {}
+        #: the lab files the mesh's starter applied (``up``'s gateway and subsets): the labs
+        #: start without them, as on a fresh cluster, and get them back afterwards
+        self.own_config = own_config
+        #: a labs run holds the mesh: a hand-made change meanwhile would change its results
+        self._labs_running = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
@@ -111,7 +117,7 @@ class ControlServer:
             web.get("/info", self._info), web.get("/resources", self._resources),
             web.post("/apply", self._apply), web.post("/delete", self._delete),
             web.post("/curl", self._curl), web.get("/proxy-config", self._proxy_config),
-            web.get("/proxy-status", self._proxy_status)])
+            web.get("/proxy-status", self._proxy_status), web.post("/labs", self._labs)])
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         await web.UnixSite(self._runner, str(self.path)).start()
@@ -150,11 +156,52 @@ class ControlServer:
 
     async def _apply(self, request: "web.Request") -> "web.Response":
         body = await request.json()
-        return await self._answer(self.apply_text, body["text"], body.get("source", "<stdin>"))
+        return await self._answer(self._unless_labs(self.apply_text), body["text"],
+                                  body.get("source", "<stdin>"))
 
     async def _delete(self, request: "web.Request") -> "web.Response":
         body = await request.json()
-        return await self._answer(self.delete_text, body["text"], body.get("source", "<stdin>"))
+        return await self._answer(self._unless_labs(self.delete_text), body["text"],
+                                  body.get("source", "<stdin>"))
+
+    def _unless_labs(self, change):
+        def guarded(*args):
+            if self._labs_running.locked():
+                raise ValueError("the labs are running on this mesh (bookinfo-labs labs): "
+                                 "change it once they are done")
+            return change(*args)
+        return guarded
+
+    async def _labs(self, request: "web.Request") -> "web.StreamResponse":
+        """Run the features in this process against this mesh (``bookinfo-labs labs``),
+        streaming pytest's output; the last line is ``EXIT_MARKER`` and pytest's status."""
+        from aiohttp import web
+
+        body = await request.json()
+        if not self._labs_running.acquire(blocking=False):
+            return web.json_response({"error": "the labs are already running on this mesh"},
+                                     status=409)
+        response = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
+        await response.prepare(request)
+        queue: asyncio.Queue[str | None] = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+        sink = _Sink(lambda text: loop.call_soon_threadsafe(queue.put_nowait, text))
+
+        def run() -> int:
+            try:
+                return run_labs(self.mesh, body["args"], body["report"], sink, self.own_config)
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, None)
+
+        try:
+            running = asyncio.ensure_future(asyncio.to_thread(run))
+            while (text := await queue.get()) is not None:
+                await response.write(text.encode())
+            status = await running
+            await response.write(f"\n{EXIT_MARKER}{status}\n".encode())
+        finally:
+            self._labs_running.release()
+        return response
 
     async def _curl(self, request: "web.Request") -> "web.Response":
         body = await request.json()
@@ -212,6 +259,71 @@ class ControlServer:
                 "stderr": base64.b64encode(done.stderr).decode(), "exit_code": done.returncode}
 
 
+#: how a labs run's output ends: this, then pytest's exit status
+EXIT_MARKER = "@@bookinfo-labs labs exit "
+
+
+class _Sink:
+    """A text stream for pytest's terminal output that hands every write on."""
+
+    def __init__(self, put) -> None:
+        self._put = put
+        self.encoding = "utf-8"
+
+    def write(self, text: str) -> int:
+        self._put(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+
+def run_labs(mesh, args: list[str], report: str, out: _Sink, own_config: tuple[str, ...]) -> int:
+    """pytest on the features, in this process, against ``mesh`` (plugin.RunningMesh): it
+    neither starts a mesh nor closes this one. The labs expect what a fresh cluster has, as
+    the plugin refuses a cluster holding lab config: the starter's own config is taken out
+    for the run and put back; config a learner applied stops it, listed."""
+    import contextlib
+    import warnings
+
+    import pytest
+
+    from .manifests import MANIFESTS_ROOT, load_file
+    from .mesh import ResourceKey
+    from .plugin import RunningMesh
+
+    own = [m for name in own_config for m in load_file(name)]
+    own_keys = {ResourceKey(m.kind, m.namespace or mesh.namespace, m.name) for m in own}
+    learners = sorted(mesh.owned_resources() - own_keys, key=str)
+    if learners:
+        out.write("bookinfo-labs labs: the labs start from a mesh without lab config; delete "
+                  "what was applied by hand first (bookinfo-labs get, bookinfo-labs delete "
+                  "-f FILE): " + ", ".join(str(k) for k in learners) + "\n")
+        return int(pytest.ExitCode.USAGE_ERROR)
+    root = MANIFESTS_ROOT.parent
+    mesh.delete(sorted(own_keys & mesh.owned_resources(), key=str))
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out), \
+                warnings.catch_warnings():
+            # this process imported the plugin modules before (a first run, or up itself),
+            # so pytest cannot rewrite their asserts (their messages say what failed
+            # anyway); pytest's warnings plugin would report that at every run
+            warnings.simplefilter("ignore", pytest.PytestAssertRewriteWarning)
+            # sys capture (never fd: the process's descriptors are up's own); no
+            # signal-based timeout off the main thread
+            return int(pytest.main([
+                *(args or [str(root / "features")]), "--rootdir", str(root),
+                "-c", str(root / "pyproject.toml"), "--capture=sys", "--timeout=0",
+                "--istio-version", mesh.istio.version, "--lab-report", report,
+                "-p", "no:cacheprovider", "-p", "no:warnings"], plugins=[RunningMesh(mesh)]))
+    finally:
+        if own:
+            mesh.apply(own)
+
+
 def _answers(path: Path) -> bool:
     with socket.socket(socket.AF_UNIX) as probe:
         try:
@@ -259,6 +371,33 @@ class ControlClient:
         if response.status != 200:
             raise ControlError(answer.get("error") or f"HTTP {response.status} from {route}")
         return answer
+
+    def stream(self, route: str, body: dict, show) -> int:
+        """POST ``body``; hand each line of the answer to ``show`` as it arrives; return the
+        exit status its last line carries (a labs run)."""
+        connection = _UnixConnection(self.path, None)
+        try:
+            connection.request("POST", route, body=json.dumps(body),
+                               headers={"Content-Type": "application/json"})
+            response = connection.getresponse()
+            if response.status != 200:
+                answer = json.loads(response.read() or b"{}")
+                raise ControlError(answer.get("error") or f"HTTP {response.status} from {route}")
+            status = None
+            for raw in response:
+                line = raw.decode("utf-8", errors="replace")
+                if line.startswith(EXIT_MARKER):
+                    status = int(line[len(EXIT_MARKER):])
+                else:
+                    show(line)
+        except (FileNotFoundError, ConnectionRefusedError):
+            raise ControlError(f"no workshop mesh runs (nothing listens at {self.path}): start "
+                               "one with `bookinfo-labs up` in another terminal") from None
+        finally:
+            connection.close()
+        if status is None:
+            raise ControlError("the workshop mesh stopped before the labs ended")
+        return status
 
     def get(self, route: str) -> dict:
         return self.call("GET", route)

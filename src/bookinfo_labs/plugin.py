@@ -200,6 +200,19 @@ def _open_mesh(config: pytest.Config) -> Mesh:
     return mesh
 
 
+class RunningMesh:
+    """A plugin for pytest.main: the session uses a mesh that already runs (``bookinfo-labs
+    labs`` runs the features inside ``up``'s process) and leaves it running."""
+
+    def __init__(self, mesh: Mesh) -> None:
+        self.mesh = mesh
+
+    @pytest.hookimpl(trylast=True)  # after pytest_configure above has made the report
+    def pytest_configure(self, config: pytest.Config) -> None:
+        config.stash[_MESH_KEY] = self.mesh
+        config.stash[_REPORT_KEY].envoy = getattr(self.mesh, "envoy_version", None)
+
+
 @pytest.fixture(scope="session")
 def mesh(request: pytest.FixtureRequest) -> Mesh:
     """The mesh under test, shared by the whole session."""
