@@ -51,9 +51,18 @@ def clusters(dump: dict) -> str:
 
 
 def _domains(domains: list[str]) -> str:
-    shown = [d for d in domains if ":" not in d][:2] or domains[:2]
-    more = len(domains) - len(shown)
-    return ", ".join(shown) + (f" + {more} more..." if more > 0 else "")
+    """istioctl's DOMAINS cell: the names without a port, a name dropped where its shorter
+    form (without ``.svc.cluster.local`` or ``.svc``) is there too, two shown."""
+    if len(domains) <= 1:
+        return "".join(domains)
+    names = [d for d in domains if ":" not in d]
+    present = set(names)
+    names = [d for d in names
+             if not any(d != short and short in present
+                        for short in (d.removesuffix(".svc.cluster.local"), d.removesuffix(".svc")))]
+    if len(names) > 2:
+        return f"{', '.join(names[:2])} + {len(names) - 2} more..."
+    return ", ".join(names)
 
 
 def _match(route: dict) -> str:
