@@ -1,5 +1,6 @@
 # Two commands set everything up on a fresh machine:
 #   make labs   virtual environment + install + the whole lab catalogue on the local mesh + lab report
+#               (reports/labs.txt, labs.json and the page labs.html)
 #   make test   the full test suite (engine unit tests, every lab on the local mesh, and
 #               the traffic, resilience and gateway labs through the kube backend against
 #               the emulated cluster; make kube-emulated runs every lab that way)
@@ -23,8 +24,10 @@ $(STAMP): pyproject.toml
 deps: $(STAMP)
 	@scripts/ensure-tools.sh
 
+# At pytest's normal verbosity a line names each lab as it starts; the lab report ends the
+# output and says where its page is (reports/labs.html).
 labs: deps
-	$(PYTEST) features/ -q --istio-version $(ISTIO_VERSION)
+	$(PYTEST) features/ --istio-version $(ISTIO_VERSION)
 
 # The runs go side by side, each printing its output when it ends; make fails if any
 # fails. Most of them mostly wait (polls, gates, delays, Envoy), so four at once keep the

@@ -13,6 +13,7 @@ pytest_plugins = [
     "steps.ratelimit",
     "steps.authz",
     "steps.mtls",
+    "steps.accesslog",
     "steps.metrics",
     "pytester",  # the plugin's own tests run throwaway pytest projects
 ]

@@ -119,6 +119,16 @@ def standard_labels(lab, prometheus_window):
     print(f"{len(grown)} series, e.g. {grown[0][0]}")
 
 
+def _counts_equal(lab, window, query: str, label: str, seen: Counter, who: str) -> None:
+    """Poll until Prometheus' increase of ``query`` by ``label`` equals ``seen``."""
+    def check(samples):
+        counted = {labels.get(label): round(value) for labels, value in samples}
+        print(f"Prometheus: {counted}; {who}: {dict(seen)}")
+        assert counted == dict(seen), f"Prometheus counted {counted}, {who} {dict(seen)}"
+
+    _await(lab, f"counts by {label} {dict(seen)}", lambda: _increase(lab, window, query), check)
+
+
 @then("Prometheus counts as many requests per reviews version as the pages showed")
 def counts_per_version(lab, prometheus_window):
     """Every page the scenario opened since the moment names the reviews pod that served it;
@@ -127,14 +137,7 @@ def counts_per_version(lab, prometheus_window):
              'destination_service=~"reviews.*"})')
     lab.explain(query_command, lab.client, query)
     seen = Counter(v for v in map(reviews_version, _sent_since(lab, prometheus_window)) if v)
-
-    def check(samples):
-        counted = {labels.get("destination_version"): round(value) for labels, value in samples}
-        print(f"Prometheus: {counted}; the pages: {dict(seen)}")
-        assert counted == dict(seen), f"Prometheus counted {counted}, the pages showed {dict(seen)}"
-
-    _await(lab, f"per-version counts {dict(seen)}",
-           lambda: _increase(lab, prometheus_window, query), check)
+    _counts_equal(lab, prometheus_window, query, "destination_version", seen, "the pages showed")
 
 
 @then(parsers.re(r"Prometheus counts as many requests to (?P<service>[\w-]+) per response code "
@@ -146,14 +149,7 @@ def counts_per_code(lab, prometheus_window, service):
              f'destination_service=~"{service}.*"}})')
     lab.explain(query_command, lab.client, query)
     seen = Counter(str(r.status) for r in _sent_since(lab, prometheus_window))
-
-    def check(samples):
-        counted = {labels.get("response_code"): round(value) for labels, value in samples}
-        print(f"Prometheus: {counted}; the client: {dict(seen)}")
-        assert counted == dict(seen), f"Prometheus counted {counted}, the client saw {dict(seen)}"
-
-    _await(lab, f"per-code counts {dict(seen)}",
-           lambda: _increase(lab, prometheus_window, query), check)
+    _counts_equal(lab, prometheus_window, query, "response_code", seen, "the client saw")
 
 
 @then(parsers.re(r"the service graph shows (?P<claims>.+ calls .+)"))

@@ -1,5 +1,6 @@
 """The pytest plugin seen from outside: throwaway projects run in a pytest subprocess."""
 
+import os
 import re
 import textwrap
 from pathlib import Path
@@ -12,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
     """A lab project using our plugin and steps, with one feature folder."""
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    # this checkout's steps and package (the venv's editable install may be another's)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), str(ROOT / "src")]))
     pytester.makeini("[pytest]\nbdd_features_base_dir = features/\n")
     pytester.makeconftest(textwrap.dedent('''
         from pytest_bdd import given, then
@@ -262,6 +264,20 @@ def test_the_reason_of_a_failed_check_is_the_checks_own_message(project):
     ])
     report = (project.path / "out" / "labs.txt").read_text()
     assert "failed: the wrong version (reviews versions seen: {'v1': 2})" in report, report
+    # the page's account of it: the step, expected and observed, the YAML, the diagnostics
+    import json
+
+    [scenario] = json.loads((project.path / "out" / "labs.json").read_text())["labs"][0]["scenarios"]
+    failure = scenario["failure"]
+    assert failure["step"].startswith("Then every response is served by reviews v2")
+    assert failure["expected"] == "all 2 responses served by reviews v2"
+    assert failure["observed"].startswith("reviews versions seen: {'v1': 2}")
+    applied = {a["object"]: a["yaml"] for a in failure["applied"]}
+    assert "VirtualService/reviews" in applied and "subsets:" in applied["DestinationRule/reviews"]
+    assert "applied in this scenario" in failure["diagnostics"]
+    page = (project.path / "out" / "labs.html").read_text()
+    assert "<dt>Observed</dt><dd><pre>reviews versions seen: {&#x27;v1&#x27;: 2}" in page
+    result.stdout.fnmatch_lines([f"The lab report as a page: out/labs.html (file://*/out/labs.html)"])
 
 
 # -- the report tells the truth about the run --------------------------------------------
@@ -390,7 +406,8 @@ def test_a_sigterm_whose_interrupt_was_swallowed_still_stops_the_run_after_clean
     """The SIGTERM handler raises KeyboardInterrupt in whatever the main thread runs; in a
     finalizer (``__del__``) Python only prints it. The run still stops, interrupted, once
     the scenario's teardown is done."""
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    # this checkout's steps and package (the venv's editable install may be another's)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), str(ROOT / "src")]))
     pytester.makeini("[pytest]\nbdd_features_base_dir = features/\n")
     pytester.makeconftest(textwrap.dedent('''
         from pytest_bdd import given

@@ -7,6 +7,7 @@ shell as it is (bash or zsh, with kubectl pointed at the lab cluster).
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import shlex
@@ -172,6 +173,26 @@ def outbound_policy_command(mode: str, namespace: str = "default") -> list[str]:
             f"--set meshConfig.outboundTrafficPolicy.mode={mode}",
             "kubectl get configmap istio -n istio-system -o jsonpath='{.data.mesh}' "
             "| grep -A1 outboundTrafficPolicy"]
+
+
+def mesh_config_commands(changes: dict, namespace: str = "default") -> list[str]:
+    """Top-level meshConfig fields as the handout sets them (``istioctl install --set
+    meshConfig.<field>=<value>``; a field set to None or "" is unset), and how to read the
+    ``istio`` ConfigMap's mesh key back."""
+    flags = " ".join(f"--set meshConfig.{key}={shlex.quote(_mesh_value(value))}"
+                     for key, value in changes.items())
+    fields = "\\|".join(changes)
+    return [f"istioctl install -y -f manifests/istio/istio-operator.yaml {flags}",
+            "kubectl get configmap istio -n istio-system -o jsonpath='{.data.mesh}' "
+            f"| grep '{fields}'"]
+
+
+def _mesh_value(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def load_command(client: str, url: str, *, connections: int, requests: int,

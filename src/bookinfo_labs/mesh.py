@@ -231,6 +231,10 @@ class Mesh(abc.ABC):
     #: how long consecutive observations of the eventually primitive are spaced; the local
     #: mesh applies config synchronously, a cluster propagates it through istiod
     poll_interval_s: float = 0.0
+    #: by when a request's access-log line is in its proxy's log after the request ended:
+    #: Envoy flushes its log files every second in a pod (pilot-agent's
+    #: --file-flush-interval-msec 1000), plus reading it back through the API server
+    access_log_flush_s: float = 1.5
 
     @abc.abstractmethod
     def logs(self, workload: str, since_s: float | None = None,

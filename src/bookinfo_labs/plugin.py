@@ -17,7 +17,8 @@ from . import failures
 from .checks import EventuallyPolicy
 from .explain import scenario_heading
 from .mesh import Mesh, MeshError
-from .report import LabReport
+from .progress import Progress, ProgressReporter
+from .report import LabReport, failure_details
 from .scenario import Lab
 from .versions import DEFAULT_VERSION, VERSIONS, get_version
 
@@ -27,6 +28,8 @@ _LAB_KEY = pytest.StashKey[Lab]()
 _STEP_KEY = pytest.StashKey[str]()  # the step a scenario failed at
 _HINT_KEY = pytest.StashKey[str]()  # an unknown step's message, with the closest known steps
 _SIGNAL_KEY = pytest.StashKey[str]()  # the signal that interrupted the run
+_PAGE_ERROR_KEY = pytest.StashKey[str]()  # why labs.html could not be written
+_FAILURE_TEXT_LIMIT = 8000  # of a failure's text on the page: a traceback's end says most
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -361,11 +364,24 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """Every selected scenario is in the report from the start, so a run that stops early
     says what did not run."""
     report = session.config.stash[_REPORT_KEY]
+    scenarios = []
     for item in session.items:
         template = _scenario_template(item)
         if template is not None:
             report.register(item.nodeid, feature=template.feature.name,
                             path=template.feature.rel_filename, scenario=_scenario_name(item, template))
+            scenarios.append((item.nodeid, template.feature.name, template.feature.rel_filename))
+    _show_progress(session.config, scenarios)
+
+
+def _show_progress(config: pytest.Config, scenarios: list[tuple[str, str, str]]) -> None:
+    """Which lab and scenario the run is at (progress.py): a line per lab, a terminal title."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if not scenarios or reporter is None or hasattr(config, "workerinput"):
+        return
+    progress = ProgressReporter(Progress(scenarios), reporter, config.get_verbosity())
+    config.pluginmanager.register(progress, "bookinfo-labs-progress")
+    config.add_cleanup(progress.close)
 
 
 def _scenario_template(item: pytest.Item):
@@ -416,12 +432,21 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     lab = item.stash.get(_LAB_KEY, None)
     if lab is not None and rep.when == "call" and item.nodeid in lab_report.scenarios:
         lab_report.scenarios[item.nodeid].figures = list(lab.figures)
+    diagnostics = ""
     if (rep.when == "call" and rep.failed and lab is not None
             and not isinstance(exc, failures.NOTHING_APPLIED)):
         try:
-            rep.sections.append(("bookinfo-labs diagnostics", lab.diagnostics()))
+            diagnostics = lab.diagnostics()
         except Exception as error:  # diagnostics must never hide the real failure
-            rep.sections.append(("bookinfo-labs diagnostics", f"could not collect: {error}"))
+            diagnostics = f"could not collect: {error}"
+        rep.sections.append(("bookinfo-labs diagnostics", diagnostics))
+    result = lab_report.scenarios.get(item.nodeid)
+    if rep.failed and result is not None and result.failure is None:
+        # The page's account of the first failure (a teardown's leak after a failed call
+        # keeps the call's).
+        result.failure = failure_details(
+            exc, rep.longreprtext[-_FAILURE_TEXT_LIMIT:], step=item.stash.get(_STEP_KEY, None),
+            manifests=lab.manifests if lab is not None else (), diagnostics=diagnostics)
     return rep
 
 
@@ -435,8 +460,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     out = Path(session.config.getoption("--lab-report"))
     out.mkdir(parents=True, exist_ok=True)
-    (out / "labs.json").write_text(json.dumps(report.as_dict(), indent=2) + "\n")
+    data = report.as_dict()
+    (out / "labs.json").write_text(json.dumps(data, indent=2) + "\n")
     (out / "labs.txt").write_text(report.as_text() + "\n")
+    try:
+        from .report_html import write_page
+
+        write_page(data, out / "labs.html")
+    except Exception as exc:  # noqa: BLE001 - the page is a view: it never fails the run
+        session.config.stash[_PAGE_ERROR_KEY] = f"{type(exc).__name__}: {exc}"
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
@@ -448,3 +480,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
         terminalreporter.write_line(line)
     out = Path(config.getoption("--lab-report"))
     terminalreporter.write_line(f"(written to {out / 'labs.txt'} and {out / 'labs.json'})")
+    error = config.stash.get(_PAGE_ERROR_KEY, None)
+    if error:
+        terminalreporter.write_line(f"the lab report's page could not be written: {error}")
+    elif (out / "labs.html").is_file():
+        page = out / "labs.html"
+        terminalreporter.write_line(f"The lab report as a page: {page} ({page.resolve().as_uri()})")

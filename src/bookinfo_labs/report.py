@@ -1,7 +1,8 @@
 """The lab report: per lab (feature), which scenarios passed, failed, were skipped or did
 not run, and why.
 
-Written as labs.json (for CI artifacts and the nightly matrix) and labs.txt (for people).
+Written as labs.json (for CI artifacts and the nightly matrix), labs.txt (for people) and
+labs.html (for people, with pictures: report_html.py renders it from the same data).
 Every selected scenario is registered when collection ends, so a run that stops early
 (Ctrl-C, SIGTERM) still accounts for all of them. Labs are listed as the README lists
 them: by area, and within an area in the order the handouts teach them.
@@ -12,6 +13,14 @@ from __future__ import annotations
 import datetime as _dt
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Sequence
+
+import yaml
+
+from .checks.eventually import EventuallyError
+
+if TYPE_CHECKING:
+    from .manifests import Manifest
 
 #: the areas in the README's order (also the features/ folders and the markers)
 AREAS = ("traffic", "resilience", "gateways", "security", "observability")
@@ -33,6 +42,22 @@ class ScenarioResult:
     duration_s: float = 0.0
     reason: str = ""
     figures: list[dict] = field(default_factory=list)  # Lab.figures: what the page draws
+    #: a failure's details for the page: step, expected, observed, message, applied, diagnostics
+    failure: dict | None = None
+
+
+def failure_details(exc: BaseException | None, text: str, *, step: str | None = None,
+                    manifests: Sequence[Manifest] = (), diagnostics: str = "") -> dict:
+    """What the page shows of a failure: the step, what the check waited for and what it
+    saw last (an ``eventually`` check says both), the whole message, the YAML the scenario
+    applied (in order) and the mesh's diagnostics (proxy config where the mesh gives it)."""
+    details: dict = {"step": step or "", "expected": "", "observed": "", "message": text}
+    if isinstance(exc, EventuallyError):
+        details["expected"], details["observed"] = exc.expected, exc.last
+    details["applied"] = [{"source": f"{m.source}:{m.line}", "object": f"{m.kind}/{m.name}",
+                           "yaml": yaml.safe_dump(m.raw, sort_keys=False)} for m in manifests]
+    details["diagnostics"] = diagnostics
+    return details
 
 
 def lab_order(path: str) -> tuple[int, int, str]:
@@ -101,7 +126,8 @@ class LabReport:
                 "duration_s": round(sum(r.duration_s for r in results), 3),
                 "scenarios": [{"name": r.scenario, "outcome": r.outcome,
                                "duration_s": round(r.duration_s, 3), "reason": r.reason,
-                               "figures": r.figures}
+                               "figures": r.figures,
+                               **({"failure": r.failure} if r.failure else {})}
                               for r in results],
             })
         return {"kind": "LabReport", "mesh": self.mesh, "istioVersion": self.istio,

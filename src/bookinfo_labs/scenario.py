@@ -15,8 +15,8 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from .explain import (apply_commands, delete_commands, ingress_commands, load_command,
-                      outbound_policy_command, placed_sample_commands, send_command,
-                      tcp_ingress_commands)
+                      mesh_config_commands, outbound_policy_command, placed_sample_commands,
+                      send_command, tcp_ingress_commands)
 from .loadgen import LoadResult
 from .checks import EventuallyPolicy, eventually
 from .manifests import (Manifest, check_release, load_file, manifest_from_object, parse_text,
@@ -381,6 +381,7 @@ class Lab:
     def set_mesh_config(self, changes: dict[str, Any]) -> None:
         """Change top-level fields of the mesh config; cleanup puts each field back as the
         scenario found it (the first change of a field remembers it)."""
+        self._show(mesh_config_commands, changes)
         previous = self.mesh.set_mesh_config(changes)
         for key, value in previous.items():
             name = f"meshConfig.{key}"

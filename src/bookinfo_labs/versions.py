@@ -30,6 +30,9 @@ class IstioVersion:
     mirror_shadow_suffix: bool  # mirrored Host gets "-shadow" (<= 1.27)
     track_remaining_cb: bool  # circuit_breakers.*.remaining_* gauges emitted (<= 1.28)
     stat_delimiter: bool  # alt_stat_name / stat_prefix end in ";" (>= 1.23)
+    # the JSON access log's upstream_cluster is %UPSTREAM_CLUSTER_RAW% (>= 1.25; TEXT's is
+    # from 1.23, with stat_delimiter), %UPSTREAM_CLUSTER% (the alt_stat_name) before
+    json_log_cluster_raw: bool
     client: str  # the in-mesh curl client sample: "sleep" (older docs) or "curl"
 
     @property
@@ -48,6 +51,7 @@ def _v(version, patch, node, tag, registry="docker.io/istio", **flags) -> IstioV
         mirror_shadow_suffix=minor <= 27,
         track_remaining_cb=minor <= 28,
         stat_delimiter=minor >= 23,
+        json_log_cluster_raw=minor >= 25,
         client="curl" if minor >= 24 else "sleep",
     )
     defaults.update(flags)

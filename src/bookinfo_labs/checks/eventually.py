@@ -53,12 +53,14 @@ class EventuallyError(AssertionError):
     """A check that did not hold its streak before the deadline.
 
     ``last`` is the last failed observation's own message (``back after 1.62 s, expected
-    1.25 ± 0.35``): the one line that says what was wrong, for reports.
+    1.25 ± 0.35``): the one line that says what was wrong, for reports; ``expected`` what
+    the check waited for (``reviews versions split v1 50% and v3 50%``).
     """
 
-    def __init__(self, message: str, last: str):
+    def __init__(self, message: str, last: str, expected: str = ""):
         super().__init__(message)
         self.last = last
+        self.expected = expected
 
 
 def _short_repr(value: object) -> str:
@@ -193,7 +195,7 @@ def eventually(
     except RetryError:
         pass  # reported below, outside the except block so the traceback stays short
     raise EventuallyError(_failure_message(streak, expected, time.monotonic() - start),
-                          _last_assertion(streak))
+                          _last_assertion(streak), expected)
 
 
 def _last_assertion(streak: _Streak) -> str:

@@ -36,6 +36,7 @@ import aiohttp
 from aiohttp import web
 
 from .. import curlbatch
+from ..accesslog import parse_line
 from ..istio import iter_set_fields
 from ..loadgen import LoadResult
 from ..manifests import MANIFESTS_ROOT, Manifest, ManifestError, load_file, manifest_from_object
@@ -150,6 +151,11 @@ SUPPORTED_FIELDS: dict[str, tuple[str, ...]] = {
         "spec.configPatches[].match.cluster", "spec.configPatches[].patch.operation",
         "spec.configPatches[].patch.value",
     ),
+    # accessLogging: providers are meshConfig's file loggers (the built-in envoy among them)
+    "Telemetry": (
+        "spec.selector", "spec.accessLogging[].providers", "spec.accessLogging[].match.mode",
+        "spec.accessLogging[].disabled", "spec.accessLogging[].filter.expression",
+    ),
     "DestinationRule": (
         "spec.host", "spec.subsets[].name", "spec.subsets[].labels",
         "spec.trafficPolicy.portLevelSettings[].port",
@@ -165,7 +171,7 @@ _GATEWAY_TLS_MODES = {"HTTPS": ("SIMPLE", "MUTUAL", "PASSTHROUGH"), "TLS": ("PAS
 #: the Istio config kinds the control plane reads
 CONFIG_KINDS = ("VirtualService", "DestinationRule", "Gateway", "ServiceEntry", "Sidecar",
                 "PeerAuthentication", "AuthorizationPolicy", "RequestAuthentication",
-                "EnvoyFilter")
+                "EnvoyFilter", "Telemetry")
 #: ServiceEntry resolutions the control plane translates (NONE needs iptables' original
 #: destination, which the local mesh has not)
 _RESOLUTIONS = {"DNS", "STATIC"}
@@ -278,12 +284,13 @@ class Sidecar:
 
 
 def _started(line: str) -> float:
-    """The START_TIME of an access-log line (``[2026-11-26T17:00:00.123Z] ...``)."""
+    """The START_TIME of an access-log line, TEXT (``[2026-11-26T17:00:00.123Z] ...``) or
+    JSON (``{"start_time":"2026-11-26T17:00:00.123Z",...}``)."""
+    entry = parse_line(line)
     try:
-        stamp = line[1:line.index("]")]
-        return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        return datetime.strptime(entry.start, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
             tzinfo=timezone.utc).timestamp()
-    except ValueError:
+    except (AttributeError, ValueError):
         return float("inf")  # not an access-log line: keep it
 
 
@@ -368,6 +375,9 @@ def _spare_ports(count: int) -> list[int]:
 class LocalMesh(Mesh):
     name = "local"
     poll_interval_s = 0.0
+    #: its Envoys flush their access logs every 250 ms (envoyproc), read from the file;
+    #: 0.25 s each for scheduling noise (the timing bands' allowance) and the read
+    access_log_flush_s = 0.75
     prometheus_scrape_interval_s = local_prometheus.SCRAPE_INTERVAL_S
 
     def __init__(self, istio: IstioVersion, namespace: str = "default", envoy: str | None = None):
@@ -697,7 +707,12 @@ class LocalMesh(Mesh):
 
     def set_mesh_config(self, changes: Mapping[str, Any]) -> dict[str, Any]:
         previous = {key: self._mesh_config.get(key) for key in changes}
-        self._mesh_config = pilot.meshconfig.merged(self._mesh_config, changes)
+        merged = pilot.meshconfig.merged(self._mesh_config, changes)
+        try:  # checked before anything changes
+            pilot.accesslog.check_mesh_config(merged)
+        except ValueError as exc:
+            raise MeshError(str(exc)) from None
+        self._mesh_config = merged
         self._push()
         return previous
 
@@ -804,6 +819,22 @@ class LocalMesh(Mesh):
             f"EnvoyFilter {f} ({e.manifest.source})" if e is not None else f"EnvoyFilter {f}"
             for f, e in zip(filters, entries))
 
+    def _check_log_providers(self, m: Manifest) -> None:
+        """A Telemetry's access-log providers must be file loggers (``envoy``, or a
+        meshConfig ``envoyFileAccessLog`` provider): the local mesh has no gRPC or
+        OpenTelemetry log service. An unknown name is left alone, as istiod does."""
+        for i, logging in enumerate(m.model.spec.access_logging):
+            for j, ref in enumerate(logging.providers):
+                provider = pilot.accesslog.extension_provider(self._mesh_config, ref.name)
+                if provider is not None and "envoyFileAccessLog" not in provider:
+                    kind = next((k for k in provider if k != "name"), "?")
+                    raise ManifestError(
+                        m.source, f"the local mesh writes access logs with file providers only "
+                        f"(envoy, or an envoyFileAccessLog extension provider); {ref.name!r} is "
+                        f"a {kind} provider: run this lab with --mesh kube",
+                        resource=m.describe(), path=f"spec.accessLogging[{i}].providers[{j}].name",
+                        line=m.line)
+
     def check_supported(self, m: Manifest) -> None:
         """ManifestError unless the control plane translates the kind and every field set."""
         supported = SUPPORTED_FIELDS.get(m.kind)
@@ -847,6 +878,8 @@ class LocalMesh(Mesh):
                             f"attribute {condition.key} yet; run this lab with --mesh kube",
                             resource=m.describe(), path=f"spec.rules[{i}].when[{j}].key",
                             line=m.line)
+        if m.kind == "Telemetry":
+            self._check_log_providers(m)
         if m.kind == "RequestAuthentication":
             for i, rule in enumerate(m.model.spec.jwt_rules):
                 if rule.jwks_uri:

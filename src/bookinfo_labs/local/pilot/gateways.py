@@ -34,6 +34,7 @@ import base64
 from dataclasses import dataclass
 from typing import Any, Iterator
 
+from . import telemetry
 from .listeners import connection_manager, listener
 from .model import ConfigView, MeshView, ProxyView
 from .names import MAX_DIRECT_RESPONSE_BODY
@@ -250,6 +251,8 @@ def listeners(mesh: MeshView, proxy: ProxyView) -> dict[str, dict]:
             built["listener_filters"] = [TLS_INSPECTOR]
         out[name] = built
     out.update(_tcp_listeners(mesh, proxy, out))
+    for built in out.values():  # what no filter chain takes (an unknown SNI) is logged too
+        built.update(telemetry.listener_fields(mesh, proxy, "gateway"))
     return out
 
 

@@ -73,6 +73,7 @@ def inbound_listener(mesh: MeshView, proxy: ProxyView, port: int, network_filter
         mode, {"name": f"0.0.0.0_{port}", "filters": [network_filter]}, tcp)
     out["listener_filters"] = [mtls.TLS_INSPECTOR]
     out["listener_filters_timeout"] = "0s"
+    out.update(telemetry.listener_fields(mesh, proxy, "inbound"))
     return out
 
 

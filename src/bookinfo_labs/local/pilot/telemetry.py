@@ -35,3 +35,10 @@ def tcp_fields(mesh: MeshView, proxy: ProxyView, direction: str) -> dict[str, An
     loggers = (accesslog.loggers(mesh, proxy, direction, http=False)
                + metrics.loggers(mesh, proxy, direction, http=False))
     return {"access_log": loggers} if loggers else {}
+
+
+def listener_fields(mesh: MeshView, proxy: ProxyView, direction: str) -> dict[str, Any]:
+    """Fields to set on a listener itself: ``access_log`` for the connections no filter
+    chain took (inbound and gateway listeners, as istiod's setListenerAccessLog)."""
+    loggers = accesslog.listener_loggers(mesh, proxy, direction)
+    return {"access_log": loggers} if loggers else {}
