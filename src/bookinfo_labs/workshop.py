@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -31,7 +30,6 @@ class Workshop:
         self.auto = mode == "auto"
         self.paused = False  # this step has shown its command and waited already
         self.endpoint = None  # the control endpoint, once the mesh runs
-        self.failed = False
 
     # -- the terminal ------------------------------------------------------------------
     def say(self, text: str) -> None:
@@ -62,8 +60,7 @@ class Workshop:
     @pytest.hookimpl(trylast=True)  # after plugin.py's heading of the step
     def pytest_bdd_before_step(self, request, feature, scenario, step, step_func) -> None:
         self.paused = False
-        if step.docstring:
-            self.say(_indented(step.docstring))
+        # a file the step names (inline YAML shows in its kubectl apply heredoc)
         for name in _NAMED_FILE.findall(step.name):
             try:
                 self.say(f"# {name}:\n" + _indented(find_manifest(name).read_text()))
@@ -81,7 +78,6 @@ class Workshop:
 
     def pytest_bdd_step_error(self, request, feature, scenario, step, step_func,
                               step_func_args, exception) -> None:
-        self.failed = True
         self.say(f"\n✗ {step.keyword} {step.name}  ({feature.rel_filename}:{step.line_number})")
         self.say(_indented(str(exception).strip()))
         self.say(f"\nHint: {_hint(exception)}")
@@ -98,8 +94,8 @@ class Workshop:
         try:
             self.endpoint = ControlServer(mesh, info={"namespace": mesh.namespace,
                                                       "client": mesh.client()}).start()
-        except ControlError as exc:
-            raise pytest.UsageError(f"--workshop: {exc}") from None
+        except ControlError as exc:  # `bookinfo-labs up` has it: one workshop mesh at a time
+            pytest.exit(f"--workshop: {exc}", returncode=int(pytest.ExitCode.USAGE_ERROR))
         self.config.add_cleanup(self.endpoint.stop)
 
     def _look_around(self) -> str:
