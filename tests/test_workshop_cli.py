@@ -136,6 +136,7 @@ def test_apply_get_curl_and_proxy_config_act_on_the_running_mesh(up: Up):
     assert re.search(r"reviews\.default\.svc\.cluster\.local:9080 .* reviews\.default",
                      routes.stdout), routes.stdout
     assert "SYNCED" in up.cli("proxy-status").stdout
+    assert f"product page: {up.product_page}" in up.cli("status").stdout
 
     deleted = up.cli("delete", "-f", TEST_V2)
     assert deleted.stdout.strip() == "virtualservice.networking.istio.io/reviews deleted"

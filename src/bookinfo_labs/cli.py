@@ -134,6 +134,21 @@ def _banner(info: dict, path: Path) -> str:
     ])
 
 
+@main.command()
+@click.pass_context
+def status(ctx: click.Context) -> None:
+    """Where the running mesh is: the product page, the ingress gateway's ports, the client."""
+    info = _call(lambda: _client(ctx).get("/info"))
+    for key, label in (("product_page", "product page"), ("ingress", "ingress gateway ports"),
+                       ("client", "in-mesh client"), ("namespace", "namespace"),
+                       ("istio", "Istio behaviour"), ("pid", "process")):
+        if key in info:
+            value = info[key]
+            if isinstance(value, dict):
+                value = ", ".join(f"{name} {address}" for name, address in value.items())
+            click.echo(f"{label}: {value}")
+
+
 # -- config -------------------------------------------------------------------------------
 
 def _read(file: str) -> tuple[str, str]:
