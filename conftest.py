@@ -15,5 +15,6 @@ pytest_plugins = [
     "steps.mtls",
     "steps.accesslog",
     "steps.metrics",
+    "steps.tracing",
     "pytester",  # the plugin's own tests run throwaway pytest projects
 ]

@@ -1381,7 +1381,11 @@ class FakeApiServer:
         template = spec.get("template") or {}
         labels = dict((template.get("metadata") or {}).get("labels") or {})
         containers = [dict(c) for c in (template.get("spec") or {}).get("containers") or []]
-        containers.append({"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.26.0"})
+        annotations = (template.get("metadata") or {}).get("annotations") or {}
+        # the injector leaves alone a pod that opts out (the addons' pods do)
+        if "false" not in (labels.get("sidecar.istio.io/inject"),
+                           annotations.get("sidecar.istio.io/inject")):
+            containers.append({"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.26.0"})
         ns, name = meta["namespace"], meta["name"]
         for key in [k for k in self.objects if k[:3] == ("", "pods", ns)
                     and k[3].startswith(f"{name}-")]:

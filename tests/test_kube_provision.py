@@ -60,6 +60,24 @@ def istioctl_tarball(patch):
         tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
 
+#: the shape of samples/addons/jaeger.yaml: its pod opts out of injection; the query API on
+#: Service tracing, the Zipkin collector on Service zipkin
+JAEGER_ADDON = yaml.safe_dump_all([
+    {"apiVersion": "apps/v1", "kind": "Deployment",
+     "metadata": {"name": "jaeger", "namespace": "istio-system", "labels": {"app": "jaeger"}},
+     "spec": {"selector": {"matchLabels": {"app": "jaeger"}},
+              "template": {"metadata": {"labels": {"app": "jaeger",
+                                                   "sidecar.istio.io/inject": "false"}},
+                           "spec": {"containers": [{
+                               "name": "jaeger",
+                               "image": "docker.io/jaegertracing/all-in-one:1.67.0"}]}}}},
+    *({"apiVersion": "v1", "kind": "Service",
+       "metadata": {"name": name, "namespace": "istio-system"},
+       "spec": {"selector": {"app": "jaeger"}, "ports": [{"name": port_name, "port": port}]}}
+      for name, port_name, port in (("tracing", "http-query", 80),
+                                    ("zipkin", "http-query", 9411))),
+]).encode()
+
 
 class Tools:
     """kind, docker and istioctl, acting on the fake API server."""
@@ -80,6 +98,8 @@ class Tools:
         self.fetched.append(url)
         if url.endswith("/samples/addons/prometheus.yaml"):
             return PROMETHEUS_ADDON
+        if url.endswith("/samples/addons/jaeger.yaml"):
+            return JAEGER_ADDON
         data = self.kind if "/kind-" in url.rsplit("/", 1)[-1] else self.tarball
         if url.endswith((".sha256", ".sha256sum")):
             name = url.rsplit("/", 1)[-1].rsplit(".", 1)[0]
@@ -157,6 +177,8 @@ def test_up_from_nothing_then_again_changes_nothing(setup):
         f"istioctl-{ISTIO.patch}-linux-{ARCH}.tar.gz.sha256",
         # the release's Prometheus addon, as the handouts apply it
         f"https://raw.githubusercontent.com/istio/istio/{ISTIO.patch}/samples/addons/prometheus.yaml",
+        # and its Jaeger addon, which the tracing lab queries
+        f"https://raw.githubusercontent.com/istio/istio/{ISTIO.patch}/samples/addons/jaeger.yaml",
     ]
     prometheus = fake.get_object("apps", "deployments", "istio-system", "prometheus")
     assert prometheus["status"]["availableReplicas"] == 1
@@ -170,6 +192,10 @@ def test_up_from_nothing_then_again_changes_nothing(setup):
         dep = fake.get_object("apps", "deployments", "default", name)
         assert dep["status"]["availableReplicas"] == 1, name
         assert dep["metadata"]["labels"][SAMPLE_LABEL]
+    jaeger = fake.get_object("apps", "deployments", "istio-system", "jaeger")
+    assert jaeger["status"]["availableReplicas"] == 1
+    assert jaeger["metadata"]["labels"][SAMPLE_LABEL] == "jaeger"
+    assert fake.get_object("", "services", "istio-system", "tracing")
     first = out.getvalue()
     assert "created with kindest/node" in first and "downloaded and verified" in first
 
@@ -181,7 +207,8 @@ def test_up_from_nothing_then_again_changes_nothing(setup):
     assert len(fake.requests_to("PATCH")) == patches
     second = out.getvalue()[len(first):]
     assert "already there" in second and "already installed (1.26.0)" in second
-    assert "Prometheus addon" in second and second.count("already installed") == 2
+    assert "Prometheus addon" in second and "Jaeger addon" in second
+    assert second.count("already installed") == 3
     assert second.count("already running") == 4
 
 

@@ -310,16 +310,18 @@ def test_closing_the_mesh_stops_its_envoys_thread_and_ports():
     mesh = LocalMesh.start(get_version("1.26"))
     mesh.deploy("bookinfo")
     pod = mesh.registry.workload_pods("productpage-v1", "default")[0]
-    envoys = [p.sidecar.process.pid for p in mesh.registry.pods]
-    # six Bookinfo sidecars and the two gateways
+    envoys = [p.sidecar.process.pid for p in mesh.registry.pods if p.sidecar is not None]
+    # six Bookinfo sidecars and the two gateways (the tracing addon's pod has no sidecar)
     assert len(envoys) == 8 and all(Path(f"/proc/{pid}").exists() for pid in envoys)
+    zipkin = mesh.registry.workload_pods("zipkin", "istio-system")[0]
     mesh.apply(load_file("bookinfo-gateway.yaml"))
     ingress = mesh.ingress_address()
     socket.create_connection(ingress, timeout=2).close()
     mesh.close()
     assert not mesh._loop._thread.is_alive()
     assert not any(Path(f"/proc/{pid}").exists() for pid in envoys)
-    for address in ((pod.outbound_ip, 9080), (pod.ip, 9080), (pod.app_ip, 9080), ingress):
+    for address in ((pod.outbound_ip, 9080), (pod.ip, 9080), (pod.app_ip, 9080), ingress,
+                    (zipkin.ip, 9411)):
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(address, timeout=2)
     mesh.close()  # a second close is harmless

@@ -199,9 +199,9 @@ def test_merge_logs_follows_istiod(levels, mode, expected):
 def test_an_extension_provider_of_the_mesh_config_replaces_the_built_in_by_name():
     config = {"extensionProviders": [{"name": "envoy", "envoyFileAccessLog": {
         "path": "/dev/stdout", "logFormat": {"labels": {"code": "%RESPONSE_CODE%"}}}}]}
-    assert accesslog.extension_provider(config, "ENVOY")["envoyFileAccessLog"]["logFormat"]
-    assert "prometheus" in accesslog.extension_provider(config, "prometheus")
-    assert accesslog.extension_provider(config, "otel") is None
+    assert meshconfig.extension_provider(config, "ENVOY")["envoyFileAccessLog"]["logFormat"]
+    assert "prometheus" in meshconfig.extension_provider(config, "prometheus")
+    assert meshconfig.extension_provider(config, "otel") is None
 
 
 @pytest.mark.parametrize("config, message", [

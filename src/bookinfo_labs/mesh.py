@@ -16,6 +16,7 @@ from .manifests import Manifest
 from .versions import IstioVersion
 
 if TYPE_CHECKING:
+    from .tracing import Trace
     from .samples import Placement
 
 
@@ -261,6 +262,12 @@ class Mesh(abc.ABC):
 
         params = {"query": promql} if at is None else {"query": promql, "time": f"{at:.3f}"}
         return api.vector(self.prometheus_api("query", params), promql)
+
+    def traces(self, service: str, limit: int = 20) -> list[Trace]:
+        """The newest ``limit`` traces with a span of ``service`` (``productpage.default``,
+        as Envoy names a proxy's service), newest first, from the mesh's tracing backend:
+        Jaeger's query API on a cluster, the local collector's Zipkin API locally."""
+        raise MeshError(f"the {self.name} mesh has no tracing backend")
 
     def proxy_config(self, workload: str, section: str) -> dict:
         """The sidecar's own config, as ``istioctl proxy-config <section> -o json`` shows it:

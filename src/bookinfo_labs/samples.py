@@ -29,6 +29,8 @@ SAMPLE_FILES: dict[str, tuple[str, ...]] = {
     "httpbin": ("httpbin/httpbin.yaml",),
     "tcp-echo": ("tcp-echo/tcp-echo-services.yaml",),
     "ratelimit": ("ratelimit/ratelimit-config.yaml", "ratelimit/rate-limit-service.yaml"),
+    # Istio's Zipkin addon (samples/addons/extras): the local mesh's tracing backend
+    "zipkin": ("addons/zipkin.yaml",),
 }
 
 PYTHON_HTTPBIN_IMAGE = "docker.io/kong/httpbin"

@@ -82,6 +82,7 @@ class Lab:
         self.history: list[Traffic] = []  # every batch this scenario sent, oldest first
         self.error: Exception | None = None  # what a step expected to fail raised
         self.nonce: str | None = None  # tags the last tagged batch in upstream logs
+        self.trace_id: str | None = None  # the B3 trace id the last traced request carried
         self.load_result: LoadResult | None = None
         self.stats_change: StatsChange | None = None  # a sidecar's stats across the last burst
         self.marks: dict[str, float] = {}  # named moments (monotonic clock)
@@ -262,6 +263,18 @@ class Lab:
 
         return self._batch(tagged, count)
 
+    def send_traced(self, request: HttpRequest) -> Traffic:
+        """One request that starts a trace of its own: a fresh B3 trace id and span id, and
+        no sampling decision (the sidecars' sampling decides); a re-send (``expect``) draws
+        a new trace id."""
+        def traced(count: int) -> Traffic:  # one request per batch: one trace id each
+            self.trace_id = secrets.token_hex(16)
+            headers = (*request.headers, ("x-b3-traceid", self.trace_id),
+                       ("x-b3-spanid", secrets.token_hex(8)))
+            return self._send(replace(request, headers=headers), count)
+
+        return self._batch(traced, 1)
+
     def send_counting_stats(self, request: HttpRequest, count: int = 1) -> Traffic:
         """``send``, with the client sidecar's stats read before and after (``stats_change``)."""
         return self._batch(lambda n: self._counting_stats(lambda: self._send(request, n)), count)
@@ -346,11 +359,14 @@ class Lab:
         self.marks[name] = time.monotonic() if at is None else at
 
     def expect(self, expected: str, check: Callable[[Traffic], None],
+               times: int | None = None, timeout_s: float | None = None,
                max_observations: int | None = None) -> Traffic:
         """Check the last traffic; while it fails, send the same batch again (eventually).
 
         The first observation is the batch the When step already sent; the check must then
-        hold ``policy.times`` batches in a row (config may still be propagating on a cluster).
+        hold ``policy.times`` batches in a row (config may still be propagating on a cluster),
+        or ``times`` (a check that itself waits for the batch's effects may need only one,
+        and a ``timeout_s`` that leaves room for more than one such wait).
         A re-send repeats the When step's kind of batch: a tagged one gets a fresh nonce.
         """
         if self.traffic is None or self._resend is None:
@@ -360,8 +376,8 @@ class Lab:
         def observe() -> Traffic:
             return pending.pop() if pending else self._quietly(self._resend)
 
-        return eventually(observe, check, expected=expected, policy=self.policy,
-                          max_observations=max_observations)
+        return eventually(observe, check, expected=expected, times=times, timeout_s=timeout_s,
+                          policy=self.policy, max_observations=max_observations)
 
     def diagnostics(self) -> str:
         """What bears on a failure: what this scenario applied, the mesh's view of it, the

@@ -19,6 +19,9 @@ CANNOT_RUN = {
                         "samples/addons/prometheus.yaml) answers the metrics queries",
     "needs-istioctl": "istioctl analyze is a Go binary that make kind-up downloads; this "
                       "machine has no download, and the emulation does not imitate it",
+    "needs-tracing-addon": "the Jaeger addon (samples/addons/jaeger.yaml) is an image the "
+                           "emulated cluster does not run; its query API is what the "
+                           "tracing scenarios read",
 }
 
 

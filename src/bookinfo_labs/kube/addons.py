@@ -16,6 +16,9 @@ ADDON_URL = "https://raw.githubusercontent.com/istio/istio/{patch}/samples/addon
 #: target; from a pod, http://prometheus.istio-system:9090)
 PROMETHEUS_URL = "http://prometheus.istio-system:9090"
 PROMETHEUS_DEPLOYMENT = "prometheus"
+#: the tracing addon's Deployment (jaegertracing/all-in-one; its query API at
+#: http://tracing.istio-system:80/jaeger, its Zipkin collector at zipkin.istio-system:9411)
+JAEGER_DEPLOYMENT = "jaeger"
 
 
 def addon_path(patch: str, name: str, tools_dir: Path = TOOLS_DIR) -> Path:

@@ -34,6 +34,7 @@ from ..mesh import HttpRequest, HttpResponse, Mesh, MeshError, ResourceKey
 from ..proxyconfig import SECTIONS
 from ..rundir import make_run_dir
 from ..samples import Placement
+from ..tracing import Trace, from_jaeger, jaeger_query_url
 from ..versions import IstioVersion
 from . import diagnostics
 from .addons import PROMETHEUS_URL
@@ -325,6 +326,25 @@ class KubeMesh(Mesh):
         self.api.request("PATCH", path, body={"data": {"mesh": yaml.safe_dump(mesh)}},
                          content_type="application/merge-patch+json")
         return previous
+
+    def traces(self, service: str, limit: int = 20) -> list[Trace]:
+        """From the Jaeger addon's query API, with curl from the client pod (what its UI's
+        search asks)."""
+        pod = self._pod(self.client())
+        url = jaeger_query_url(service, limit)
+        run = self._exec(pod, self._app_container(pod, self.client()),
+                         ["curl", "-sS", "--max-time", "10", url], 30.0)
+        try:
+            body = json.loads(run.text)
+        except ValueError:
+            body = None
+        if run.exit_code != 0 or not isinstance(body, dict):
+            raise MeshError(f"the Jaeger query API did not answer {url} (is the addon installed? "
+                            f"`make kind-up` installs it): curl exited {run.exit_code}: "
+                            f"{run.text[:200]!r} {run.stderr_tail()}")
+        if body.get("errors") and not body.get("data"):
+            raise MeshError(f"the Jaeger query API answered {url} with {body['errors']}")
+        return from_jaeger(body)
 
     def pod_ip(self, workload: str) -> str:
         address = (self._pod(workload).get("status") or {}).get("podIP")

@@ -21,7 +21,7 @@ from rich.markup import escape
 from ..manifests import MANIFESTS_ROOT
 from ..mesh import MeshError
 from ..versions import IstioVersion
-from .addons import PROMETHEUS_DEPLOYMENT, addon_objects
+from .addons import JAEGER_DEPLOYMENT, PROMETHEUS_DEPLOYMENT, addon_objects
 from .api import KubeApi, ResourceType, kube_contexts, load_api_client
 from .apply import SAMPLE_LABEL, Applier
 from .context import (DEFAULT_CONTEXT, KIND_CLUSTER_NAME, check_kind_nodes, check_kind_server,
@@ -141,6 +141,7 @@ class Provisioner:
         api = self._api()
         self.ensure_istio(api, istioctl)
         self.ensure_prometheus(api)
+        self.ensure_jaeger(api)
         self.ensure_injection(api)
         self.ensure_samples(api, samples)
         return self.ingress()
@@ -255,18 +256,26 @@ class Provisioner:
 
     def ensure_prometheus(self, api: KubeApi) -> None:
         """Istio's Prometheus addon of the release (the metrics and topology labs query it)."""
-        with self.reporter.step(f"Prometheus addon (samples/addons of {self.istio.patch})") as step:
-            if rollout_state(api.get(DEPLOYMENTS, ISTIO_NAMESPACE, PROMETHEUS_DEPLOYMENT)) \
-                    == "not created":
-                source, objects = addon_objects(self.istio.patch, "prometheus",
+        self.ensure_addon(api, "Prometheus", "prometheus", PROMETHEUS_DEPLOYMENT)
+
+    def ensure_jaeger(self, api: KubeApi) -> None:
+        """Istio's Jaeger addon of the release (the tracing lab's collector and query API)."""
+        self.ensure_addon(api, "Jaeger", "jaeger", JAEGER_DEPLOYMENT)
+
+    def ensure_addon(self, api: KubeApi, title: str, name: str, deployment: str) -> None:
+        """``samples/addons/<name>.yaml`` of the release, applied unless its Deployment
+        exists, then rolled out."""
+        with self.reporter.step(f"{title} addon (samples/addons of {self.istio.patch})") as step:
+            if rollout_state(api.get(DEPLOYMENTS, ISTIO_NAMESPACE, deployment)) == "not created":
+                source, objects = addon_objects(self.istio.patch, name,
                                                 tools_dir=self.tools_dir, **self._fetch())
                 applier = Applier(api, ISTIO_NAMESPACE)
-                applier.apply([applier.target(o, str(source), {SAMPLE_LABEL: "prometheus"})
-                               for o in objects], sample="prometheus")
+                applier.apply([applier.target(o, str(source), {SAMPLE_LABEL: name})
+                               for o in objects], sample=name)
                 note = "installed"
             else:
                 note = "already installed"
-            self._wait_rollouts(api, ISTIO_NAMESPACE, (PROMETHEUS_DEPLOYMENT,), step)
+            self._wait_rollouts(api, ISTIO_NAMESPACE, (deployment,), step)
             step.done(note)
 
     def _wait_rollouts(self, api: KubeApi, namespace: str, names, step) -> None:

@@ -19,6 +19,7 @@ import asyncio
 import base64
 import fcntl
 import inspect
+import json
 import os
 import random
 import re
@@ -26,11 +27,12 @@ import shutil
 import socket
 import tempfile
 import threading
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -44,6 +46,7 @@ from ..mesh import HttpRequest, HttpResponse, Mesh, MeshError, ResourceKey
 from ..proxyconfig import SECTIONS
 from ..rundir import make_run_dir
 from ..samples import Placement, sample_manifests
+from ..tracing import Trace, from_zipkin
 from ..versions import IstioVersion
 from . import pilot
 from .analysis import analyze
@@ -151,10 +154,14 @@ SUPPORTED_FIELDS: dict[str, tuple[str, ...]] = {
         "spec.configPatches[].match.cluster", "spec.configPatches[].patch.operation",
         "spec.configPatches[].patch.value",
     ),
-    # accessLogging: providers are meshConfig's file loggers (the built-in envoy among them)
+    # accessLogging: providers are meshConfig's file loggers (the built-in envoy among them);
+    # tracing: a provider whose kind the control plane does not translate is refused below
     "Telemetry": (
         "spec.selector", "spec.accessLogging[].providers", "spec.accessLogging[].match.mode",
         "spec.accessLogging[].disabled", "spec.accessLogging[].filter.expression",
+        "spec.tracing[].providers", "spec.tracing[].randomSamplingPercentage",
+        "spec.tracing[].disableSpanReporting", "spec.tracing[].match.mode",
+        "spec.tracing[].customTags", "spec.tracing[].enableIstioTags",
     ),
     "DestinationRule": (
         "spec.host", "spec.subsets[].name", "spec.subsets[].labels",
@@ -184,6 +191,11 @@ PROXY_IMAGE = "proxyv2"
 ISTIO_NAMESPACE = "istio-system"
 INJECTION_LABEL = "istio-injection"
 INGRESS_SERVICE = "istio-ingressgateway"
+#: the tracing backend the local mesh runs in istio-system (its stand-in for Zipkin)
+TRACING_ADDON = "zipkin"
+ZIPKIN_PORT = 9411
+#: the label (or annotation) that keeps the injector away from a pod
+INJECT_LABEL = "sidecar.istio.io/inject"
 
 
 def mounted_files(deployment: Manifest, pod_spec: dict, container: dict,
@@ -427,6 +439,7 @@ class LocalMesh(Mesh):
         if gateways:
             try:
                 mesh.start_objects(load_file(GATEWAYS_FILE))
+                mesh.deploy(TRACING_ADDON)  # the zipkin Service a tracing provider names
             except BaseException:
                 mesh.close()
                 raise
@@ -544,7 +557,8 @@ class LocalMesh(Mesh):
             ip=ip, outbound_ip=outbound_ip, app_ip=app_ip, gateway=gateway)
         if gateway:
             pod.host_ports = self._map_host_ports(pod)
-        pod.injected = not gateway and self._injected.get(pod.namespace, True)
+        opted_out = "false" in (pod.labels.get(INJECT_LABEL), pod.annotations.get(INJECT_LABEL))
+        pod.injected = not gateway and not opted_out and self._injected.get(pod.namespace, True)
         if app is not None:
             factory, options = app
             outbound = EnvoyOutbound(pod)
@@ -825,9 +839,9 @@ class LocalMesh(Mesh):
         OpenTelemetry log service. An unknown name is left alone, as istiod does."""
         for i, logging in enumerate(m.model.spec.access_logging):
             for j, ref in enumerate(logging.providers):
-                provider = pilot.accesslog.extension_provider(self._mesh_config, ref.name)
+                provider = pilot.meshconfig.extension_provider(self._mesh_config, ref.name)
                 if provider is not None and "envoyFileAccessLog" not in provider:
-                    kind = next((k for k in provider if k != "name"), "?")
+                    kind = pilot.meshconfig.provider_kind(provider) or "?"
                     raise ManifestError(
                         m.source, f"the local mesh writes access logs with file providers only "
                         f"(envoy, or an envoyFileAccessLog extension provider); {ref.name!r} is "
@@ -880,6 +894,7 @@ class LocalMesh(Mesh):
                             line=m.line)
         if m.kind == "Telemetry":
             self._check_log_providers(m)
+            self._check_tracing_providers(m)
         if m.kind == "RequestAuthentication":
             for i, rule in enumerate(m.model.spec.jwt_rules):
                 if rule.jwks_uri:
@@ -940,6 +955,27 @@ class LocalMesh(Mesh):
                     f"{m.namespace or self.namespace} to a gateway: create it with -n "
                     f"{ISTIO_NAMESPACE}", resource=m.describe(), path="metadata.namespace",
                     line=m.line)
+
+    def _check_tracing_providers(self, m: Manifest) -> None:
+        """A Telemetry's tracing may name only providers whose kind the control plane
+        translates (a name meshConfig does not define traces nothing, as with istiod)."""
+        for i, entry in enumerate(m.model.spec.tracing):
+            for j, ref in enumerate(entry.providers):
+                provider = pilot.meshconfig.extension_provider(self._mesh_config, ref.name)
+                kind = pilot.meshconfig.provider_kind(provider) if provider else ""
+                if not kind or kind in pilot.tracing.TRANSLATED_PROVIDER_KINDS:
+                    continue
+                if kind in pilot.tracing.TRACING_PROVIDER_KINDS:
+                    why = (f"the local mesh does not implement {kind} tracing providers yet "
+                           f"(meshConfig extensionProviders {ref.name!r} is one; it implements "
+                           f"{', '.join(pilot.tracing.TRANSLATED_PROVIDER_KINDS)}): name a "
+                           "zipkin provider, or run this lab with --mesh kube")
+                else:
+                    why = (f"meshConfig extensionProviders {ref.name!r} is a {kind} provider, "
+                           "which does not trace (istiod configures no tracing with it): name "
+                           "a zipkin provider")
+                raise ManifestError(m.source, why, resource=m.describe(),
+                                    path=f"spec.tracing[{i}].providers[{j}].name", line=m.line)
 
     @staticmethod
     def _check_server_tls(m: Manifest, index: int, protocol: str, tls) -> None:
@@ -1078,6 +1114,22 @@ class LocalMesh(Mesh):
                                        qps=qps, source_ip=pod.ip), timeout_s=600)
 
     # -- observation -----------------------------------------------------------------
+    def traces(self, service: str, limit: int = 20) -> list[Trace]:
+        """From the tracing addon's Zipkin API, as ``curl http://zipkin.istio-system:9411/
+        api/v2/traces?serviceName=<service>&limit=<n>`` from inside the mesh."""
+        pods = self.registry.workload_pods(TRACING_ADDON, ISTIO_NAMESPACE)
+        if not pods or ZIPKIN_PORT not in pods[0].ports:
+            raise MeshError(f"no tracing backend ({TRACING_ADDON} in {ISTIO_NAMESPACE}) runs in "
+                            "this mesh: it starts with LocalMesh.start()")
+        pod = pods[0]
+        url = (f"http://{pod.ip}:{pod.ports[ZIPKIN_PORT]}/api/v2/traces?"
+               f"{urlencode({'serviceName': service, 'limit': limit})}")
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                return from_zipkin(json.loads(response.read()))
+        except (OSError, ValueError) as exc:
+            raise MeshError(f"the tracing backend did not answer {url}: {exc}") from None
+
     def logs(self, workload: str, since_s: float | None = None,
              container: str | None = None) -> list[str]:
         pod = self._pod(workload)

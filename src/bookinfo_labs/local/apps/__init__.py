@@ -20,13 +20,14 @@ def image_name(image: str) -> str:
 
 def find_app(image: str) -> tuple[AppFactory, dict[str, str]] | None:
     """The local app for a container image; None for an idle container; KeyError if unknown."""
+    from .. import zipkin
     from . import bookinfo, helloworld, httpbin, nginx, ratelimit, tcp_echo
 
     name = image_name(image)
     if name in _IDLE_IMAGES:
         return None
     registry = {**bookinfo.IMAGES, **httpbin.IMAGES, **tcp_echo.IMAGES, **helloworld.IMAGES,
-                **nginx.IMAGES, **ratelimit.IMAGES}
+                **nginx.IMAGES, **ratelimit.IMAGES, **zipkin.IMAGES}
     if name not in registry:
         raise KeyError(name)
     return registry[name]

@@ -9,7 +9,7 @@ fields), never silently dropped.
 
 from __future__ import annotations
 
-from . import accesslog, envoyfilter, gateways, meshconfig
+from . import accesslog, envoyfilter, gateways, meshconfig, tracing
 from .clusters import clusters, load_assignments
 from .listeners import listeners
 from .model import (HTTP_PROTOCOLS, ConfigView, EndpointView, MeshView, ProxyView, SecretView,
@@ -20,7 +20,7 @@ from .routes import route_configurations
 __all__ = ["CLUSTER", "ENDPOINT", "HTTP_PROTOCOLS", "LISTENER", "ROUTE", "SECRET", "TYPES",
            "ConfigView", "EndpointView", "MeshView", "ProxyView", "SecretView",
            "ServicePortView", "ServiceView", "WorkloadView", "accesslog", "envoyfilter",
-           "generate", "listen_port", "meshconfig",
+           "generate", "listen_port", "meshconfig", "tracing",
            "translate"]
 
 

@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 from ...versions import IstioVersion
-from .model import ConfigView, MeshView, ProxyView
+from .meshconfig import extension_provider
+from .model import MeshView, ProxyView
+from .scope import applicable_telemetries
 
 FILE_LOG = "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog"
 FILE_LOGGER = "envoy.access_loggers.file"
 CEL_FILTER = "envoy.access_loggers.extension_filters.cel"
 _CEL_TYPE = "type.googleapis.com/envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter"
-ROOT_NAMESPACE = "istio-system"
 DEV_STDOUT = "/dev/stdout"
 #: where a proxy's own output goes: what ``kubectl logs -c istio-proxy`` shows
 _CONTAINER_LOG = (DEV_STDOUT, "/dev/stderr")
@@ -236,29 +237,10 @@ def telemetry_logging(mesh: MeshView, proxy: ProxyView, direction: str) -> list[
 
 
 def applicable(mesh: MeshView, proxy: ProxyView) -> list[list[Any]]:
-    """The ``accessLogging`` lists that apply to ``proxy``, broadest first: the root
-    namespace's namespace-wide Telemetry, its own namespace's, then each Telemetry of its
-    namespace whose selector matches its labels (applicableTelemetries)."""
-    telemetries = mesh.of_kind("Telemetry")
-    out = []
-    namespaces = [ROOT_NAMESPACE] + ([proxy.namespace] if proxy.namespace != ROOT_NAMESPACE
-                                     else [])
-    for namespace in namespaces:
-        wide = next((t for t in telemetries if t.namespace == namespace and not _labels(t)),
-                    None)
-        if wide is not None and wide.spec.access_logging:
-            out.append(list(wide.spec.access_logging))
-    for telemetry in telemetries:
-        wanted = _labels(telemetry)
-        if (telemetry.namespace == proxy.namespace and wanted and telemetry.spec.access_logging
-                and all(proxy.labels.get(k) == v for k, v in wanted.items())):
-            out.append(list(telemetry.spec.access_logging))
-    return out
-
-
-def _labels(telemetry: ConfigView) -> Mapping[str, str]:
-    selector = telemetry.spec.selector
-    return (selector.match_labels if selector is not None else None) or {}
+    """The ``accessLogging`` lists of the Telemetry resources that apply to ``proxy``,
+    broadest first."""
+    return [list(t.spec.access_logging) for t in applicable_telemetries(mesh, proxy)
+            if t.spec.access_logging]
 
 
 def merge_logs(levels: list[list[Any]], defaults: list[str], mode: str) -> dict[str, _Spec]:
@@ -303,23 +285,6 @@ def _matches(entry: Any, mode: str) -> bool:
 
 def _default_providers(config: Mapping[str, Any]) -> list[str]:
     return list(((config.get("defaultProviders") or {}).get("accessLogging")) or [])
-
-
-#: istiod's built-in extension providers (mesh.go DefaultMeshConfig): a meshConfig
-#: provider of the same name replaces one
-BUILT_IN_PROVIDERS = (
-    {"name": "prometheus", "prometheus": {}},
-    {"name": "stackdriver", "stackdriver": {}},
-    {"name": "envoy", "envoyFileAccessLog": {"path": DEV_STDOUT}},
-)
-
-
-def extension_provider(config: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
-    """meshConfig's extension provider called ``name`` (any case), the built-ins included."""
-    providers = {p["name"]: p for p in BUILT_IN_PROVIDERS}
-    for provider in config.get("extensionProviders") or []:
-        providers[provider.get("name")] = provider
-    return next((p for n, p in providers.items() if str(n).lower() == name.lower()), None)
 
 
 def _provider_logger(mesh: MeshView, proxy: ProxyView, provider: Mapping[str, Any]) -> dict:

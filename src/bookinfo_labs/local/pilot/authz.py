@@ -18,8 +18,8 @@ import re
 from typing import Any, Callable
 
 from .model import ConfigView, MeshView, ProxyView
+from .names import ROOT_NAMESPACE
 
-ROOT_NAMESPACE = "istio-system"
 JWT_FILTER = "envoy.filters.http.jwt_authn"
 _HTTP_RBAC = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"
 _TCP_RBAC = "type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC"

@@ -28,9 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from .model import ConfigView, MeshView, ProxyView
-from .names import CLUSTER, LISTENER, ROUTE
+from .names import CLUSTER, LISTENER, ROOT_NAMESPACE, ROUTE
 
-ROOT_NAMESPACE = "istio-system"
 HCM_NAME = "envoy.filters.network.http_connection_manager"
 TYPED_STRUCT = "type.googleapis.com/udpa.type.v1.TypedStruct"
 #: legacy filter names a match may use, as Envoy's canonical names (pkg/config/xds/deprecated.go)

@@ -50,6 +50,29 @@ def merged(config: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, A
     return out
 
 
+#: istiod's built-in extension providers (mesh.go DefaultMeshConfig): a meshConfig
+#: provider of the same name replaces one
+BUILT_IN_PROVIDERS = (
+    {"name": "prometheus", "prometheus": {}},
+    {"name": "stackdriver", "stackdriver": {}},
+    {"name": "envoy", "envoyFileAccessLog": {"path": "/dev/stdout"}},
+)
+
+
+def extension_provider(config: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
+    """meshConfig's extension provider called ``name``, the built-ins included; names
+    compare in any case, as istiod's fetchProvider does (strings.EqualFold)."""
+    providers = {p["name"]: p for p in BUILT_IN_PROVIDERS}
+    for provider in config.get("extensionProviders") or []:
+        providers[provider.get("name")] = provider
+    return next((p for n, p in providers.items() if str(n).lower() == name.lower()), None)
+
+
+def provider_kind(provider: Mapping[str, Any]) -> str:
+    """The kind of an extension provider: its one field besides ``name``."""
+    return next((k for k in provider if k != "name"), "")
+
+
 def outbound_policy(config: Mapping[str, Any]) -> str:
     """meshConfig.outboundTrafficPolicy.mode (ALLOW_ANY when unset)."""
     return ((config.get("outboundTrafficPolicy") or {}).get("mode")) or "ALLOW_ANY"

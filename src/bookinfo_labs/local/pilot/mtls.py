@@ -17,9 +17,9 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from .model import ConfigView, MeshView, ServiceView, WorkloadView
+from .names import ROOT_NAMESPACE
 
 #: Istio's root namespace: a PeerAuthentication there without a selector is mesh-wide
-ROOT_NAMESPACE = "istio-system"
 #: the SDS names of the workload's key pair and of the mesh's root certificate
 CERT_SECRET = "default"
 ROOT_SECRET = "ROOTCA"

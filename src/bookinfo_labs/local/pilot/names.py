@@ -2,17 +2,15 @@
 
 docs/facts.md#envoy-stats: clusters ``outbound|9080|v1|<fqdn>``,
 route configs ``9080``, virtual hosts ``<fqdn>:9080``, stat prefixes ending in ``;`` from
-Istio 1.23, Istio's TEXT access-log format.
+Istio 1.23.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ...versions import IstioVersion
 
-if TYPE_CHECKING:
-    from .model import MeshView, ProxyView
+#: istiod's root namespace: mesh-wide policies and Telemetry live there (meshConfig.rootNamespace)
+ROOT_NAMESPACE = "istio-system"
 
 LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
 ROUTE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"

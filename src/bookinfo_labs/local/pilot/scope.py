@@ -12,8 +12,31 @@ pilot/pkg/model/sidecar.go (docs/facts.md#sidecar-scope).
 from __future__ import annotations
 
 from .model import ConfigView, MeshView, ProxyView, ServiceView
+from .names import ROOT_NAMESPACE
 
-ROOT_NAMESPACE = "istio-system"
+
+
+def applicable_telemetries(mesh: MeshView, proxy: ProxyView) -> list[ConfigView]:
+    """The Telemetry resources that apply to ``proxy``, broadest first, a later one
+    overriding an earlier (applicableTelemetries): the root namespace's namespace-wide
+    one, the proxy's namespace's, then those of its namespace whose selector matches its
+    labels. A namespace-wide Telemetry is the oldest one without a selector."""
+    telemetries = mesh.of_kind("Telemetry")
+
+    def selector(telemetry: ConfigView) -> dict[str, str]:
+        wanted = telemetry.spec.selector
+        return dict(wanted.match_labels or {}) if wanted is not None else {}
+
+    def namespace_wide(namespace: str) -> ConfigView | None:
+        return next((t for t in telemetries if t.namespace == namespace and not selector(t)),
+                    None)
+
+    chosen = [namespace_wide(ROOT_NAMESPACE)]
+    if proxy.namespace != ROOT_NAMESPACE:
+        chosen.append(namespace_wide(proxy.namespace))
+    chosen += [t for t in telemetries if t.namespace == proxy.namespace and selector(t)
+               and all(proxy.labels.get(k) == v for k, v in selector(t).items())]
+    return [t for t in chosen if t is not None]
 
 
 def sidecar_for(mesh: MeshView, proxy: ProxyView) -> ConfigView | None:
