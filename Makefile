@@ -12,7 +12,7 @@ STAMP  := $(VENV)/.installed
 PYTEST := $(BIN)/pytest
 ISTIO_VERSION ?= 1.26
 
-.PHONY: labs test test-local test-unit test-labs-local test-kube-emulated-edge test-kube-emulated-mesh kube-emulated bench deps kind-up kind-down kind-clean-labs clean
+.PHONY: labs playground test test-local test-unit test-labs-local test-kube-emulated-edge test-kube-emulated-mesh kube-emulated bench deps kind-up kind-down kind-clean-labs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ labs: deps
 test: deps
 	@$(MAKE) --no-print-directory -j4 --output-sync=target test-unit test-labs-local \
 		test-kube-emulated-edge test-kube-emulated-mesh
+
+# The workshop mesh in the foreground: Bookinfo, the client, the gateways; Ctrl-C stops it.
+playground: deps
+	$(BIN)/bookinfo-labs up
 
 # tests and labs on the local mesh, one after the other
 test-local: test-unit test-labs-local

@@ -240,3 +240,19 @@ def test_an_apply_the_step_explained_itself_shows_no_kubectl_apply():
     assert not any(line.startswith("kubectl apply") for line in said)
     lab.apply(parse_text(DEPRECATED_OUTLIER))
     assert any(line.startswith("kubectl apply") for line in said)
+
+
+def test_explain_shows_a_batch_once_however_often_the_check_re_sends_it():
+    """--explain for a lab reads as the handout's commands: a check's re-sends are its own
+    doing and are not shown again; --workshop's pause comes once the command is shown."""
+    said: list[str] = []
+    shown_before_acting: list[int] = []
+    mesh = RecordingMesh()
+    lab = Lab(mesh, say=said.append, explain=True,
+              policy=EventuallyPolicy(times=3, timeout_s=5.0, interval_s=0.0))
+    lab.before_acting = lambda: shown_before_acting.append(len(mesh.upstream_log))
+    lab.send(HttpRequest(url="http://httpbin:8000/status/503"), 2)
+    assert shown_before_acting == [0]  # shown, then paused, then sent
+    lab.expect("503 every time", lambda traffic: None)
+    assert len(mesh.upstream_log) == 6  # the batch and two re-sends
+    assert sum("curl" in line for line in said) == 1, said

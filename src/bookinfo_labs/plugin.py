@@ -52,6 +52,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "in the cluster (objects labelled as ours, not the sample apps)")
     group.addoption("--explain", action="store_true",
                     help="print the kubectl/curl command equivalent to each step")
+    group.addoption("--workshop", nargs="?", const="step", default=None, choices=("step", "auto"),
+                    help="step through the labs: before each step show it, its manifest and "
+                         "the kubectl/curl command, wait for Enter (--workshop=auto: run on); "
+                         "stop at the first failing step with the mesh left up to look around")
     group.addoption("--lab-report", default="reports", metavar="DIR",
                     help="where to write labs.json and labs.txt (default: reports)")
     group.addoption("--eventually-timeout", type=_positive_float, default=None, metavar="SECONDS",
@@ -92,6 +96,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_REPORT_KEY] = LabReport(
         mesh=config.getoption("--mesh"), istio=config.getoption("--istio-version"))
     _on_sigterm_stop_as_on_ctrl_c(config)
+    if config.getoption("--workshop"):
+        from . import workshop
+
+        workshop.register(config)
 
 
 def _check_options(config: pytest.Config) -> None:
@@ -194,6 +202,19 @@ def _open_mesh(config: pytest.Config) -> Mesh:
     config.stash[_MESH_KEY] = mesh
     config.add_cleanup(mesh.close)
     return mesh
+
+
+class RunningMesh:
+    """A plugin for pytest.main: the session uses a mesh that already runs (``bookinfo-labs
+    labs`` runs the features inside ``up``'s process) and leaves it running."""
+
+    def __init__(self, mesh: Mesh) -> None:
+        self.mesh = mesh
+
+    @pytest.hookimpl(trylast=True)  # after pytest_configure above has made the report
+    def pytest_configure(self, config: pytest.Config) -> None:
+        config.stash[_MESH_KEY] = self.mesh
+        config.stash[_REPORT_KEY].envoy = getattr(self.mesh, "envoy_version", None)
 
 
 @pytest.fixture(scope="session")

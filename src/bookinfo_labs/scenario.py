@@ -92,6 +92,8 @@ class Lab:
         #: mesh-wide settings this scenario changed, and how to put each back
         self._restores: list[tuple[str, Callable[[], object]]] = []
         self.started = time.monotonic()
+        #: called once a command has been shown, before it runs (--workshop waits there)
+        self.before_acting: Callable[[], None] = lambda: None
 
     def explain(self, command: Callable[..., object], *args, **kwargs) -> None:
         """With --explain, print what a learner types to do or see the same by hand:
@@ -105,6 +107,7 @@ class Lab:
         lines = command(*args, **{"namespace": self.mesh.namespace, **kwargs})
         for line in [lines] if isinstance(lines, str) else lines:
             self._say(line)
+        self.before_acting()
 
     # -- sample apps -----------------------------------------------------------------
     def deploy(self, sample: str, placement: Placement | None = None) -> None:
@@ -294,9 +297,14 @@ class Lab:
         many it sent."""
         if self._more is None:
             raise AssertionError("no traffic was sent yet: a When step must send requests first")
+        return self._quietly(lambda: self._more(count))
+
+    def _quietly(self, send: Callable[[], Traffic]) -> Traffic:
+        """Send again without --explain repeating the command: a re-send is the check's
+        own doing, not a step of the handout."""
         quiet, self._explain = self._explain, False
         try:
-            return self._more(count)
+            return send()
         finally:
             self._explain = quiet
 
@@ -366,7 +374,7 @@ class Lab:
         pending = [self.traffic]
 
         def observe() -> Traffic:
-            return pending.pop() if pending else self._resend()
+            return pending.pop() if pending else self._quietly(self._resend)
 
         return eventually(observe, check, expected=expected, times=times, timeout_s=timeout_s,
                           policy=self.policy, max_observations=max_observations)

@@ -1081,6 +1081,11 @@ class LocalMesh(Mesh):
         return curlbatch.run_here(request, count, self._workdir / pod.name,
                                   extra=self.curl_capture(pod, request.resolve))
 
+    def curl_capture_for(self, workload: str) -> list[str]:
+        """The curl options that put a learner's own curl inside ``workload`` (the workshop's
+        ``bookinfo-labs curl --from``): what ``send`` gives the labs' curl."""
+        return self.curl_capture(self._pod(workload))
+
     def pod_ip(self, workload: str) -> str:
         return self._pod(workload).ip
 
