@@ -58,10 +58,7 @@ def logged_tagged(lab, workload, encoding, method, path, status, flags, cluster)
     lab.explain(explain.log_grep_command, workload, lab.nonce, "istio-proxy", count=False)
 
     def check(traffic):
-        entries = _batch(lab, workload, traffic)
-        assert len(entries) == traffic.count, (
-            f"{len(entries)} of {traffic.count} tagged requests in {workload}'s istio-proxy log")
-        for entry in entries:
+        for entry in _whole_batch(lab, workload, traffic):
             _check_entry(lab, traffic, entry, encoding, method, path, status, flags, cluster)
 
     lab.expect(f"{workload}'s sidecar logs each tagged request: {method} {path} {status} "
@@ -77,9 +74,7 @@ def logged_call(lab, workload, service, encoding, method, path, status, flags, c
     lab.explain(explain.log_grep_command, workload, lab.nonce, "istio-proxy", count=False)
 
     def check(traffic):
-        tagged = _batch(lab, workload, traffic)
-        assert len(tagged) == traffic.count, (
-            f"{len(tagged)} of {traffic.count} tagged requests in {workload}'s istio-proxy log")
+        tagged = _whole_batch(lab, workload, traffic)
         ids = {entry.request_id for entry in tagged}
         since = lab.seconds_since_start() + 1
         calls = [e for e in map(parse_line, lab.mesh.logs(workload, since_s=since,
@@ -133,6 +128,14 @@ def logged_none(lab, workload):
 
 def _workload(lab, who: str) -> str:
     return lab.client if who == "the client" else who
+
+
+def _whole_batch(lab, workload: str, traffic) -> list[AccessLogEntry]:
+    """``_batch``, which must hold a line for every request of the batch."""
+    entries = _batch(lab, workload, traffic)
+    assert len(entries) == traffic.count, (
+        f"{len(entries)} of {traffic.count} tagged requests in {workload}'s istio-proxy log")
+    return entries
 
 
 def _batch(lab, workload: str, traffic) -> list[AccessLogEntry]:
